@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Test bed: makes sure PostgreSQL runs and starts a private OpenSSH sshd on a
+# loopback port, with its own host key, client key and known_hosts, serving
+# $VISITAS_TESTBED/sftp as user visitas-sftp. Idempotent; installs what is missing
+# (Debian/Ubuntu, as root). Prints the facts tests and the demo read.
+set -euo pipefail
+
+TB=${VISITAS_TESTBED:-/var/tmp/visitas-testbed}
+PORT=${VISITAS_SSHD_PORT:-2222}
+SFTP_USER=visitas-sftp
+
+need_apt=()
+command -v psql >/dev/null || need_apt+=(postgresql postgresql-client)
+[ -x /usr/sbin/sshd ] || need_apt+=(openssh-server)
+command -v ssh-keygen >/dev/null || need_apt+=(openssh-client)
+command -v sftp >/dev/null || need_apt+=(openssh-client)
+command -v ssh-keyscan >/dev/null || need_apt+=(openssh-client)
+if [ ${#need_apt[@]} -gt 0 ]; then
+    echo "testbed: installing ${need_apt[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+# PostgreSQL: running, reachable on 127.0.0.1:5432 with trust auth for local tests.
+if ! pg_isready -q -h 127.0.0.1 -p 5432; then
+    cluster=$(ls /etc/postgresql | sort -V | tail -n 1)
+    pg_ctlcluster --skip-systemctl-redirect "$cluster" main start
+    for _ in $(seq 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
+fi
+pg_isready -h 127.0.0.1 -p 5432 >/dev/null || { echo "testbed: PostgreSQL is not reachable on 127.0.0.1:5432" >&2; exit 1; }
+# Test databases left by earlier runs.
+psql -h 127.0.0.1 -U postgres -d postgres -Atqc \
+    "SELECT datname FROM pg_database WHERE datname LIKE 'visitas_test_%'" 2>/dev/null |
+    while read -r db; do psql -h 127.0.0.1 -U postgres -d postgres -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null 2>&1 || true; done
+
+# The SFTP user: unlocked (with UsePAM no, a passwordless account is refused even for keys).
+if ! id "$SFTP_USER" >/dev/null 2>&1; then
+    useradd --system --home-dir "$TB/sftp" --no-create-home --shell /usr/sbin/nologin "$SFTP_USER"
+fi
+usermod -p '*' "$SFTP_USER"
+
+mkdir -p "$TB/sftp" /run/sshd
+chmod 755 "$TB"
+chown "$SFTP_USER:" "$TB/sftp"
+[ -f "$TB/host_ed25519" ] || ssh-keygen -q -t ed25519 -N '' -C visitas-testbed-host -f "$TB/host_ed25519"
+[ -f "$TB/client_ed25519" ] || ssh-keygen -q -t ed25519 -N '' -C visitas-testbed-client -f "$TB/client_ed25519"
+# A second host key, never served: tests present it to prove a changed key is refused.
+[ -f "$TB/other_host_ed25519" ] || ssh-keygen -q -t ed25519 -N '' -C visitas-other-host -f "$TB/other_host_ed25519"
+cp "$TB/client_ed25519.pub" "$TB/authorized_keys"
+chmod 644 "$TB/authorized_keys"
+echo "[127.0.0.1]:$PORT $(cut -d' ' -f1-2 "$TB/host_ed25519.pub")" > "$TB/known_hosts"
+echo "[127.0.0.1]:$PORT $(cut -d' ' -f1-2 "$TB/other_host_ed25519.pub")" > "$TB/known_hosts.changed"
+echo "$PORT" > "$TB/port"
+
+cat > "$TB/sshd_config" <<CFG
+Port $PORT
+ListenAddress 127.0.0.1
+HostKey $TB/host_ed25519
+PidFile $TB/sshd.pid
+AuthorizedKeysFile $TB/authorized_keys
+StrictModes no
+PubkeyAuthentication yes
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+AllowUsers $SFTP_USER
+Subsystem sftp internal-sftp
+ForceCommand internal-sftp
+MaxStartups 100:30:200
+MaxSessions 50
+CFG
+/usr/sbin/sshd -t -f "$TB/sshd_config"
+
+running() { [ -f "$TB/sshd.pid" ] && kill -0 "$(cat "$TB/sshd.pid")" 2>/dev/null; }
+if ! running; then
+    /usr/sbin/sshd -f "$TB/sshd_config" -E "$TB/sshd.log"
+    for _ in $(seq 50); do running && break; sleep 0.1; done
+fi
+running || { echo "testbed: sshd did not start; see $TB/sshd.log" >&2; exit 1; }
+# Prove the whole chain (host key, client key, sftp subsystem) works.
+echo "ls" | sftp -q -b - -P "$PORT" -i "$TB/client_ed25519" \
+    -o UserKnownHostsFile="$TB/known_hosts" -o StrictHostKeyChecking=yes -o BatchMode=yes \
+    "$SFTP_USER@127.0.0.1" >/dev/null
+echo "testbed: PostgreSQL on 127.0.0.1:5432, sshd on 127.0.0.1:$PORT serving $TB/sftp as $SFTP_USER"

@@ -1,0 +1,62 @@
+//! What can go wrong with one item; the type decides the retry tier.
+
+use polars::prelude::PolarsError;
+use shared::load::LoadError;
+use shared::source::{RemoteNameError, SourceError};
+
+/// A failure processing one item.
+#[derive(Debug, thiserror::Error)]
+pub enum ItemError {
+    /// The origin failed or refused.
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    /// The load transaction rolled back.
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    /// A queue or audit statement failed.
+    #[error("database: {}", shared::db::describe(.0))]
+    Db(#[from] tokio_postgres::Error),
+    /// No connection could be had from the pool.
+    #[error("database pool: {0}")]
+    Pool(#[from] deadpool_postgres::PoolError),
+    /// Local disk trouble (full, permissions).
+    #[error("local disk, {context}: {source}")]
+    Disk {
+        /// What was being done.
+        context: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The name at the origin is not a safe file name.
+    #[error(transparent)]
+    Name(#[from] RemoteNameError),
+    /// The rules engine failed (a defect, not bad data).
+    #[error("rules engine: {0}")]
+    Engine(#[from] PolarsError),
+    /// The content at the origin differs from what an earlier attempt loaded.
+    #[error("content at the origin changed since the load (SHA-256 {found}, loaded {loaded})")]
+    ContentChanged {
+        /// Hash found now.
+        found: String,
+        /// Hash loaded before.
+        loaded: String,
+    },
+}
+
+impl ItemError {
+    /// Whether a later attempt of the whole item may succeed (tier 2); otherwise tier 3 at once.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ItemError::Source(e) => e.is_transient(),
+            ItemError::Load(e) => e.is_transient(),
+            ItemError::Db(_) | ItemError::Pool(_) | ItemError::Disk { .. } => true,
+            ItemError::Name(_) | ItemError::Engine(_) | ItemError::ContentChanged { .. } => false,
+        }
+    }
+
+    /// Wraps a local I/O error with what was being done.
+    pub fn disk(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> ItemError {
+        let context = context.into();
+        move |source| ItemError::Disk { context, source }
+    }
+}

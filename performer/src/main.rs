@@ -1,0 +1,104 @@
+//! `performer`: the worker pool that loads visit files from the queue.
+
+mod error;
+mod pipeline;
+mod pool;
+
+use anyhow::Context as _;
+use chrono::NaiveDate;
+use clap::{Parser, Subcommand};
+use shared::config::{Config, DEFAULT_CONFIG_PATH};
+use shared::paths::Dirs;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+/// Loads visit files from the work queue.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    /// Configuration file (TOML); every key can be overridden by `VISITAS_…` variables.
+    #[arg(long, env = "VISITAS_CONFIG", default_value = DEFAULT_CONFIG_PATH)]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Claim and process work items until stopped (SIGTERM/SIGINT: finish the items in hand, exit 0).
+    Run {
+        /// Concurrent workers (default: performer.workers).
+        #[arg(long)]
+        workers: Option<usize>,
+        /// Drain the queue and exit.
+        #[arg(long)]
+        once: bool,
+        /// Business date for the visitor counters (default: today in business.time_zone).
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        as_of: Option<NaiveDate>,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    shared::telemetry::init();
+    let config = Config::load(&cli.config)?;
+    match cli.command {
+        Command::Run {
+            workers,
+            once,
+            as_of,
+        } => {
+            let dirs = Dirs::new(&config.paths.root);
+            dirs.create().with_context(|| {
+                format!(
+                    "creating the directories under {}",
+                    config.paths.root.display()
+                )
+            })?;
+            let workers = workers.unwrap_or(config.performer.workers).max(1);
+            let ctx = Arc::new(pipeline::Context {
+                pool: shared::db::performer_pool(&config)?,
+                tz: config.time_zone()?,
+                config,
+                dirs,
+                as_of,
+            });
+            let shutdown = CancellationToken::new();
+            tokio::spawn(stop_on_signal(shutdown.clone()));
+            let name = format!("{}:{}", hostname(), std::process::id());
+            info!(workers, once, worker = %name, "performer starting");
+            pool::run(
+                ctx,
+                pool::PoolOptions {
+                    workers,
+                    once,
+                    name,
+                },
+                shutdown,
+            )
+            .await?;
+            info!("performer stopped");
+        }
+    }
+    Ok(())
+}
+
+async fn stop_on_signal(shutdown: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    info!("stop requested: finishing the items in hand");
+    shutdown.cancel();
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map_or_else(|_| "unknown".into(), |h| h.trim().to_string())
+}

@@ -1,0 +1,311 @@
+//! One item, start to finish: download → SHA-256 → decode → validate → one load
+//! transaction → durable local copy → delete at the origin → item final.
+//!
+//! Order matters (SPEC §5, invariant 3): commit, then durable backup, then delete.
+//! An item claimed again after a crash past the commit only finishes the last steps.
+
+use crate::error::ItemError;
+use backon::{ExponentialBuilder, Retryable};
+use chrono::NaiveDate;
+use chrono_tz::Tz;
+use deadpool_postgres::Pool;
+use shared::audit::{self, FileFacts};
+use shared::business_date::business_date;
+use shared::config::Config;
+use shared::feed::{self, FeedError, VISITS};
+use shared::load::{self, LoadOutcome};
+use shared::paths::{Dirs, durable_move};
+use shared::queue::{self, Claimed, Final};
+use shared::source::{RemoteName, Source, SourceError};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tracing::{Instrument, error, info, info_span, warn};
+
+/// What every worker of a performer shares.
+pub struct Context {
+    /// The configuration.
+    pub config: Config,
+    /// Local directories.
+    pub dirs: Dirs,
+    /// The performer's database pool.
+    pub pool: Pool,
+    /// `--as-of`, if given.
+    pub as_of: Option<NaiveDate>,
+    /// Business time zone.
+    pub tz: Tz,
+}
+
+impl Context {
+    fn business_date(&self) -> NaiveDate {
+        business_date(self.as_of, self.tz)
+    }
+
+    /// Tier 1: in-place retries of one network or database step, exponential with jitter.
+    fn step_backoff(&self) -> ExponentialBuilder {
+        ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(self.config.performer.step_backoff_ms))
+            .with_max_times(self.config.performer.step_tries.saturating_sub(1))
+            .with_jitter()
+    }
+}
+
+/// Processes one claimed item under its lease; never returns an error: every
+/// failure ends in a retry or a `FALLO_SISTEMA`, recorded in the database.
+pub async fn process(ctx: &Context, worker: &str, item: Claimed) {
+    let span =
+        info_span!("item", work_item_id = item.id, file = %item.file_name, attempt = item.attempts);
+    async {
+        let heartbeat = spawn_heartbeat(ctx, worker, item.id);
+        let result = handle(ctx, &item).await;
+        heartbeat.abort();
+        if let Err(e) = result {
+            on_failure(ctx, &item, e).await;
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+fn spawn_heartbeat(ctx: &Context, worker: &str, id: i64) -> tokio::task::JoinHandle<()> {
+    let (pool, worker, lease) = (ctx.pool.clone(), worker.to_string(), ctx.config.lease());
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(lease / 3).await;
+            let beat = async {
+                queue::heartbeat(&pool.get().await?, id, &worker, lease)
+                    .await
+                    .map_err(ItemError::from)
+            };
+            match beat.await {
+                Ok(true) => {}
+                Ok(false) => warn!(
+                    work_item_id = id,
+                    "lease lost: another performer took the item back"
+                ),
+                Err(e) => warn!(work_item_id = id, error = %e, "heartbeat failed"),
+            }
+        }
+    })
+}
+
+async fn on_failure(ctx: &Context, item: &Claimed, e: ItemError) {
+    let message = e.to_string();
+    let outcome = async {
+        let mut client = ctx.pool.get().await?;
+        if e.is_transient() && item.attempts < item.max_attempts {
+            let delay = Duration::from_secs(ctx.config.performer.retry_delay_secs);
+            warn!(error = %message, attempt = item.attempts, max_attempts = item.max_attempts,
+                  retry_in_secs = delay.as_secs(), "attempt failed; the item will be retried");
+            queue::retry_later(&client, item, &message, delay).await?;
+        } else {
+            error!(error = %message, attempt = item.attempts, transient = e.is_transient(),
+                   "FALLO_SISTEMA: the item will not be retried automatically today");
+            audit::record_system_failure(&mut client, item, &message).await?;
+            let staged = staged_path(ctx, item);
+            if staged.exists() {
+                let to =
+                    ctx.dirs
+                        .quarantine()
+                        .join(format!("{}-{}", item.bitacora_id, file_part(item)));
+                if let Err(e) = durable_move(&staged, &to) {
+                    error!(error = %e, "could not move the local copy to quarantine");
+                }
+            }
+        }
+        Ok::<_, ItemError>(())
+    };
+    if let Err(e) = outcome.await {
+        // The lease will expire and another attempt will pick the item up.
+        error!(error = %e, "could not record the failure");
+    }
+}
+
+fn file_part(item: &Claimed) -> String {
+    RemoteName::parse(&item.file_name).map_or_else(|_| "unsafe-name".into(), |n| n.to_string())
+}
+
+fn staged_path(ctx: &Context, item: &Claimed) -> PathBuf {
+    ctx.dirs
+        .staging()
+        .join(format!("{}-{}", item.id, file_part(item)))
+}
+
+async fn handle(ctx: &Context, item: &Claimed) -> Result<(), ItemError> {
+    let name = RemoteName::parse(&item.file_name)?;
+    let source = (|| Source::connect(&ctx.config))
+        .retry(ctx.step_backoff())
+        .when(SourceError::is_transient)
+        .notify(|e, wait| warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "connecting to the origin failed; retrying"))
+        .await?;
+    let result = handle_connected(ctx, item, &name, &source).await;
+    source.close().await;
+    result
+}
+
+async fn handle_connected(
+    ctx: &Context,
+    item: &Claimed,
+    name: &RemoteName,
+    source: &Source,
+) -> Result<(), ItemError> {
+    let staged = staged_path(ctx, item);
+    if is_final(&item.prior_status) {
+        return finish_committed(ctx, item, name, source, &staged).await;
+    }
+    download(ctx, source, name, &staged).await?;
+    let bytes = tokio::fs::read(&staged)
+        .await
+        .map_err(ItemError::disk("reading the staged file"))?;
+    let business_date = ctx.business_date();
+    let (facts, validated) = tokio::task::spawn_blocking(move || {
+        let sha256 = shared::hash::sha256_hex(&bytes);
+        let (text, encoding) = feed::decode(&bytes);
+        let validated = feed::validate(&text, &VISITS);
+        let facts = FileFacts {
+            sha256,
+            size: bytes.len() as i64,
+            encoding,
+            business_date,
+        };
+        (facts, validated)
+    })
+    .await
+    .expect("validation does not panic");
+
+    match validated {
+        Err(FeedError::Engine(e)) => Err(e.into()),
+        Err(FeedError::Layout(layout)) => {
+            let message = format!("{}: {layout}", item.file_name);
+            warn!(error = %message, "FALLO_LAYOUT: nothing loaded; the file goes to quarantine");
+            let mut client = ctx.pool.get().await?;
+            audit::record_layout_failure(&mut client, item, &facts, &message).await?;
+            set_aside(ctx, item, name, source, &staged, Final::Failed).await
+        }
+        Ok(batch) => {
+            let outcome = (|| async {
+                let mut client = ctx.pool.get().await?;
+                Ok::<_, ItemError>(load::load(&mut client, item, &facts, &batch).await?)
+            })
+            .retry(ctx.step_backoff())
+            .when(ItemError::is_transient)
+            .notify(|e, wait| warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "load failed and rolled back; retrying"))
+            .await?;
+            match &outcome {
+                LoadOutcome::Loaded {
+                    status,
+                    valid,
+                    rejected,
+                    new_visitors,
+                    updated_visitors,
+                } => info!(
+                    status,
+                    valid,
+                    rejected,
+                    new_visitors,
+                    updated_visitors,
+                    encoding = facts.encoding.label(),
+                    "load committed"
+                ),
+                LoadOutcome::Duplicate { of } => {
+                    info!(
+                        status = "DUPLICADO",
+                        duplicate_of = of,
+                        "content already loaded; nothing loaded"
+                    )
+                }
+            }
+            set_aside(ctx, item, name, source, &staged, Final::Done).await
+        }
+    }
+}
+
+fn is_final(status: &str) -> bool {
+    matches!(
+        status,
+        "COMPLETADO" | "COMPLETADO_CON_ERRORES" | "DUPLICADO" | "FALLO_LAYOUT"
+    )
+}
+
+async fn download(
+    ctx: &Context,
+    source: &Source,
+    name: &RemoteName,
+    staged: &Path,
+) -> Result<(), ItemError> {
+    let bytes = (|| source.download(name, staged))
+        .retry(ctx.step_backoff())
+        .when(SourceError::is_transient)
+        .notify(|e, wait| warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "download failed; retrying"))
+        .await?;
+    info!(bytes, "downloaded");
+    Ok(())
+}
+
+/// An earlier attempt committed and stopped before the end: finish the backup and the delete.
+async fn finish_committed(
+    ctx: &Context,
+    item: &Claimed,
+    name: &RemoteName,
+    source: &Source,
+    staged: &Path,
+) -> Result<(), ItemError> {
+    let state = if item.prior_status == "FALLO_LAYOUT" {
+        Final::Failed
+    } else {
+        Final::Done
+    };
+    info!(status = %item.prior_status, "already committed by an earlier attempt; finishing backup and delete");
+    if !staged.exists() {
+        match source.download(name, staged).await {
+            Err(SourceError::NotFound { .. }) => {
+                // Deleted at the origin, which happens only after the local copy was durable.
+                let client = ctx.pool.get().await?;
+                queue::finish(&client, item.id, state, None).await?;
+                return Ok(());
+            }
+            other => other?,
+        };
+        let bytes = tokio::fs::read(staged)
+            .await
+            .map_err(ItemError::disk("reading the staged file"))?;
+        let found = shared::hash::sha256_hex(&bytes);
+        if let Some(loaded) = item.prior_sha256.as_ref().filter(|l| **l != found) {
+            return Err(ItemError::ContentChanged {
+                found,
+                loaded: loaded.clone(),
+            });
+        }
+    }
+    set_aside(ctx, item, name, source, staged, state).await
+}
+
+/// Moves the staged file to backup (loaded) or quarantine (layout failure), durably,
+/// then deletes it at the origin and makes the item final.
+async fn set_aside(
+    ctx: &Context,
+    item: &Claimed,
+    name: &RemoteName,
+    source: &Source,
+    staged: &Path,
+    state: Final,
+) -> Result<(), ItemError> {
+    let dir = match state {
+        Final::Done => ctx.dirs.backup_day(ctx.business_date()),
+        Final::Failed => ctx.dirs.quarantine(),
+    };
+    let to = dir.join(format!("{}-{}", item.bitacora_id, name));
+    durable_move(staged, &to).map_err(ItemError::disk(format!(
+        "moving the file to {}",
+        to.display()
+    )))?;
+    let client = ctx.pool.get().await?;
+    audit::record_local_copy(&client, item.bitacora_id, &to.display().to_string()).await?;
+    (|| source.delete(name))
+        .retry(ctx.step_backoff())
+        .when(SourceError::is_transient)
+        .notify(|e, wait| warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "delete at the origin failed; retrying"))
+        .await?;
+    queue::finish(&client, item.id, state, None).await?;
+    info!(local_copy = %to.display(), "deleted at the origin; item finished");
+    Ok(())
+}

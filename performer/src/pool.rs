@@ -1,0 +1,115 @@
+//! The worker pool: N workers claim items (woken by NOTIFY, polling as a fallback)
+//! and process them; shutdown is checked between items, never inside one.
+
+use crate::pipeline::{Context, process};
+use shared::queue;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+/// How the pool runs.
+pub struct PoolOptions {
+    /// Concurrent workers.
+    pub workers: usize,
+    /// Exit once the queue holds no pending or running item.
+    pub once: bool,
+    /// Prefix of the worker names (`host:pid`).
+    pub name: String,
+}
+
+/// Runs the pool until shutdown (or, with `once`, until the queue is drained).
+pub async fn run(
+    ctx: Arc<Context>,
+    options: PoolOptions,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let wake = Arc::new(Notify::new());
+    let listener = tokio::spawn(listen(ctx.clone(), wake.clone(), shutdown.clone()));
+    let mut workers = tokio::task::JoinSet::new();
+    for n in 1..=options.workers {
+        let worker = format!("{}:{n}", options.name);
+        workers.spawn(work(
+            ctx.clone(),
+            worker,
+            options.once,
+            wake.clone(),
+            shutdown.clone(),
+        ));
+    }
+    while let Some(done) = workers.join_next().await {
+        done?;
+    }
+    listener.abort();
+    Ok(())
+}
+
+async fn work(
+    ctx: Arc<Context>,
+    worker: String,
+    once: bool,
+    wake: Arc<Notify>,
+    shutdown: CancellationToken,
+) {
+    let poll = Duration::from_secs(ctx.config.performer.poll_secs.max(1));
+    let lease = ctx.config.lease();
+    while !shutdown.is_cancelled() {
+        let next = async {
+            let client = ctx.pool.get().await?;
+            let rescued = queue::rescue_expired(&client).await?;
+            if rescued > 0 {
+                warn!(rescued, "took back items whose performer stopped answering");
+            }
+            let claimed = queue::claim(&client, &worker, lease).await?;
+            let open = match claimed {
+                Some(_) => 1,
+                None => queue::open_items(&client).await?,
+            };
+            Ok::<_, crate::error::ItemError>((claimed, open))
+        };
+        match next.await {
+            Ok((Some(item), _)) => process(&ctx, &worker, item).await,
+            Ok((None, 0)) if once => break,
+            Ok((None, _)) => {
+                tokio::select! {
+                    _ = wake.notified() => {}
+                    _ = tokio::time::sleep(poll) => {}
+                    _ = shutdown.cancelled() => {}
+                }
+            }
+            Err(e) => {
+                warn!(%worker, error = %e, "could not claim; trying again");
+                tokio::select! {
+                    _ = tokio::time::sleep(poll) => {}
+                    _ = shutdown.cancelled() => {}
+                }
+            }
+        }
+    }
+    info!(%worker, "worker stopped");
+}
+
+/// Wakes idle workers on NOTIFY; reconnects after a lost connection.
+async fn listen(ctx: Arc<Context>, wake: Arc<Notify>, shutdown: CancellationToken) {
+    let url = match ctx.config.database_url() {
+        Ok(url) => url,
+        Err(e) => return warn!(error = %e, "LISTEN disabled; polling only"),
+    };
+    while !shutdown.is_cancelled() {
+        let listening = async {
+            let mut listener = sqlx::postgres::PgListener::connect(url.expose()).await?;
+            listener.listen(queue::CHANNEL).await?;
+            loop {
+                listener.recv().await?;
+                wake.notify_waiters();
+            }
+            #[allow(unreachable_code)]
+            Ok::<(), sqlx::Error>(())
+        };
+        if let Err(e) = listening.await {
+            warn!(error = %e, "LISTEN connection lost; polling until it is back");
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        }
+    }
+}

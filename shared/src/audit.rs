@@ -1,0 +1,82 @@
+//! `bitacora_control`: the terminal states that are not a load, and where a file ended up.
+//! Each write updates the audit row and the queue item in one transaction.
+
+use crate::feed::Encoding;
+use crate::queue::{Claimed, Final, finish};
+use chrono::NaiveDate;
+use deadpool_postgres::{Client, GenericClient};
+
+/// What is known of a downloaded file.
+#[derive(Debug, Clone)]
+pub struct FileFacts {
+    /// SHA-256, lower-case hex.
+    pub sha256: String,
+    /// Size in bytes.
+    pub size: i64,
+    /// How it was decoded.
+    pub encoding: Encoding,
+    /// The business date of this load.
+    pub business_date: NaiveDate,
+}
+
+/// Records `FALLO_LAYOUT` (never retried automatically). The queue item stays
+/// running until the file is in quarantine and gone from the origin.
+pub async fn record_layout_failure(
+    client: &mut Client,
+    item: &Claimed,
+    facts: &FileFacts,
+    message: &str,
+) -> Result<(), tokio_postgres::Error> {
+    client
+        .execute(
+            "UPDATE bitacora_control
+             SET estatus = 'FALLO_LAYOUT', sha256 = $2, tamano_bytes = $3, encoding = $4,
+                 fecha_negocio = $5, mensaje_error = $6, fin = now(),
+                 duracion_ms = (extract(epoch FROM now() - inicio) * 1000)::bigint
+             WHERE id = $1",
+            &[
+                &item.bitacora_id,
+                &facts.sha256,
+                &facts.size,
+                &facts.encoding.label(),
+                &facts.business_date,
+                &message,
+            ],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Records `FALLO_SISTEMA` and fails the queue item: retries are exhausted or pointless.
+pub async fn record_system_failure(
+    client: &mut Client,
+    item: &Claimed,
+    message: &str,
+) -> Result<(), tokio_postgres::Error> {
+    let tx = client.transaction().await?;
+    tx.execute(
+        "UPDATE bitacora_control
+         SET estatus = 'FALLO_SISTEMA', mensaje_error = $2, fin = now(),
+             duracion_ms = (extract(epoch FROM now() - inicio) * 1000)::bigint
+         WHERE id = $1 AND estatus IN ('PENDIENTE', 'EN_PROCESO', 'FALLO_SISTEMA')",
+        &[&item.bitacora_id, &message],
+    )
+    .await?;
+    finish(&tx, item.id, Final::Failed, Some(message)).await?;
+    tx.commit().await
+}
+
+/// Records where the local copy of a file now lives (backup or quarantine).
+pub async fn record_local_copy(
+    client: &impl GenericClient,
+    bitacora_id: i64,
+    path: &str,
+) -> Result<(), tokio_postgres::Error> {
+    client
+        .execute(
+            "UPDATE bitacora_control SET ruta_backup = $2 WHERE id = $1",
+            &[&bitacora_id, &path],
+        )
+        .await?;
+    Ok(())
+}

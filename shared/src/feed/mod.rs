@@ -1,0 +1,10 @@
+//! The visits feed: decoding, records, layout and row rules — pure functions of bytes.
+
+pub mod decode;
+pub mod layout;
+pub mod records;
+pub mod rules;
+
+pub use decode::{Encoding, decode};
+pub use layout::{ErrorCode, LayoutError, VISITS};
+pub use rules::{FeedError, Rejected, ValidatedBatch, validate};

@@ -1,0 +1,417 @@
+//! Row rules (SPEC §4, §7), vectorised with polars: every column is trimmed,
+//! nulled, checked and typed as a whole; Rust loops only over rejected rows.
+
+use super::layout::{
+    Column, ErrorCode, Kind, LayoutError, MAX_EMAIL_CHARS, MAX_TEXT_CHARS, check_header,
+};
+use super::records::{FieldSplitter, Line, lines};
+use polars::prelude::*;
+
+/// WHATWG "valid e-mail address", narrowed by SPEC §4: the domain holds a dot, and
+/// the local part neither starts nor ends with a dot nor holds `..`. Applied after lower-casing.
+const EMAIL_PATTERN: &str = r"^[a-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*@[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$";
+/// Exactly `dd/mm/yyyy HH:mm`; strptime alone accepts one-digit days.
+const DATETIME_SHAPE: &str = r"^[0-9]{2}/[0-9]{2}/[0-9]{4} [0-9]{2}:[0-9]{2}$";
+const DATETIME_FORMAT: &str = "%d/%m/%Y %H:%M";
+const DIGITS: &str = r"^[0-9]+$";
+/// How much of a bad value `errores.detalle` quotes.
+const DETAIL_VALUE_CHARS: usize = 80;
+
+/// Why a file could not be validated.
+#[derive(Debug, thiserror::Error)]
+pub enum FeedError {
+    /// The layout is wrong: nothing of the file is loaded.
+    #[error(transparent)]
+    Layout(#[from] LayoutError),
+    /// The rules engine itself failed (a defect, not bad data).
+    #[error("rules engine: {0}")]
+    Engine(#[from] PolarsError),
+}
+
+/// One record that breaks a rule, bound for `errores`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejected {
+    /// Physical line number.
+    pub line: u32,
+    /// The first failing rule, in column order.
+    pub code: ErrorCode,
+    /// Every failing rule of the record.
+    pub detail: String,
+    /// The line as decoded.
+    pub original: String,
+}
+
+/// A file that passed the layout check, split into typed valid rows and rejected records.
+/// Only [`validate`] builds one, so the loader only ever sees checked data.
+pub struct ValidatedBatch {
+    valid: DataFrame,
+    rejected: Vec<Rejected>,
+}
+
+impl ValidatedBatch {
+    /// Valid rows: `linea` then the `estadisticas` columns, typed.
+    pub fn valid(&self) -> &DataFrame {
+        &self.valid
+    }
+
+    /// Rejected records, by line.
+    pub fn rejected(&self) -> &[Rejected] {
+        &self.rejected
+    }
+
+    /// Records in the file (header and trailing blank lines excluded).
+    pub fn total(&self) -> usize {
+        self.valid.height() + self.rejected.len()
+    }
+
+    /// Per e-mail: first and last `fecha_envio`, rows, rows in the as-of year and month.
+    pub fn visitor_aggregate(&self, year: i32, month: i8) -> PolarsResult<DataFrame> {
+        let sent = || col("fecha_envio");
+        let in_year = sent().dt().year().eq(lit(year));
+        self.valid
+            .clone()
+            .lazy()
+            .group_by([col("email")])
+            .agg([
+                sent().min().alias("primera"),
+                sent().max().alias("ultima"),
+                len().cast(DataType::Int32).alias("total"),
+                in_year.clone().sum().cast(DataType::Int32).alias("anio"),
+                (in_year.and(sent().dt().month().eq(lit(month))))
+                    .sum()
+                    .cast(DataType::Int32)
+                    .alias("mes"),
+            ])
+            .collect()
+    }
+}
+
+/// Checks the layout, then every record; a layout failure loads nothing.
+pub fn validate(text: &str, layout: &[Column]) -> Result<ValidatedBatch, FeedError> {
+    let all = lines(text);
+    check_header(all.first(), layout)?;
+    let mut splitter = FieldSplitter::default();
+    let mut rejected = Vec::new();
+    let mut kept: Vec<&Line<'_>> = Vec::with_capacity(all.len());
+    let mut fields: Vec<Vec<String>> = vec![Vec::with_capacity(all.len()); layout.len()];
+    for line in &all[1..] {
+        match splitter.split(line.text) {
+            Some(values) if values.len() == layout.len() => {
+                for (column, value) in fields.iter_mut().zip(values) {
+                    column.push(value);
+                }
+                kept.push(line);
+            }
+            parsed => rejected.push(Rejected {
+                line: line.number,
+                code: ErrorCode::FieldCount,
+                detail: match parsed {
+                    Some(values) => format!("{} fields, expected {}", values.len(), layout.len()),
+                    None => {
+                        "not well-formed CSV (unterminated quote or text after a closing quote)"
+                            .into()
+                    }
+                },
+                original: line.text.to_string(),
+            }),
+        }
+    }
+
+    let mut columns: Vec<polars::prelude::Column> = Vec::with_capacity(layout.len() + 1);
+    columns.push(
+        Series::new(
+            "linea".into(),
+            kept.iter().map(|l| l.number).collect::<Vec<u32>>(),
+        )
+        .into(),
+    );
+    for (i, values) in fields.into_iter().enumerate() {
+        columns.push(Series::new(raw_name(i).into(), values).into());
+    }
+    let raw = DataFrame::new(kept.len(), columns)?;
+    let checked = raw
+        .clone()
+        .lazy()
+        .select(rule_exprs(layout))
+        .with_column(all_ok(layout))
+        .collect()?;
+
+    let ok_columns: Vec<&BooleanChunked> = (0..layout.len())
+        .map(|i| checked.column(&ok_name(i)).and_then(|c| c.bool()))
+        .collect::<PolarsResult<_>>()?;
+    let all_ok = checked.column("all_ok")?.bool()?;
+    for (row, ok) in all_ok.iter().enumerate() {
+        if ok == Some(true) {
+            continue;
+        }
+        let mut failing = Vec::new();
+        for (i, column) in layout.iter().enumerate() {
+            if ok_columns[i].get(row) != Some(true) {
+                let value = raw.column(&raw_name(i))?.str()?.get(row).unwrap_or("");
+                failing.push((column, value));
+            }
+        }
+        let line = kept[row];
+        rejected.push(Rejected {
+            line: line.number,
+            code: failing[0].0.error_code(),
+            detail: failing
+                .iter()
+                .map(|(c, v)| format!("{}: {} «{}»", c.header, c.error_code().as_str(), shorten(v)))
+                .collect::<Vec<_>>()
+                .join("; "),
+            original: line.text.to_string(),
+        });
+    }
+    rejected.sort_by_key(|r| r.line);
+
+    let mut keep_cols = vec![col("linea")];
+    keep_cols.extend(layout.iter().map(|c| col(c.db_column)));
+    let valid = checked
+        .lazy()
+        .filter(col("all_ok"))
+        .select(keep_cols)
+        .collect()?;
+    Ok(ValidatedBatch { valid, rejected })
+}
+
+/// For each column: its typed value (named as in the database) and whether it passed.
+fn rule_exprs(layout: &[Column]) -> Vec<Expr> {
+    let mut exprs = vec![col("linea")];
+    for (i, column) in layout.iter().enumerate() {
+        let trimmed = col(raw_name(i)).str().strip_chars(lit(Null {}));
+        let value = when(trimmed.clone().eq(lit("")).or(trimmed.clone().eq(lit("-"))))
+            .then(lit(Null {}).cast(DataType::String))
+            .otherwise(trimmed);
+        let (typed, check) = match column.kind {
+            Kind::Email => {
+                let email = value.clone().str().to_lowercase();
+                let check = email
+                    .clone()
+                    .str()
+                    .contains(lit(EMAIL_PATTERN), true)
+                    .and(email.clone().str().len_chars().lt_eq(lit(MAX_EMAIL_CHARS)));
+                (email, check)
+            }
+            Kind::DateTime { .. } => {
+                let options = StrptimeOptions {
+                    format: Some(DATETIME_FORMAT.into()),
+                    strict: false,
+                    exact: true,
+                    cache: true,
+                };
+                let parsed = value.clone().str().to_datetime(
+                    Some(TimeUnit::Milliseconds),
+                    None,
+                    options,
+                    lit("raise"),
+                );
+                let check = value
+                    .clone()
+                    .str()
+                    .contains(lit(DATETIME_SHAPE), true)
+                    .and(value.clone().str().contains_literal(lit("/0000 ")).not())
+                    .and(parsed.clone().is_not_null());
+                (parsed, check)
+            }
+            Kind::Integer => {
+                let number = value.clone().cast(DataType::Int64);
+                let check = value
+                    .clone()
+                    .str()
+                    .contains(lit(DIGITS), true)
+                    .and(number.clone().is_not_null())
+                    .and(number.clone().lt_eq(lit(i32::MAX as i64)));
+                (
+                    when(check.clone())
+                        .then(number)
+                        .otherwise(lit(Null {}))
+                        .cast(DataType::Int32),
+                    check,
+                )
+            }
+            Kind::Text => {
+                let check = value.clone().str().len_chars().lt_eq(lit(MAX_TEXT_CHARS));
+                (value.clone(), check)
+            }
+        };
+        let nullable = !matches!(
+            column.kind,
+            Kind::Email | Kind::DateTime { required: true, .. }
+        );
+        let ok = when(value.is_null())
+            .then(lit(nullable))
+            .otherwise(check.fill_null(false))
+            .alias(ok_name(i));
+        exprs.push(typed.alias(column.db_column));
+        exprs.push(ok);
+    }
+    exprs
+}
+
+/// True where every column passed.
+fn all_ok(layout: &[Column]) -> Expr {
+    (0..layout.len())
+        .map(|i| col(ok_name(i)))
+        .reduce(|a, b| a.and(b))
+        .expect("a layout has columns")
+        .alias("all_ok")
+}
+
+fn raw_name(i: usize) -> String {
+    format!("raw_{i}")
+}
+
+fn ok_name(i: usize) -> String {
+    format!("ok_{i}")
+}
+
+fn shorten(value: &str) -> String {
+    let mut s: String = value.chars().take(DETAIL_VALUE_CHARS).collect();
+    if value.chars().count() > DETAIL_VALUE_CHARS {
+        s.push('…');
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::feed::layout::VISITS;
+
+    const HEADER: &str = "email,jyv,Badmail,Baja,Fecha envio,Fecha open,Opens,Opens virales,Fecha click,Clicks,Clicks virales,Links,IPs,Navegadores,Plataformas";
+    const GOOD: [&str; 15] = [
+        "Ana@Example.com",
+        "x",
+        "-",
+        "",
+        "08/02/2013 18:30",
+        "09/02/2013 10:00",
+        "3",
+        "0",
+        "-",
+        "",
+        "7",
+        "http://a",
+        "\"189.1.1.1,200.2.2.2\"",
+        "Chrome",
+        "Linux",
+    ];
+
+    /// The outcome of one record whose column `i` holds `value`.
+    fn outcome(i: usize, value: &str) -> Option<ErrorCode> {
+        let mut fields = GOOD.map(str::to_string);
+        fields[i] = value.to_string();
+        let batch = validate(&format!("{HEADER}\n{}\n", fields.join(",")), &VISITS).unwrap();
+        batch.rejected().first().map(|r| r.code)
+    }
+
+    #[test]
+    fn every_rule_passes_and_fails() {
+        use ErrorCode::*;
+        let long = "a".repeat(4097);
+        let local = "a".repeat(64);
+        let email_254 = format!(
+            "{local}@{}.{}.{}.com",
+            "b".repeat(61),
+            "c".repeat(61),
+            "d".repeat(61)
+        );
+        assert_eq!(email_254.len(), 254);
+        let email_255 = format!("a{email_254}");
+        let cases: Vec<(usize, &str, Option<ErrorCode>)> = vec![
+            (0, " ANA@example.COM ", None),
+            (0, &email_254, None),
+            (0, &email_255, Some(EmailInvalido)),
+            (0, "", Some(EmailInvalido)),
+            (0, "-", Some(EmailInvalido)),
+            (0, "ana@example", Some(EmailInvalido)),
+            (0, ".ana@example.com", Some(EmailInvalido)),
+            (0, "ana.@example.com", Some(EmailInvalido)),
+            (0, "a..na@example.com", Some(EmailInvalido)),
+            (0, "ana@@example.com", Some(EmailInvalido)),
+            (0, "ana example@x.com", Some(EmailInvalido)),
+            (4, "31/12/2013 23:59", None),
+            (4, "29/02/2012 00:00", None),
+            (4, "", Some(FechaEnvioInvalida)),
+            (4, "31/02/2013 10:00", Some(FechaEnvioInvalida)),
+            (4, "08/020/2013 18:30", Some(FechaEnvioInvalida)),
+            (4, "8/2/2013 18:30", Some(FechaEnvioInvalida)),
+            (4, "08/02/2013 24:00", Some(FechaEnvioInvalida)),
+            (4, "08/02/0000 10:00", Some(FechaEnvioInvalida)),
+            (4, "2013-02-08 18:30", Some(FechaEnvioInvalida)),
+            (5, "", None),
+            (5, "-", None),
+            (5, "30/02/2013 10:00", Some(FechaOpenInvalida)),
+            (8, "01/13/2013 10:00", Some(FechaClickInvalida)),
+            (6, "2147483647", None),
+            (6, "2147483648", Some(EnteroInvalido)),
+            (6, "-1", Some(EnteroInvalido)),
+            (6, "1.5", Some(EnteroInvalido)),
+            (6, "99999999999999999999999", Some(EnteroInvalido)),
+            (10, "abc", Some(EnteroInvalido)),
+            (11, &long[1..], None),
+            (11, &long, Some(TextoDemasiadoLargo)),
+            (14, &long, Some(TextoDemasiadoLargo)),
+        ];
+        for (i, value, expected) in cases {
+            assert_eq!(outcome(i, value), expected, "column {i} = {value:?}");
+        }
+    }
+
+    #[test]
+    fn first_failing_rule_is_the_type_and_detail_lists_all() {
+        let mut fields = GOOD.map(str::to_string);
+        fields[0] = "bad".into();
+        fields[9] = "x".into();
+        let batch = validate(&format!("{HEADER}\n{}\n", fields.join(",")), &VISITS).unwrap();
+        let r = &batch.rejected()[0];
+        assert_eq!((r.line, r.code), (2, ErrorCode::EmailInvalido));
+        assert!(
+            r.detail.contains("EMAIL_INVALIDO") && r.detail.contains("Clicks: ENTERO_INVALIDO"),
+            "{}",
+            r.detail
+        );
+    }
+
+    #[test]
+    fn field_count_blank_middle_line_and_typed_values() {
+        let good = GOOD.join(",");
+        let text = format!(
+            "{HEADER}\r\n{good}\r\n\r\na,b\r\n{good},extra\r\n{}\"x\r\n{good}\r\n\r\n",
+            &good[..good.len() - 5]
+        );
+        let batch = validate(&text, &VISITS).unwrap();
+        let codes: Vec<_> = batch.rejected().iter().map(|r| (r.line, r.code)).collect();
+        use ErrorCode::FieldCount;
+        assert_eq!(
+            codes,
+            vec![
+                (3, FieldCount),
+                (4, FieldCount),
+                (5, FieldCount),
+                (6, FieldCount)
+            ]
+        );
+        assert_eq!(batch.valid().height(), 2);
+        assert_eq!(batch.total(), 6);
+        let v = batch.valid();
+        assert_eq!(
+            v.column("email").unwrap().str().unwrap().get(0),
+            Some("ana@example.com")
+        );
+        assert_eq!(v.column("badmail").unwrap().str().unwrap().get(0), None);
+        assert_eq!(
+            v.column("ips").unwrap().str().unwrap().get(0),
+            Some("189.1.1.1,200.2.2.2")
+        );
+        assert_eq!(v.column("opens").unwrap().i32().unwrap().get(0), Some(3));
+        assert_eq!(v.column("clicks").unwrap().i32().unwrap().get(0), None);
+    }
+
+    #[test]
+    fn header_only_is_zero_rows() {
+        let batch = validate(&format!("{HEADER}\n"), &VISITS).unwrap();
+        assert_eq!(batch.total(), 0);
+    }
+}

@@ -1,0 +1,21 @@
+//! The visits feed service's library: everything the `dispatcher` and `performer` binaries share.
+//!
+//! # Layout
+//! - [`config`]: the TOML file and `VISITAS_…` overrides; [`secret`] keeps secrets unprintable.
+//! - [`feed`]: pure functions of bytes: decoding, records, the layout check and the row rules.
+//! - [`source`]: the origin directory, SFTP (host key verified) or local, and safe remote names.
+#![warn(missing_docs)]
+
+pub mod audit;
+pub mod business_date;
+pub mod config;
+pub mod db;
+pub mod feed;
+pub mod fixtures;
+pub mod hash;
+pub mod load;
+pub mod paths;
+pub mod queue;
+pub mod secret;
+pub mod source;
+pub mod telemetry;

@@ -1,0 +1,381 @@
+//! The load: one transaction puts a validated file into `estadisticas`, `errores`,
+//! `visitantes` and `bitacora_control`, or nothing at all.
+//!
+//! Locks, in this order (so loads never deadlock):
+//! 1. a transaction advisory lock on the file's SHA-256: two loads of the same
+//!    content serialise, and the second sees the first and ends `DUPLICADO`
+//!    (the unique index on loaded SHA-256 is the last line of defence);
+//! 2. after the bulk COPY, one transaction advisory lock for the visitor upsert:
+//!    visitor rows are updated by one load at a time, each seeing the rows of the
+//!    loads committed before it, so counters are exact under concurrency.
+
+use crate::audit::FileFacts;
+use crate::feed::{Rejected, ValidatedBatch};
+use crate::queue::Claimed;
+use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime};
+use deadpool_postgres::Client;
+use futures_util::pin_mut;
+use polars::prelude::{DataFrame, PolarsError};
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::types::{ToSql, Type};
+
+/// Advisory lock key (two-int form) serialising visitor upserts.
+const VISITORS_LOCK: (i32, i32) = (0x5649_5349, 1);
+
+/// Why a load did not commit.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The database failed (connection, timeout, constraint): the transaction rolled back.
+    #[error("load transaction: {}", crate::db::describe(.0))]
+    Db(#[from] tokio_postgres::Error),
+    /// Reading the validated frame failed (a defect).
+    #[error("reading validated rows: {0}")]
+    Frame(#[from] PolarsError),
+}
+
+impl LoadError {
+    /// A broken connection or a transient server condition can pass; a constraint violation cannot.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            LoadError::Db(e) => e.as_db_error().is_none_or(|db| {
+                let code = db.code().code();
+                // Class 08 connection, 40 serialization/deadlock, 53 resources, 57 operator intervention.
+                ["08", "40", "53", "57"].iter().any(|c| code.starts_with(c))
+            }),
+            LoadError::Frame(_) => false,
+        }
+    }
+}
+
+/// What a committed load did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoadOutcome {
+    /// Rows loaded; `status` is `COMPLETADO` or `COMPLETADO_CON_ERRORES`.
+    Loaded {
+        /// Final status.
+        status: &'static str,
+        /// Valid records.
+        valid: i32,
+        /// Rejected records.
+        rejected: i32,
+        /// Visitors created by this file.
+        new_visitors: i32,
+        /// Visitors updated by this file.
+        updated_visitors: i32,
+    },
+    /// The same content was already loaded under this `bitacora_control.id`.
+    Duplicate {
+        /// The earlier load.
+        of: i64,
+    },
+}
+
+/// Loads a validated file in one transaction (see the module doc for the locks).
+pub async fn load(
+    client: &mut Client,
+    item: &Claimed,
+    facts: &FileFacts,
+    batch: &ValidatedBatch,
+) -> Result<LoadOutcome, LoadError> {
+    let tx = client.transaction().await?;
+    tx.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+        &[&facts.sha256],
+    )
+    .await?;
+    let earlier = tx
+        .query_opt(
+            "SELECT id FROM bitacora_control
+             WHERE sha256 = $1 AND estatus IN ('COMPLETADO', 'COMPLETADO_CON_ERRORES') AND id <> $2
+             LIMIT 1",
+            &[&facts.sha256, &item.bitacora_id],
+        )
+        .await?;
+    if let Some(row) = earlier {
+        let of: i64 = row.get(0);
+        let message =
+            format!("same content (SHA-256) as bitacora_control.id = {of}; nothing loaded");
+        tx.execute(
+            "UPDATE bitacora_control
+             SET estatus = 'DUPLICADO', sha256 = $2, tamano_bytes = $3, encoding = $4, fecha_negocio = $5,
+                 registros_totales = 0, registros_validos = 0, registros_error = 0,
+                 visitantes_nuevos = 0, visitantes_actualizados = 0, mensaje_error = $6, fin = now(),
+                 duracion_ms = (extract(epoch FROM now() - inicio) * 1000)::bigint
+             WHERE id = $1",
+            &[
+                &item.bitacora_id,
+                &facts.sha256,
+                &facts.size,
+                &facts.encoding.label(),
+                &facts.business_date,
+                &message,
+            ],
+        )
+        .await?;
+        tx.commit().await?;
+        return Ok(LoadOutcome::Duplicate { of });
+    }
+
+    copy_valid(&tx, item, batch.valid()).await?;
+    copy_rejected(&tx, item, batch.rejected()).await?;
+    let (new_visitors, updated_visitors) = upsert_visitors(&tx, batch, facts.business_date).await?;
+
+    let valid = batch.valid().height() as i32;
+    let rejected = batch.rejected().len() as i32;
+    let status = if rejected == 0 {
+        "COMPLETADO"
+    } else {
+        "COMPLETADO_CON_ERRORES"
+    };
+    tx.execute(
+        "UPDATE bitacora_control
+         SET estatus = $2, sha256 = $3, tamano_bytes = $4, encoding = $5, fecha_negocio = $6,
+             registros_totales = $7::int + $8::int, registros_validos = $7, registros_error = $8,
+             visitantes_nuevos = $9, visitantes_actualizados = $10, mensaje_error = NULL, fin = now(),
+             duracion_ms = (extract(epoch FROM now() - inicio) * 1000)::bigint
+         WHERE id = $1",
+        &[
+            &item.bitacora_id,
+            &status,
+            &facts.sha256,
+            &facts.size,
+            &facts.encoding.label(),
+            &facts.business_date,
+            &valid,
+            &rejected,
+            &new_visitors,
+            &updated_visitors,
+        ],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(LoadOutcome::Loaded {
+        status,
+        valid,
+        rejected,
+        new_visitors,
+        updated_visitors,
+    })
+}
+
+async fn copy_valid(
+    tx: &tokio_postgres::Transaction<'_>,
+    item: &Claimed,
+    rows: &DataFrame,
+) -> Result<(), LoadError> {
+    let sink = tx
+        .copy_in(
+            "COPY estadisticas (bitacora_id, archivo, linea, email, jyv, badmail, baja, fecha_envio, fecha_open,
+                 opens, opens_virales, fecha_click, clicks, clicks_virales, links, ips, navegadores, plataformas)
+             FROM STDIN (FORMAT binary)",
+        )
+        .await?;
+    use Type as T;
+    let types = [
+        T::INT8,
+        T::TEXT,
+        T::INT4,
+        T::TEXT,
+        T::TEXT,
+        T::TEXT,
+        T::TEXT,
+        T::TIMESTAMP,
+        T::TIMESTAMP,
+        T::INT4,
+        T::INT4,
+        T::TIMESTAMP,
+        T::INT4,
+        T::INT4,
+        T::TEXT,
+        T::TEXT,
+        T::TEXT,
+        T::TEXT,
+    ];
+    let writer = BinaryCopyInWriter::new(sink, &types);
+    pin_mut!(writer);
+    let text = |name: &str| rows.column(name).and_then(|c| c.str()).cloned();
+    let int = |name: &str| rows.column(name).and_then(|c| c.i32()).cloned();
+    let time = |name: &str| {
+        rows.column(name)
+            .and_then(|c| c.datetime())
+            .map(|c| c.physical().clone())
+    };
+    let linea = rows.column("linea")?.u32()?.clone();
+    let (email, jyv, badmail, baja) = (
+        text("email")?,
+        text("jyv")?,
+        text("badmail")?,
+        text("baja")?,
+    );
+    let (fecha_envio, fecha_open, fecha_click) = (
+        time("fecha_envio")?,
+        time("fecha_open")?,
+        time("fecha_click")?,
+    );
+    let (opens, opens_virales, clicks, clicks_virales) = (
+        int("opens")?,
+        int("opens_virales")?,
+        int("clicks")?,
+        int("clicks_virales")?,
+    );
+    let (links, ips, navegadores, plataformas) = (
+        text("links")?,
+        text("ips")?,
+        text("navegadores")?,
+        text("plataformas")?,
+    );
+    for i in 0..rows.height() {
+        let line = linea.get(i).map(|l| l as i32);
+        let sent = fecha_envio.get(i).map(millis_to_naive);
+        let opened = fecha_open.get(i).map(millis_to_naive);
+        let clicked = fecha_click.get(i).map(millis_to_naive);
+        let values: [&(dyn ToSql + Sync); 18] = [
+            &item.bitacora_id,
+            &item.file_name,
+            &line,
+            &email.get(i),
+            &jyv.get(i),
+            &badmail.get(i),
+            &baja.get(i),
+            &sent,
+            &opened,
+            &opens.get(i),
+            &opens_virales.get(i),
+            &clicked,
+            &clicks.get(i),
+            &clicks_virales.get(i),
+            &links.get(i),
+            &ips.get(i),
+            &navegadores.get(i),
+            &plataformas.get(i),
+        ];
+        writer.as_mut().write(&values).await?;
+    }
+    writer.finish().await?;
+    Ok(())
+}
+
+async fn copy_rejected(
+    tx: &tokio_postgres::Transaction<'_>,
+    item: &Claimed,
+    rejected: &[Rejected],
+) -> Result<(), LoadError> {
+    if rejected.is_empty() {
+        return Ok(());
+    }
+    let sink = tx
+        .copy_in(
+            "COPY errores (bitacora_id, archivo, linea, tipo_error, detalle, fila_original)
+             FROM STDIN (FORMAT binary)",
+        )
+        .await?;
+    let writer = BinaryCopyInWriter::new(
+        sink,
+        &[
+            Type::INT8,
+            Type::TEXT,
+            Type::INT4,
+            Type::TEXT,
+            Type::TEXT,
+            Type::TEXT,
+        ],
+    );
+    pin_mut!(writer);
+    for r in rejected {
+        let line = r.line as i32;
+        writer
+            .as_mut()
+            .write(&[
+                &item.bitacora_id,
+                &item.file_name,
+                &line,
+                &r.code.as_str(),
+                &r.detail,
+                &r.original,
+            ])
+            .await?;
+    }
+    writer.finish().await?;
+    Ok(())
+}
+
+/// Upserts one row per e-mail of the file; returns (new, updated) visitor counts.
+///
+/// min/max/total merge exactly; the year and month counters merge only when the stored
+/// row was counted for the same calendar year/month as this load's as-of date, and are
+/// otherwise recounted from `estadisticas` (which already holds this file's rows).
+async fn upsert_visitors(
+    tx: &tokio_postgres::Transaction<'_>,
+    batch: &ValidatedBatch,
+    as_of: NaiveDate,
+) -> Result<(i32, i32), LoadError> {
+    let agg = batch.visitor_aggregate(as_of.year(), as_of.month() as i8)?;
+    if agg.height() == 0 {
+        return Ok((0, 0));
+    }
+    let emails: Vec<Option<&str>> = agg.column("email")?.str()?.iter().collect();
+    let first: Vec<Option<NaiveDateTime>> = agg
+        .column("primera")?
+        .datetime()?
+        .physical()
+        .iter()
+        .map(|v| v.map(millis_to_naive))
+        .collect();
+    let last: Vec<Option<NaiveDateTime>> = agg
+        .column("ultima")?
+        .datetime()?
+        .physical()
+        .iter()
+        .map(|v| v.map(millis_to_naive))
+        .collect();
+    let ints = |name: &str| -> Result<Vec<Option<i32>>, PolarsError> {
+        Ok(agg.column(name)?.i32()?.iter().collect())
+    };
+    let (total, year, month) = (ints("total")?, ints("anio")?, ints("mes")?);
+
+    tx.execute(
+        "SELECT pg_advisory_xact_lock($1, $2)",
+        &[&VISITORS_LOCK.0, &VISITORS_LOCK.1],
+    )
+    .await?;
+    let row = tx
+        .query_one(
+            "WITH f AS (
+                 SELECT * FROM unnest($1::text[], $2::timestamp[], $3::timestamp[], $4::int[], $5::int[], $6::int[])
+                     AS f(email, primera, ultima, total, anio, mes)
+             ), up AS (
+                 INSERT INTO visitantes AS v (email, fecha_primera_visita, fecha_ultima_visita, visitas_totales,
+                                              visitas_anio_actual, visitas_mes_actual, contadores_al)
+                 SELECT email, primera, ultima, total, anio, mes, $7::date FROM f
+                 ON CONFLICT (email) DO UPDATE SET
+                     fecha_primera_visita = least(v.fecha_primera_visita, excluded.fecha_primera_visita),
+                     fecha_ultima_visita = greatest(v.fecha_ultima_visita, excluded.fecha_ultima_visita),
+                     visitas_totales = v.visitas_totales + excluded.visitas_totales,
+                     visitas_anio_actual = CASE
+                         WHEN date_trunc('year', v.contadores_al) = date_trunc('year', $7::date)
+                         THEN v.visitas_anio_actual + excluded.visitas_anio_actual
+                         ELSE (SELECT count(*) FROM estadisticas e WHERE e.email = excluded.email
+                               AND e.fecha_envio >= date_trunc('year', $7::date)
+                               AND e.fecha_envio < date_trunc('year', $7::date) + interval '1 year') END,
+                     visitas_mes_actual = CASE
+                         WHEN date_trunc('month', v.contadores_al) = date_trunc('month', $7::date)
+                         THEN v.visitas_mes_actual + excluded.visitas_mes_actual
+                         ELSE (SELECT count(*) FROM estadisticas e WHERE e.email = excluded.email
+                               AND e.fecha_envio >= date_trunc('month', $7::date)
+                               AND e.fecha_envio < date_trunc('month', $7::date) + interval '1 month') END,
+                     contadores_al = $7::date,
+                     actualizado_en = now()
+                 RETURNING (xmax = 0) AS inserted
+             )
+             SELECT count(*) FILTER (WHERE inserted)::int, count(*) FILTER (WHERE NOT inserted)::int FROM up",
+            &[&emails, &first, &last, &total, &year, &month, &as_of],
+        )
+        .await?;
+    Ok((row.get(0), row.get(1)))
+}
+
+fn millis_to_naive(ms: i64) -> NaiveDateTime {
+    DateTime::from_timestamp_millis(ms)
+        .expect("parsed dates are in range")
+        .naive_utc()
+}

@@ -1,0 +1,270 @@
+//! The work queue in PostgreSQL (`work_items`): enqueue, claim, lease, rescue, retry.
+//!
+//! A claim commits at once and leaves the item `running` under a lease
+//! (`locked_until`) that the worker extends by heartbeat; no transaction stays
+//! open during the slow work. Each item has one `bitacora_control` row, created
+//! with it and kept in step here.
+
+use chrono::{DateTime, Utc};
+use deadpool_postgres::GenericClient;
+use sqlx::PgPool;
+use std::time::Duration;
+
+/// The LISTEN/NOTIFY channel that wakes idle performers.
+pub const CHANNEL: &str = "visitas_work_items";
+
+/// A file to enqueue.
+#[derive(Debug, Clone)]
+pub struct NewItem {
+    /// Full path at the origin.
+    pub source_path: String,
+    /// File name.
+    pub file_name: String,
+    /// Size at listing time.
+    pub size: u64,
+    /// Modification time at listing time.
+    pub mtime: DateTime<Utc>,
+}
+
+/// Enqueues files in one transaction (idempotent on the listing identity),
+/// creates their `PENDIENTE` audit rows and notifies performers. Returns the new ids.
+pub async fn enqueue(
+    pool: &PgPool,
+    dispatch_run: Option<i64>,
+    items: &[NewItem],
+    max_attempts: u32,
+) -> sqlx::Result<Vec<i64>> {
+    let mut tx = pool.begin().await?;
+    let mut ids = Vec::new();
+    for item in items {
+        let id: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO work_items (source_path, file_name, size_bytes, mtime, max_attempts, dispatch_run_id)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT ON CONSTRAINT work_items_listing_key DO NOTHING
+             RETURNING id",
+        )
+        .bind(&item.source_path)
+        .bind(&item.file_name)
+        .bind(item.size as i64)
+        .bind(item.mtime)
+        .bind(max_attempts as i32)
+        .bind(dispatch_run)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(id) = id {
+            sqlx::query(
+                "INSERT INTO bitacora_control (work_item_id, archivo, ruta_origen, tamano_bytes)
+                 VALUES ($1, $2, $3, $4)",
+            )
+            .bind(id)
+            .bind(&item.file_name)
+            .bind(&item.source_path)
+            .bind(item.size as i64)
+            .execute(&mut *tx)
+            .await?;
+            ids.push(id);
+        }
+    }
+    if !ids.is_empty() {
+        // Delivered at COMMIT; performers also poll, so a lost notification only delays.
+        sqlx::query("SELECT pg_notify($1, '')")
+            .bind(CHANNEL)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(ids)
+}
+
+/// An item this worker now holds under lease.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    /// `work_items.id`.
+    pub id: i64,
+    /// Its `bitacora_control.id`.
+    pub bitacora_id: i64,
+    /// File name at the origin (unchecked).
+    pub file_name: String,
+    /// Full origin path.
+    pub source_path: String,
+    /// This attempt's number (1-based).
+    pub attempts: i32,
+    /// Attempts allowed before `FALLO_SISTEMA`.
+    pub max_attempts: i32,
+    /// The audit status before this claim: a final one means an earlier attempt
+    /// committed and died before the backup or the delete.
+    pub prior_status: String,
+    /// SHA-256 recorded by an earlier attempt, if any.
+    pub prior_sha256: Option<String>,
+}
+
+/// Claims the next due item, or `None`. One statement: lock with SKIP LOCKED,
+/// mark running under lease, count the attempt, mark the audit row `EN_PROCESO`.
+pub async fn claim(
+    client: &impl GenericClient,
+    worker: &str,
+    lease: Duration,
+) -> Result<Option<Claimed>, tokio_postgres::Error> {
+    let row = client
+        .query_opt(
+            "WITH next AS (
+                 SELECT id FROM work_items
+                 WHERE state = 'pending' AND run_at <= now()
+                 ORDER BY run_at, id
+                 FOR UPDATE SKIP LOCKED
+                 LIMIT 1
+             ), claimed AS (
+                 UPDATE work_items w
+                 SET state = 'running', attempts = w.attempts + 1, locked_by = $1,
+                     locked_until = now() + make_interval(secs => $2), updated_at = now()
+                 FROM next WHERE w.id = next.id
+                 RETURNING w.id, w.file_name, w.source_path, w.attempts, w.max_attempts
+             ), prior AS (
+                 SELECT b.id, b.estatus, b.sha256 FROM bitacora_control b
+                 JOIN claimed c ON b.work_item_id = c.id
+             ), audit AS (
+                 UPDATE bitacora_control b
+                 SET estatus = CASE WHEN b.estatus IN ('PENDIENTE', 'EN_PROCESO', 'FALLO_SISTEMA')
+                                    THEN 'EN_PROCESO' ELSE b.estatus END,
+                     intentos = c.attempts, worker = $1,
+                     -- Each attempt is timed anew; a committed one keeps its times.
+                     inicio = CASE WHEN b.estatus IN ('PENDIENTE', 'EN_PROCESO', 'FALLO_SISTEMA')
+                                   THEN now() ELSE b.inicio END
+                 FROM claimed c WHERE b.work_item_id = c.id
+                 RETURNING b.id
+             )
+             SELECT c.id, p.id AS bitacora_id, c.file_name, c.source_path, c.attempts, c.max_attempts,
+                    p.estatus, p.sha256
+             FROM claimed c, prior p, audit a WHERE a.id = p.id",
+            &[&worker, &lease.as_secs_f64()],
+        )
+        .await?;
+    Ok(row.map(|r| Claimed {
+        id: r.get(0),
+        bitacora_id: r.get(1),
+        file_name: r.get(2),
+        source_path: r.get(3),
+        attempts: r.get(4),
+        max_attempts: r.get(5),
+        prior_status: r.get(6),
+        prior_sha256: r.get(7),
+    }))
+}
+
+/// Extends the lease; `false` when the item is no longer ours (rescued by another performer).
+pub async fn heartbeat(
+    client: &impl GenericClient,
+    id: i64,
+    worker: &str,
+    lease: Duration,
+) -> Result<bool, tokio_postgres::Error> {
+    let n = client
+        .execute(
+            "UPDATE work_items SET locked_until = now() + make_interval(secs => $3), updated_at = now()
+             WHERE id = $1 AND locked_by = $2 AND state = 'running'",
+            &[&id, &worker, &lease.as_secs_f64()],
+        )
+        .await?;
+    Ok(n == 1)
+}
+
+/// Hands back running items whose lease expired (their performer died); returns how many.
+/// The attempt they used stays counted.
+pub async fn rescue_expired(client: &impl GenericClient) -> Result<u64, tokio_postgres::Error> {
+    client
+        .execute(
+            "UPDATE work_items
+             SET state = 'pending', locked_by = NULL, locked_until = NULL, run_at = now(),
+                 last_error = 'lease expired: its performer stopped answering', updated_at = now()
+             WHERE state = 'running' AND locked_until < now()",
+            &[],
+        )
+        .await
+}
+
+/// Gives an item back for a later attempt (tier 2), recording why.
+pub async fn retry_later(
+    client: &impl GenericClient,
+    item: &Claimed,
+    error: &str,
+    delay: Duration,
+) -> Result<(), tokio_postgres::Error> {
+    client
+        .execute(
+            "WITH w AS (
+                 UPDATE work_items
+                 SET state = 'pending', locked_by = NULL, locked_until = NULL, last_error = $2,
+                     run_at = now() + make_interval(secs => $3), updated_at = now()
+                 WHERE id = $1 RETURNING id
+             )
+             UPDATE bitacora_control SET estatus = 'PENDIENTE', mensaje_error = $2
+             WHERE work_item_id = $1 AND estatus = 'EN_PROCESO'",
+            &[&item.id, &error, &delay.as_secs_f64()],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Hands an item back at once without counting the attempt (graceful shutdown).
+pub async fn release(
+    client: &impl GenericClient,
+    item: &Claimed,
+) -> Result<(), tokio_postgres::Error> {
+    client
+        .execute(
+            "WITH w AS (
+                 UPDATE work_items
+                 SET state = 'pending', locked_by = NULL, locked_until = NULL, run_at = now(),
+                     attempts = greatest(attempts - 1, 0), last_error = 'handed back at shutdown',
+                     updated_at = now()
+                 WHERE id = $1 AND state = 'running' RETURNING id
+             )
+             UPDATE bitacora_control SET estatus = 'PENDIENTE'
+             WHERE work_item_id = $1 AND estatus = 'EN_PROCESO'",
+            &[&item.id],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Final queue state of an item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Final {
+    /// Loaded or duplicate: nothing more to do.
+    Done,
+    /// Layout or system failure: waits for an operator (or tier 4).
+    Failed,
+}
+
+/// Marks an item finished and drops its lease.
+pub async fn finish(
+    client: &impl GenericClient,
+    id: i64,
+    state: Final,
+    error: Option<&str>,
+) -> Result<(), tokio_postgres::Error> {
+    let state = match state {
+        Final::Done => "done",
+        Final::Failed => "failed",
+    };
+    client
+        .execute(
+            "UPDATE work_items SET state = $2, locked_by = NULL, locked_until = NULL,
+                 last_error = coalesce($3, last_error), updated_at = now()
+             WHERE id = $1",
+            &[&id, &state, &error],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Items not yet final (pending, whatever their `run_at`, or running): zero means drained.
+pub async fn open_items(client: &impl GenericClient) -> Result<i64, tokio_postgres::Error> {
+    let row = client
+        .query_one(
+            "SELECT count(*) FROM work_items WHERE state IN ('pending', 'running')",
+            &[],
+        )
+        .await?;
+    Ok(row.get(0))
+}

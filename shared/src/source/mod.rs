@@ -1,0 +1,154 @@
+//! Where visit files come from: an SFTP directory or a local one, behind one interface.
+
+mod local;
+mod remote_name;
+mod sftp;
+
+pub use remote_name::{RemoteName, RemoteNameError};
+
+use crate::config::{Config, SourceLocation};
+use chrono::{DateTime, Utc};
+use std::path::Path;
+
+/// A regular file in the origin directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteFile {
+    /// Its name (possibly unsafe: checked into a [`RemoteName`] before any local use).
+    pub name: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Modification time (whole seconds).
+    pub mtime: DateTime<Utc>,
+}
+
+/// Errors of the origin; [`SourceError::is_transient`] decides whether retrying can help.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// The server's host key is unknown or changed: a refusal, never retried in place.
+    #[error("SFTP host key of {host}:{port} refused: {reason}")]
+    HostKey {
+        /// Server host.
+        host: String,
+        /// Server port.
+        port: u16,
+        /// Unknown host, or changed key.
+        reason: String,
+    },
+    /// Authentication failed.
+    #[error("SFTP authentication as `{user}` refused")]
+    Auth {
+        /// Login name.
+        user: String,
+    },
+    /// The file is not (any more) at the origin.
+    #[error("{path}: not found at the origin")]
+    NotFound {
+        /// Remote path.
+        path: String,
+    },
+    /// A refused remote name.
+    #[error(transparent)]
+    Name(#[from] RemoteNameError),
+    /// Reading the local key or known_hosts failed.
+    #[error("{what}: {reason}")]
+    Setup {
+        /// What was being read.
+        what: String,
+        /// Why it failed.
+        reason: String,
+    },
+    /// Network, protocol or disk trouble that may pass.
+    #[error("{context}: {reason}")]
+    Io {
+        /// The step that failed.
+        context: String,
+        /// The cause.
+        reason: String,
+    },
+}
+
+impl SourceError {
+    /// Whether retrying the same step later can succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, SourceError::Io { .. })
+    }
+
+    pub(crate) fn io(context: impl Into<String>, reason: impl ToString) -> Self {
+        SourceError::Io {
+            context: context.into(),
+            reason: reason.to_string(),
+        }
+    }
+}
+
+/// The origin directory.
+pub enum Source {
+    /// A local directory.
+    Local(local::LocalSource),
+    /// An SFTP server (one SSH connection, one SFTP session).
+    Sftp(Box<sftp::SftpSource>),
+}
+
+impl Source {
+    /// Opens the configured origin (for SFTP: connects, verifies the host key, authenticates).
+    pub async fn connect(config: &Config) -> Result<Self, SourceError> {
+        let location = config.source_location().map_err(|e| SourceError::Setup {
+            what: "source.url".into(),
+            reason: e.to_string(),
+        })?;
+        match location {
+            SourceLocation::Local { dir } => Ok(Source::Local(local::LocalSource::new(dir))),
+            SourceLocation::Sftp {
+                host,
+                port,
+                user,
+                dir,
+            } => Ok(Source::Sftp(Box::new(
+                sftp::SftpSource::connect(config, &host, port, &user, dir).await?,
+            ))),
+        }
+    }
+
+    /// Every regular file in the directory.
+    pub async fn list(&self) -> Result<Vec<RemoteFile>, SourceError> {
+        match self {
+            Source::Local(s) => s.list().await,
+            Source::Sftp(s) => s.list().await,
+        }
+    }
+
+    /// Streams `name` into `dest` (created or truncated); returns the bytes written.
+    pub async fn download(&self, name: &RemoteName, dest: &Path) -> Result<u64, SourceError> {
+        match self {
+            Source::Local(s) => s.download(name, dest).await,
+            Source::Sftp(s) => s.download(name, dest).await,
+        }
+    }
+
+    /// Removes `name` from the origin; a file already gone is not an error.
+    pub async fn delete(&self, name: &RemoteName) -> Result<(), SourceError> {
+        match self {
+            Source::Local(s) => s.delete(name).await,
+            Source::Sftp(s) => s.delete(name).await,
+        }
+    }
+
+    /// The full origin path of `name`, as recorded in `ruta_origen`.
+    pub fn path_of(&self, name: &str) -> String {
+        match self {
+            Source::Local(s) => s.dir().join(name).display().to_string(),
+            Source::Sftp(s) => format!("{}/{}", s.dir().trim_end_matches('/'), name),
+        }
+    }
+
+    /// Closes the connection cleanly.
+    pub async fn close(self) {
+        if let Source::Sftp(s) = self {
+            (*s).close().await;
+        }
+    }
+}
+
+pub(crate) fn staging_error(dest: &Path, e: std::io::Error) -> SourceError {
+    SourceError::io(format!("writing {}", dest.display()), e)
+}

@@ -1,0 +1,328 @@
+//! `spawn`: a fresh database, ETL root and origin directory (on the real test sshd,
+//! or local) for one test, and helpers that run the real binaries against them.
+
+use sqlx::{PgPool, Row};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, SystemTime};
+
+/// Admin connection used to create the per-test databases.
+fn admin_url() -> String {
+    std::env::var("VISITAS_TEST_ADMIN_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// The test bed made by `ops/testbed.sh`.
+pub fn testbed() -> PathBuf {
+    PathBuf::from(
+        std::env::var("VISITAS_TESTBED").unwrap_or_else(|_| "/var/tmp/visitas-testbed".into()),
+    )
+}
+
+fn sshd_port() -> u16 {
+    let port = std::fs::read_to_string(testbed().join("port"))
+        .expect("run ops/testbed.sh first (no test sshd port file)");
+    port.trim().parse().expect("a port number")
+}
+
+/// The directory holding the workspace's binaries (next to this test's `deps/`).
+fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let path = exe.parent().unwrap().parent().unwrap().join(name);
+    assert!(
+        path.exists(),
+        "{} missing: run `cargo build --workspace --bins` first",
+        path.display()
+    );
+    path
+}
+
+/// Where the files come from in a test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// The real OpenSSH sshd of the test bed.
+    Sftp,
+    /// A local directory (`file://`).
+    Local,
+}
+
+/// One test's world.
+pub struct TestApp {
+    /// Pool on the test's own database.
+    pub db: PgPool,
+    /// Test working directory (config, ETL root).
+    pub home: PathBuf,
+    /// The origin directory, as a local path.
+    pub origin: PathBuf,
+    /// The ETL root.
+    pub root: PathBuf,
+    /// The configuration file.
+    pub config: PathBuf,
+    /// Extra environment for the binaries.
+    pub env: Vec<(String, String)>,
+}
+
+/// A fresh world for one test.
+pub async fn spawn(origin: Origin) -> TestApp {
+    let id = format!("{:016x}", fastrand::u64(..));
+    let name = format!("visitas_test_{id}");
+    let admin = PgPool::connect(&admin_url())
+        .await
+        .expect("PostgreSQL reachable (ops/testbed.sh)");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&admin)
+        .await
+        .unwrap();
+    admin.close().await;
+    let db_url = admin_url().rsplit_once('/').unwrap().0.to_string() + "/" + &name;
+    let db = PgPool::connect(&db_url).await.unwrap();
+    shared::db::MIGRATOR.run(&db).await.unwrap();
+
+    let home = PathBuf::from("/var/tmp/visitas-tests").join(&id);
+    std::fs::create_dir_all(&home).unwrap();
+    let root = home.join("etl");
+    let (origin_dir, url, sftp) = match origin {
+        Origin::Local => {
+            let dir = home.join("origin");
+            std::fs::create_dir_all(&dir).unwrap();
+            (
+                dir.clone(),
+                format!("file://{}", dir.display()),
+                String::new(),
+            )
+        }
+        Origin::Sftp => {
+            let dir = testbed().join("sftp").join(&id);
+            std::fs::create_dir_all(&dir).unwrap();
+            chown_to_sftp_user(&dir);
+            let tb = testbed();
+            let sftp = format!(
+                "[sftp]\nknown_hosts = \"{}\"\nprivate_key_file = \"{}\"\ntimeout_secs = 10\n",
+                tb.join("known_hosts").display(),
+                tb.join("client_ed25519").display()
+            );
+            (
+                dir.clone(),
+                format!(
+                    "sftp://visitas-sftp@127.0.0.1:{}{}",
+                    sshd_port(),
+                    dir.display()
+                ),
+                sftp,
+            )
+        }
+    };
+    let config = home.join("visitas.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[source]\nurl = \"{url}\"\n{sftp}\n[database]\nurl = \"{db_url}\"\n\n[paths]\nroot = \"{}\"\n\n\
+             [performer]\npoll_secs = 1\nretry_delay_secs = 1\nstep_backoff_ms = 100\nlease_secs = 30\n",
+            root.display()
+        ),
+    )
+    .unwrap();
+    TestApp {
+        db,
+        home,
+        origin: origin_dir,
+        root,
+        config,
+        env: Vec::new(),
+    }
+}
+
+fn chown_to_sftp_user(dir: &Path) {
+    let status = Command::new("chown")
+        .arg("visitas-sftp:")
+        .arg(dir)
+        .status()
+        .unwrap();
+    assert!(status.success(), "chown {}", dir.display());
+}
+
+/// One row of `bitacora_control`, as operators see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Audit {
+    pub id: i64,
+    pub archivo: String,
+    pub estatus: String,
+    pub encoding: Option<String>,
+    pub totales: Option<i32>,
+    pub validos: Option<i32>,
+    pub errores: Option<i32>,
+    pub nuevos: Option<i32>,
+    pub actualizados: Option<i32>,
+    pub mensaje: Option<String>,
+    pub ruta_backup: Option<String>,
+    pub sha256: Option<String>,
+}
+
+impl TestApp {
+    /// Writes a file at the origin, an hour old (complete for the dispatcher).
+    pub fn put(&self, name: &str, bytes: &[u8]) {
+        let path = self.origin.join(name);
+        std::fs::write(&path, bytes).unwrap();
+        let old = SystemTime::now() - Duration::from_secs(3600);
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+    }
+
+    /// Whether a file is still at the origin.
+    pub fn at_origin(&self, name: &str) -> bool {
+        self.origin.join(name).exists()
+    }
+
+    /// Runs a binary of the workspace with this test's configuration.
+    pub fn run(&self, binary: &str, args: &[&str]) -> Output {
+        let mut cmd = Command::new(bin(binary));
+        cmd.args(args)
+            .env("VISITAS_CONFIG", &self.config)
+            .env("RUST_LOG", "info");
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    }
+
+    /// Runs a binary and insists it exits 0.
+    pub fn run_ok(&self, binary: &str, args: &[&str]) -> String {
+        let out = self.run(binary, args);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "{binary} {args:?} failed: {text}");
+        text
+    }
+
+    /// `dispatcher enqueue`.
+    pub fn enqueue(&self) -> String {
+        self.run_ok("dispatcher", &["enqueue"])
+    }
+
+    /// `performer run --once --workers 2 --as-of DAY`.
+    pub fn perform(&self, as_of: &str) -> String {
+        self.run_ok(
+            "performer",
+            &["run", "--once", "--workers", "2", "--as-of", as_of],
+        )
+    }
+
+    /// Puts the files at the origin, enqueues them and drains the queue.
+    pub fn load(&self, files: &[(&str, &[u8])], as_of: &str) -> String {
+        for (name, bytes) in files {
+            self.put(name, bytes);
+        }
+        self.enqueue();
+        self.perform(as_of)
+    }
+
+    /// Every `bitacora_control` row, by id.
+    pub async fn audit(&self) -> Vec<Audit> {
+        sqlx::query(
+            "SELECT id, archivo, estatus, encoding, registros_totales, registros_validos, registros_error,
+                    visitantes_nuevos, visitantes_actualizados, mensaje_error, ruta_backup, sha256
+             FROM bitacora_control ORDER BY id",
+        )
+        .fetch_all(&self.db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| Audit {
+            id: r.get(0),
+            archivo: r.get(1),
+            estatus: r.get(2),
+            encoding: r.get(3),
+            totales: r.get(4),
+            validos: r.get(5),
+            errores: r.get(6),
+            nuevos: r.get(7),
+            actualizados: r.get(8),
+            mensaje: r.get(9),
+            ruta_backup: r.get(10),
+            sha256: r.get(11),
+        })
+        .collect()
+    }
+
+    /// The audit row of the last item for `archivo`.
+    pub async fn audit_of(&self, archivo: &str) -> Audit {
+        self.audit()
+            .await
+            .into_iter()
+            .rev()
+            .find(|a| a.archivo == archivo)
+            .unwrap_or_else(|| panic!("no audit row for {archivo}"))
+    }
+
+    /// A count from any query returning one bigint.
+    pub async fn count(&self, sql: &str) -> i64 {
+        sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string()))
+            .fetch_one(&self.db)
+            .await
+            .unwrap()
+    }
+
+    /// SPEC §5 invariants, checked from the outside after a run.
+    pub async fn check_invariants(&self) {
+        // 1. counts add up and match the tables, per file.
+        let bad = self
+            .count(
+                "SELECT count(*) FROM bitacora_control b
+                 WHERE b.registros_totales IS DISTINCT FROM b.registros_validos + b.registros_error
+                    OR coalesce(b.registros_validos, 0) <> (SELECT count(*) FROM estadisticas e WHERE e.bitacora_id = b.id)
+                    OR coalesce(b.registros_error, 0) <> (SELECT count(*) FROM errores e WHERE e.bitacora_id = b.id)",
+            )
+            .await;
+        assert_eq!(bad, 0, "bitacora counts disagree with the tables");
+        // 2. no content loaded twice.
+        let twice = self
+            .count(
+                "SELECT count(*) FROM (SELECT sha256 FROM bitacora_control
+                 WHERE estatus IN ('COMPLETADO', 'COMPLETADO_CON_ERRORES') GROUP BY sha256 HAVING count(*) > 1) d",
+            )
+            .await;
+        assert_eq!(twice, 0, "some content was loaded twice");
+        // visitantes equals the aggregate over all valid rows, at each row's as-of date.
+        let wrong = self
+            .count(
+                "SELECT count(*) FROM (
+                   SELECT v.email FROM visitantes v
+                   LEFT JOIN LATERAL (
+                     SELECT min(fecha_envio) mn, max(fecha_envio) mx, count(*) n,
+                            count(*) FILTER (WHERE date_trunc('year', fecha_envio) = date_trunc('year', v.contadores_al)) y,
+                            count(*) FILTER (WHERE date_trunc('month', fecha_envio) = date_trunc('month', v.contadores_al)) m
+                     FROM estadisticas e WHERE e.email = v.email) a ON true
+                   WHERE (v.fecha_primera_visita, v.fecha_ultima_visita, v.visitas_totales::bigint,
+                          v.visitas_anio_actual::bigint, v.visitas_mes_actual::bigint)
+                         IS DISTINCT FROM (a.mn, a.mx, a.n, a.y, a.m)
+                   UNION ALL
+                   SELECT DISTINCT e.email FROM estadisticas e
+                   WHERE NOT EXISTS (SELECT 1 FROM visitantes v WHERE v.email = e.email)) w",
+            )
+            .await;
+        assert_eq!(
+            wrong, 0,
+            "visitantes differs from the aggregate of estadisticas"
+        );
+        // 3. every loaded file has a durable local copy.
+        for a in self.audit().await {
+            if matches!(
+                a.estatus.as_str(),
+                "COMPLETADO" | "COMPLETADO_CON_ERRORES" | "DUPLICADO" | "FALLO_LAYOUT"
+            ) {
+                let path = a
+                    .ruta_backup
+                    .clone()
+                    .unwrap_or_else(|| panic!("{} has no local copy", a.archivo));
+                assert!(Path::new(&path).exists(), "{path} missing");
+            }
+        }
+    }
+}

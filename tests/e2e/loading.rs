@@ -1,0 +1,70 @@
+//! SPEC §5 invariant 2 and §6: content is loaded once; loaded files are backed up and leave the origin.
+
+use crate::helpers::{Origin, spawn};
+use shared::fixtures::{FileSpec, generate};
+
+#[tokio::test]
+async fn same_content_is_duplicado_and_a_reused_name_with_new_content_loads() {
+    let app = spawn(Origin::Sftp).await;
+    let x = generate(&FileSpec {
+        rows: 300,
+        seed: 7,
+        ..Default::default()
+    });
+    app.load(&[("report_1.txt", &x.bytes)], "2026-11-24");
+    let first = app.audit_of("report_1.txt").await;
+    assert_eq!(first.estatus, "COMPLETADO_CON_ERRORES");
+    assert_eq!(first.validos, Some(x.valid as i32));
+    assert!(!app.at_origin("report_1.txt"));
+    let rows_after_first = app.count("SELECT count(*) FROM estadisticas").await;
+
+    // Same bytes, new name.
+    app.load(&[("report_2.txt", &x.bytes)], "2026-11-24");
+    let dup = app.audit_of("report_2.txt").await;
+    assert_eq!(dup.estatus, "DUPLICADO");
+    assert!(
+        dup.mensaje
+            .unwrap()
+            .contains(&format!("bitacora_control.id = {}", first.id))
+    );
+    assert_eq!(dup.sha256, first.sha256);
+    assert_eq!(
+        app.count("SELECT count(*) FROM estadisticas").await,
+        rows_after_first,
+        "a duplicate loads nothing"
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM errores WHERE archivo = 'report_2.txt'")
+            .await,
+        0
+    );
+    assert!(
+        !app.at_origin("report_2.txt"),
+        "a duplicate leaves the origin"
+    );
+    assert!(
+        std::path::Path::new(&dup.ruta_backup.unwrap()).exists(),
+        "and is backed up"
+    );
+
+    // Same name, new content: a new file, loaded.
+    let y = generate(&FileSpec {
+        rows: 200,
+        seed: 8,
+        ..Default::default()
+    });
+    app.load(&[("report_1.txt", &y.bytes)], "2026-11-24");
+    let audits = app.audit().await;
+    let reused = audits
+        .iter()
+        .filter(|a| a.archivo == "report_1.txt")
+        .collect::<Vec<_>>();
+    assert_eq!(reused.len(), 2);
+    assert_eq!(reused[1].estatus, "COMPLETADO_CON_ERRORES");
+    assert_eq!(reused[1].validos, Some(y.valid as i32));
+
+    // The backup copies are byte-identical to what was loaded.
+    let backup = std::fs::read(reused[0].ruta_backup.as_ref().unwrap()).unwrap();
+    assert_eq!(backup, x.bytes);
+    app.check_invariants().await;
+}

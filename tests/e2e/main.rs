@@ -1,0 +1,10 @@
+//! End-to-end tests: the real binaries against a real PostgreSQL and a real OpenSSH
+//! sshd (started by `ops/testbed.sh`). Each test gets its own database and directories.
+
+mod helpers;
+mod layout;
+mod loading;
+mod queue;
+mod rules;
+mod security;
+mod visitors;
