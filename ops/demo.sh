@@ -21,6 +21,7 @@ psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c 
 cat > "$DEMO/visitas.toml" <<CFG
 [source]
 url = "sftp://visitas-sftp@127.0.0.1:$PORT$ORIGIN"
+stability_window_secs = 1
 [sftp]
 known_hosts = "$TB/known_hosts"
 private_key_file = "$TB/client_ed25519"
@@ -30,21 +31,28 @@ url = "postgres://postgres@127.0.0.1:5432/$DB"
 root = "$DEMO/etl"
 [performer]
 poll_secs = 1
+[dispatcher]
+wait_poll_secs = 1
 CFG
 export VISITAS_CONFIG=$DEMO/visitas.toml RUST_LOG=${RUST_LOG:-warn}
 
 echo "== Generating sample files at the SFTP origin"
 "$BIN/dispatcher" generate --dir "$ORIGIN" --files 12 --rows 5000 --emails 3000 --mixed
-# The cases operators meet: a renamed column, an empty file, a re-sent file.
+# The cases operators meet: a renamed column, an empty file, a re-sent file, a stray file.
 sed '1s/Badmail/Bad mail/' "$ORIGIN/report_1.txt" > "$ORIGIN/report_13.txt"
 : > "$ORIGIN/report_14.txt"
 cp "$ORIGIN/report_2.txt" "$ORIGIN/report_15.txt"
-touch -d '-10 minutes' "$ORIGIN"/report_*.txt
+echo "not a visits file" > "$ORIGIN/LEEME.txt"
+touch -d '-10 minutes' "$ORIGIN"/*.txt
 
-echo "== Migrating, enqueueing, performing"
+echo "== The night: performer serving, dispatcher run (enqueue, wait, close the day, summary)"
 "$BIN/dispatcher" migrate
-"$BIN/dispatcher" enqueue
-time "$BIN/performer" run --once --workers 2
+"$BIN/performer" run --workers 2 > "$DEMO/performer.log" 2>&1 &
+PERFORMER=$!
+trap 'kill -TERM $PERFORMER 2>/dev/null || true' EXIT
+time "$BIN/dispatcher" run
+kill -TERM $PERFORMER && wait $PERFORMER && echo "performer stopped cleanly (exit 0)"
+trap - EXIT
 
 echo "== bitacora_control"
 psql -h 127.0.0.1 -U postgres -d $DB -c "
@@ -61,4 +69,6 @@ psql -h 127.0.0.1 -U postgres -d $DB -Atc "
   SELECT 'estadisticas: ' || (SELECT count(*) FROM estadisticas) || ' rows, errores: ' ||
          (SELECT count(*) FROM errores) || ' rows, visitantes: ' || (SELECT count(*) FROM visitantes) || ' rows'"
 echo "== Files: origin now holds $(ls "$ORIGIN" | wc -l) file(s); backups and quarantine under $DEMO/etl"
-find "$DEMO/etl" -type f | sort | sed "s|$DEMO/etl/||" | head -20
+find "$DEMO/etl" -type f | sort | sed "s|$DEMO/etl/||"
+echo "== In the day's zip"
+unzip -l "$DEMO/etl/backup/backup_$(TZ=America/Mexico_City date +%Y%m%d).zip" 2>/dev/null | tail -n +1 | head -20 || true

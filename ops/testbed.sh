@@ -15,6 +15,7 @@ command -v psql >/dev/null || need_apt+=(postgresql postgresql-client)
 command -v ssh-keygen >/dev/null || need_apt+=(openssh-client)
 command -v sftp >/dev/null || need_apt+=(openssh-client)
 command -v ssh-keyscan >/dev/null || need_apt+=(openssh-client)
+command -v systemd-analyze >/dev/null || need_apt+=(systemd)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "testbed: installing ${need_apt[*]}"
     apt-get update -qq

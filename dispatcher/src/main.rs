@@ -1,16 +1,28 @@
-//! `dispatcher`: finds visit files at the origin and enqueues them; operator commands.
+//! `dispatcher`: the nightly run (find complete files, enqueue, wait, close the day)
+//! and the operator commands.
 
+mod archive;
+mod close;
 mod generate;
+mod listing;
+mod night;
+mod retention;
+mod summary;
 
-use anyhow::Context as _;
+use chrono::NaiveDate;
 use clap::{Parser, Subcommand};
+use shared::business_date::business_date;
 use shared::config::{Config, DEFAULT_CONFIG_PATH};
-use shared::queue::{self, NewItem};
-use shared::source::{RemoteName, Source};
 use std::path::PathBuf;
-use tracing::{info, warn};
+use std::process::ExitCode;
+use tracing::info;
 
-/// Finds visit files and enqueues them for the performers; operator commands.
+/// Exit code of a run whose queue did not drain before its deadline.
+const EXIT_NOT_DRAINED: u8 = 3;
+/// Exit code of a run or close that could not write or verify a day's zip.
+const EXIT_CLOSE_FAILED: u8 = 4;
+
+/// Finds visit files and enqueues them for the performers; closes the day; operator commands.
 #[derive(Parser)]
 #[command(version, about)]
 struct Cli {
@@ -25,61 +37,58 @@ struct Cli {
 enum Command {
     /// Apply the database migrations (running it twice changes nothing).
     Migrate,
-    /// Enqueue every file at the origin whose name matches source.pattern.
-    Enqueue,
+    /// The nightly run: enqueue complete new files, retry system failures (tier 4),
+    /// wait for the queue to drain, close the day, print its summary.
+    /// Exit 0 when drained, 3 when the deadline passed first, 4 when a zip failed.
+    Run {
+        /// Only enqueue: do not wait, do not close the day.
+        #[arg(long)]
+        no_wait: bool,
+        /// Business date (default: today in business.time_zone).
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        as_of: Option<NaiveDate>,
+    },
+    /// Close the day now: zip loose backups, sweep staging, apply retention.
+    Close {
+        /// Business date for retention (default: today in business.time_zone).
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        as_of: Option<NaiveDate>,
+    },
     /// Write generated sample visit files into a directory.
     Generate(generate::Args),
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     shared::telemetry::init();
     if let Command::Generate(args) = &cli.command {
-        return generate::run(args);
+        generate::run(args)?;
+        return Ok(ExitCode::SUCCESS);
     }
     let config = Config::load(&cli.config)?;
     let pool = shared::db::sqlx_pool(&config).await?;
+    let today = |as_of| Ok::<_, anyhow::Error>(business_date(as_of, config.time_zone()?));
     match cli.command {
         Command::Migrate => {
             shared::db::migrate(&pool).await?;
             info!("migrations applied");
         }
-        Command::Enqueue => enqueue(&config, &pool).await?,
+        Command::Run { no_wait, as_of } => {
+            if night::run(&config, &pool, !no_wait, today(as_of)?).await?
+                == night::Outcome::NotDrained
+            {
+                return Ok(ExitCode::from(EXIT_NOT_DRAINED));
+            }
+        }
+        Command::Close { as_of } => {
+            let closed = close::close_day(&config, &pool, today(as_of)?).await?;
+            println!("{}", closed.describe());
+            if !closed.failed_days.is_empty() {
+                return Ok(ExitCode::from(EXIT_CLOSE_FAILED));
+            }
+        }
         Command::Generate(_) => unreachable!("handled above"),
     }
-    Ok(())
-}
-
-async fn enqueue(config: &Config, pool: &sqlx::PgPool) -> anyhow::Result<()> {
-    let pattern = regex::Regex::new(&format!("^(?:{})$", config.source.pattern))?;
-    let source = Source::connect(config)
-        .await
-        .context("connecting to the origin")?;
-    let listed = source.list().await;
-    let mut items = Vec::new();
-    for file in listed.as_ref().map_err(|e| anyhow::anyhow!("{e}"))? {
-        if !pattern.is_match(&file.name) {
-            continue;
-        }
-        if let Err(e) = RemoteName::parse(&file.name) {
-            warn!(error = %e, "skipped");
-            continue;
-        }
-        items.push(NewItem {
-            source_path: source.path_of(&file.name),
-            file_name: file.name.clone(),
-            size: file.size,
-            mtime: file.mtime,
-        });
-    }
-    source.close().await;
-    let ids = queue::enqueue(pool, None, &items, config.performer.max_attempts).await?;
-    info!(
-        matching = items.len(),
-        enqueued = ids.len(),
-        "enqueue finished"
-    );
-    println!("{} file(s) matching, {} enqueued", items.len(), ids.len());
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }

@@ -69,7 +69,7 @@ async fn main() -> anyhow::Result<()> {
             });
             let shutdown = CancellationToken::new();
             tokio::spawn(stop_on_signal(shutdown.clone()));
-            let name = format!("{}:{}", hostname(), std::process::id());
+            let name = format!("{}:{}", shared::host::name(), std::process::id());
             info!(workers, once, worker = %name, "performer starting");
             pool::run(
                 ctx,
@@ -96,9 +96,4 @@ async fn stop_on_signal(shutdown: CancellationToken) {
     }
     info!("stop requested: finishing the items in hand");
     shutdown.cancel();
-}
-
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map_or_else(|_| "unknown".into(), |h| h.trim().to_string())
 }

@@ -1,5 +1,5 @@
-//! Configuration: one TOML file, every key overridable by `VISITAS_…` variables
-//! (`VISITAS_DATABASE__URL` sets `database.url`); secrets from files or the environment.
+//! Configuration: one TOML file, every key overridable by `VISITAS_<SECTION>__<KEY>`
+//! variables (`VISITAS_DATABASE__URL` sets `database.url`); secrets from files or the environment.
 
 use crate::secret::Secret;
 use figment::Figment;
@@ -48,6 +48,30 @@ pub struct Config {
     /// Business calendar.
     #[serde(default)]
     pub business: BusinessConfig,
+    /// The nightly run: waiting, closing the day, retention.
+    #[serde(default)]
+    pub dispatcher: DispatcherConfig,
+}
+
+/// The nightly run.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DispatcherConfig {
+    /// How long `dispatcher run` waits for its items to reach a final state.
+    #[serde(default = "default_drain_timeout")]
+    pub drain_timeout_secs: u64,
+    /// How often it looks while waiting.
+    #[serde(default = "default_wait_poll")]
+    pub wait_poll_secs: u64,
+    /// Nightly runs that retry a `FALLO_SISTEMA` file still at the origin (tier 4).
+    #[serde(default = "default_system_retry_runs")]
+    pub system_retry_runs: u32,
+    /// Days a `backup_YYYYMMDD.zip` is kept.
+    #[serde(default = "default_backup_retention")]
+    pub backup_retention_days: u32,
+    /// Days a `logs/YYYYMMDD/` directory is kept.
+    #[serde(default = "default_log_retention")]
+    pub log_retention_days: u32,
 }
 
 /// The origin directory and which files in it are visit files.
@@ -181,6 +205,21 @@ fn default_step_tries() -> usize {
 fn default_step_backoff_ms() -> u64 {
     1000
 }
+fn default_drain_timeout() -> u64 {
+    4 * 3600
+}
+fn default_wait_poll() -> u64 {
+    5
+}
+fn default_system_retry_runs() -> u32 {
+    2
+}
+fn default_backup_retention() -> u32 {
+    90
+}
+fn default_log_retention() -> u32 {
+    30
+}
 fn default_time_zone() -> String {
     "America/Mexico_City".into()
 }
@@ -203,6 +242,18 @@ impl Default for PerformerConfig {
             retry_delay_secs: default_retry_delay(),
             step_tries: default_step_tries(),
             step_backoff_ms: default_step_backoff_ms(),
+        }
+    }
+}
+
+impl Default for DispatcherConfig {
+    fn default() -> Self {
+        Self {
+            drain_timeout_secs: default_drain_timeout(),
+            wait_poll_secs: default_wait_poll(),
+            system_retry_runs: default_system_retry_runs(),
+            backup_retention_days: default_backup_retention(),
+            log_retention_days: default_log_retention(),
         }
     }
 }
@@ -244,7 +295,13 @@ impl Config {
             figment = figment.merge(Toml::file_exact(path));
         }
         let config: Config = figment
-            .merge(Env::prefixed("VISITAS_").split("__").ignore(&["config"]))
+            // Only `VISITAS_SECTION__KEY` is configuration: every key lives in a section,
+            // so other `VISITAS_…` variables (VISITAS_CONFIG, the test bed's) are not keys.
+            .merge(
+                Env::prefixed("VISITAS_")
+                    .filter(|k| k.as_str().contains("__"))
+                    .split("__"),
+            )
             .extract()
             .map_err(Box::new)?;
         config.check()?;

@@ -13,6 +13,7 @@ pub mod db;
 pub mod feed;
 pub mod fixtures;
 pub mod hash;
+pub mod host;
 pub mod load;
 pub mod paths;
 pub mod queue;

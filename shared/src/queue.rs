@@ -268,3 +268,66 @@ pub async fn open_items(client: &impl GenericClient) -> Result<i64, tokio_postgr
         .await?;
     Ok(row.get(0))
 }
+
+/// Tier 4: `FALLO_SISTEMA` items whose file is still at the origin (same listing
+/// identity) go back to the queue, at most `max_runs` times. Returns
+/// (items re-enqueued, items that used up their runs and wait for an operator).
+pub async fn retry_system_failures(
+    pool: &PgPool,
+    dispatch_run: i64,
+    at_origin: &[NewItem],
+    max_runs: u32,
+) -> sqlx::Result<(Vec<i64>, i64)> {
+    let paths: Vec<&str> = at_origin.iter().map(|i| i.source_path.as_str()).collect();
+    let sizes: Vec<i64> = at_origin.iter().map(|i| i.size as i64).collect();
+    let mtimes: Vec<DateTime<Utc>> = at_origin.iter().map(|i| i.mtime).collect();
+    let mut tx = pool.begin().await?;
+    let retried: Vec<i64> = sqlx::query_scalar(
+        "WITH listed AS (SELECT * FROM unnest($1::text[], $2::bigint[], $3::timestamptz[]) AS l(p, s, m)),
+         due AS (
+             SELECT w.id FROM work_items w
+             JOIN listed l ON (w.source_path, w.size_bytes, w.mtime) = (l.p, l.s, l.m)
+             JOIN bitacora_control b ON b.work_item_id = w.id
+             WHERE w.state = 'failed' AND b.estatus = 'FALLO_SISTEMA' AND w.system_retry_days < $4
+             FOR UPDATE OF w
+         ), retried AS (
+             UPDATE work_items w
+             SET state = 'pending', attempts = 0, run_at = now(), system_retry_days = w.system_retry_days + 1,
+                 dispatch_run_id = $5, last_error = 'retried by the nightly run (tier 4) after: ' || coalesce(w.last_error, ''),
+                 updated_at = now()
+             FROM due WHERE w.id = due.id
+             RETURNING w.id
+         )
+         UPDATE bitacora_control b SET estatus = 'PENDIENTE'
+         FROM retried r WHERE b.work_item_id = r.id
+         RETURNING r.id",
+    )
+    .bind(&paths)
+    .bind(&sizes)
+    .bind(&mtimes)
+    .bind(max_runs as i32)
+    .bind(dispatch_run)
+    .fetch_all(&mut *tx)
+    .await?;
+    let waiting: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM work_items w
+         JOIN unnest($1::text[], $2::bigint[], $3::timestamptz[]) AS l(p, s, m)
+           ON (w.source_path, w.size_bytes, w.mtime) = (l.p, l.s, l.m)
+         JOIN bitacora_control b ON b.work_item_id = w.id
+         WHERE w.state = 'failed' AND b.estatus = 'FALLO_SISTEMA' AND w.system_retry_days >= $4",
+    )
+    .bind(&paths)
+    .bind(&sizes)
+    .bind(&mtimes)
+    .bind(max_runs as i32)
+    .fetch_one(&mut *tx)
+    .await?;
+    if !retried.is_empty() {
+        sqlx::query("SELECT pg_notify($1, '')")
+            .bind(CHANNEL)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok((retried, waiting))
+}

@@ -116,8 +116,9 @@ pub async fn spawn(origin: Origin) -> TestApp {
     std::fs::write(
         &config,
         format!(
-            "[source]\nurl = \"{url}\"\n{sftp}\n[database]\nurl = \"{db_url}\"\n\n[paths]\nroot = \"{}\"\n\n\
-             [performer]\npoll_secs = 1\nretry_delay_secs = 1\nstep_backoff_ms = 100\nlease_secs = 30\n",
+            "[source]\nurl = \"{url}\"\nstability_window_secs = 0\n{sftp}\n[database]\nurl = \"{db_url}\"\n\n[paths]\nroot = \"{}\"\n\n\
+             [performer]\npoll_secs = 1\nretry_delay_secs = 1\nstep_backoff_ms = 100\nlease_secs = 30\n\n\
+             [dispatcher]\nwait_poll_secs = 1\n",
             root.display()
         ),
     )
@@ -201,9 +202,27 @@ impl TestApp {
         text
     }
 
-    /// `dispatcher enqueue`.
+    /// `dispatcher run --no-wait`: list, enqueue, return.
     pub fn enqueue(&self) -> String {
-        self.run_ok("dispatcher", &["enqueue"])
+        self.run_ok("dispatcher", &["run", "--no-wait"])
+    }
+
+    /// Starts a binary in the background, output captured.
+    pub fn spawn_bin(&self, binary: &str, args: &[&str]) -> std::process::Child {
+        let mut cmd = Command::new(bin(binary));
+        cmd.args(args)
+            .env("VISITAS_CONFIG", &self.config)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        cmd.spawn().unwrap()
+    }
+
+    /// Starts `performer run` (serving until SIGTERM) in the background.
+    pub fn spawn_performer(&self, as_of: &str) -> std::process::Child {
+        self.spawn_bin("performer", &["run", "--workers", "2", "--as-of", as_of])
     }
 
     /// `performer run --once --workers 2 --as-of DAY`.
@@ -321,8 +340,27 @@ impl TestApp {
                     .ruta_backup
                     .clone()
                     .unwrap_or_else(|| panic!("{} has no local copy", a.archivo));
-                assert!(Path::new(&path).exists(), "{path} missing");
+                // Loose (`…/backup/YYYYMMDD/ID-name`) or zipped (`…/backup_YYYYMMDD.zip#ID-name`).
+                let file = path.split_once('#').map_or(path.as_str(), |(zip, _)| zip);
+                assert!(Path::new(file).exists(), "{path} missing");
             }
         }
     }
+}
+
+/// Sends SIGTERM and waits; returns the exit status and everything printed.
+pub fn terminate(child: std::process::Child) -> (std::process::ExitStatus, String) {
+    let status = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status, text)
 }

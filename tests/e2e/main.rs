@@ -4,7 +4,9 @@
 mod helpers;
 mod layout;
 mod loading;
+mod night;
 mod queue;
 mod rules;
 mod security;
+mod systemd;
 mod visitors;

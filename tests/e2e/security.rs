@@ -23,7 +23,7 @@ async fn a_changed_or_unknown_host_key_is_refused_and_nothing_is_downloaded() {
             "VISITAS_SFTP__KNOWN_HOSTS".into(),
             known_hosts.display().to_string(),
         )];
-        let out = app.run("dispatcher", &["enqueue"]);
+        let out = app.run("dispatcher", &["run", "--no-wait"]);
         let text = String::from_utf8_lossy(&out.stderr).to_string()
             + &String::from_utf8_lossy(&out.stdout);
         assert!(!out.status.success(), "enqueue must fail: {text}");

@@ -1,0 +1,262 @@
+//! `dispatcher run`: list the origin twice, enqueue complete new files, retry
+//! yesterday's system failures (tier 4), wait for the queue to drain (bounded),
+//! close the day and print its summary.
+//!
+//! Concurrency: the whole run holds the session advisory lock [`DISPATCH_LOCK`]
+//! (`pg_try_advisory_lock`); a second run started meanwhile says so and exits 0.
+//! The unique listing key of `work_items` would stop a double enqueue anyway.
+
+use crate::listing::{Verdict, classify};
+use crate::{close, summary};
+use chrono::{NaiveDate, Utc};
+use regex::Regex;
+use shared::config::Config;
+use shared::queue::{self, NewItem};
+use shared::source::Source;
+use sqlx::PgPool;
+use std::time::{Duration, Instant};
+use tracing::{error, info, warn};
+
+/// Advisory lock key of `dispatcher run` ("VISITAS" + 1).
+pub const DISPATCH_LOCK: i64 = 0x5649_5349_5441_5301;
+
+/// How a run ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Another run holds the lock.
+    Busy,
+    /// Every item reached a final state (or waiting was not asked for).
+    Drained,
+    /// The deadline passed with items still open.
+    NotDrained,
+    /// Drained, but a day's zip could not be written or verified (loose copies kept).
+    CloseFailed,
+}
+
+/// Counts of one listing.
+#[derive(Debug, Default)]
+struct Listed {
+    listed: i32,
+    ignored: i32,
+    incomplete: i32,
+    ready: Vec<NewItem>,
+}
+
+/// The nightly run; `wait = false` only enqueues.
+pub async fn run(
+    config: &Config,
+    pool: &PgPool,
+    wait: bool,
+    today: NaiveDate,
+) -> anyhow::Result<Outcome> {
+    let mut lock = pool.acquire().await?;
+    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+        .bind(DISPATCH_LOCK)
+        .fetch_one(&mut *lock)
+        .await?;
+    if !locked {
+        let holder: Option<i64> =
+            sqlx::query_scalar("SELECT max(id) FROM dispatch_runs WHERE finished_at IS NULL")
+                .fetch_one(pool)
+                .await?;
+        warn!(dispatch_run = ?holder, "another dispatcher run is in progress; nothing to do");
+        println!(
+            "another dispatcher run is in progress (dispatch_runs.id = {holder:?}); nothing to do"
+        );
+        return Ok(Outcome::Busy);
+    }
+    let outcome = locked_run(config, pool, wait, today).await;
+    sqlx::query("SELECT pg_advisory_unlock($1)")
+        .bind(DISPATCH_LOCK)
+        .execute(&mut *lock)
+        .await?;
+    outcome
+}
+
+async fn locked_run(
+    config: &Config,
+    pool: &PgPool,
+    wait: bool,
+    today: NaiveDate,
+) -> anyhow::Result<Outcome> {
+    let run_id: i64 = sqlx::query_scalar(
+        "INSERT INTO dispatch_runs (host, source, fecha_negocio) VALUES ($1, $2, $3) RETURNING id",
+    )
+    .bind(shared::host::name())
+    .bind(&config.source.url)
+    .bind(today)
+    .fetch_one(pool)
+    .await?;
+    let listed = match list_complete(config).await {
+        Ok(listed) => listed,
+        Err(e) => {
+            finish(pool, run_id, None, &format!("listing failed: {e}")).await?;
+            return Err(e);
+        }
+    };
+    let (retried, waiting) = queue::retry_system_failures(
+        pool,
+        run_id,
+        &listed.ready,
+        config.dispatcher.system_retry_runs,
+    )
+    .await?;
+    let enqueued = queue::enqueue(
+        pool,
+        Some(run_id),
+        &listed.ready,
+        config.performer.max_attempts,
+    )
+    .await?;
+    let known = listed.ready.len() as i32 - enqueued.len() as i32 - retried.len() as i32;
+    sqlx::query(
+        "UPDATE dispatch_runs SET files_listed = $2, files_enqueued = $3, files_skipped = $4, files_ignored = $5,
+             files_incomplete = $6, files_known = $7, files_retried = $8, files_waiting_operator = $9
+         WHERE id = $1",
+    )
+    .bind(run_id)
+    .bind(listed.listed)
+    .bind(enqueued.len() as i32)
+    .bind(listed.ignored + listed.incomplete + known)
+    .bind(listed.ignored)
+    .bind(listed.incomplete)
+    .bind(known)
+    .bind(retried.len() as i32)
+    .bind(waiting as i32)
+    .execute(pool)
+    .await?;
+    info!(
+        dispatch_run = run_id,
+        listed = listed.listed,
+        enqueued = enqueued.len(),
+        retried = retried.len(),
+        already_known = known,
+        incomplete = listed.incomplete,
+        ignored = listed.ignored,
+        waiting_for_operator = waiting,
+        "dispatch finished"
+    );
+    println!(
+        "dispatch run {run_id}: {} listed, {} enqueued, {} retried (tier 4), {} already known, \
+         {} incomplete, {} ignored, {} waiting for an operator",
+        listed.listed,
+        enqueued.len(),
+        retried.len(),
+        known,
+        listed.incomplete,
+        listed.ignored,
+        waiting
+    );
+    if !wait {
+        finish(pool, run_id, None, "enqueued").await?;
+        return Ok(Outcome::Drained);
+    }
+
+    let drained = wait_for_drain(config, pool).await?;
+    let closed = close::close_day(config, pool, today).await?;
+    let lines = summary::day(pool, today).await?;
+    let table = summary::render(today, &lines);
+    info!(summary = %table, zips = closed.zips, archived = closed.archived_files, quarantined = closed.quarantined,
+          staging_removed = closed.staging_removed, "day closed");
+    print!("{table}");
+    println!("{}", closed.describe());
+    let message = if drained {
+        "drained"
+    } else {
+        "NOT drained before the deadline"
+    };
+    finish(pool, run_id, Some(drained), message).await?;
+    if !drained {
+        error!(
+            dispatch_run = run_id,
+            "the night did not drain before its deadline; the next run picks up the rest"
+        );
+        println!(
+            "the queue did NOT drain before the deadline; the next run picks up where this one stopped"
+        );
+        return Ok(Outcome::NotDrained);
+    }
+    if !closed.failed_days.is_empty() {
+        return Ok(Outcome::CloseFailed);
+    }
+    Ok(Outcome::Drained)
+}
+
+async fn finish(
+    pool: &PgPool,
+    run_id: i64,
+    drained: Option<bool>,
+    outcome: &str,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE dispatch_runs SET finished_at = now(), drained = $2, outcome = $3 WHERE id = $1",
+    )
+    .bind(run_id)
+    .bind(drained)
+    .bind(outcome)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Two listings `stability_window` apart; only files unchanged and old enough are ready.
+async fn list_complete(config: &Config) -> anyhow::Result<Listed> {
+    let pattern = Regex::new(&format!("^(?:{})$", config.source.pattern))?;
+    let source = Source::connect(config).await?;
+    let first = source.list().await?;
+    tokio::time::sleep(Duration::from_secs(config.source.stability_window_secs)).await;
+    let second = source.list().await?;
+    let min_age = Duration::from_secs(config.source.min_file_age_secs);
+    let mut listed = Listed {
+        listed: first.len() as i32,
+        ..Listed::default()
+    };
+    for (file, verdict) in classify(&first, &second, &pattern, Utc::now(), min_age) {
+        match verdict {
+            Verdict::Ready => listed.ready.push(NewItem {
+                source_path: source.path_of(&file.name),
+                file_name: file.name,
+                size: file.size,
+                mtime: file.mtime,
+            }),
+            Verdict::Ignored => listed.ignored += 1,
+            Verdict::Unsafe(reason) => {
+                warn!(%reason, "file name refused");
+                listed.ignored += 1;
+            }
+            Verdict::TooRecent | Verdict::Changing => {
+                info!(file = %file.name, ?verdict, "not complete yet; a later run will take it");
+                listed.incomplete += 1;
+            }
+        }
+    }
+    source.close().await;
+    Ok(listed)
+}
+
+/// Waits until no item is pending or running, or the deadline passes.
+async fn wait_for_drain(config: &Config, pool: &PgPool) -> sqlx::Result<bool> {
+    let deadline = Instant::now() + Duration::from_secs(config.dispatcher.drain_timeout_secs);
+    let poll = Duration::from_secs(config.dispatcher.wait_poll_secs.max(1));
+    loop {
+        let open: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM work_items WHERE state IN ('pending', 'running')",
+        )
+        .fetch_one(pool)
+        .await?;
+        if open == 0 {
+            return Ok(true);
+        }
+        if Instant::now() >= deadline {
+            return Ok(false);
+        }
+        tokio::time::sleep(
+            poll.min(
+                deadline
+                    .saturating_duration_since(Instant::now())
+                    .max(Duration::from_millis(100)),
+            ),
+        )
+        .await;
+    }
+}
