@@ -33,6 +33,12 @@ pub enum ItemError {
     /// The rules engine failed (a defect, not bad data).
     #[error("rules engine: {0}")]
     Engine(#[from] PolarsError),
+    /// Every attempt was used up by performers that stopped while holding the item.
+    #[error("attempts exhausted: {attempts} attempt(s) ended with their performer stopping")]
+    Exhausted {
+        /// Attempts used.
+        attempts: i32,
+    },
     /// The content at the origin differs from what an earlier attempt loaded.
     #[error("content at the origin changed since the load (SHA-256 {found}, loaded {loaded})")]
     ContentChanged {
@@ -50,7 +56,10 @@ impl ItemError {
             ItemError::Source(e) => e.is_transient(),
             ItemError::Load(e) => e.is_transient(),
             ItemError::Db(_) | ItemError::Pool(_) | ItemError::Disk { .. } => true,
-            ItemError::Name(_) | ItemError::Engine(_) | ItemError::ContentChanged { .. } => false,
+            ItemError::Name(_)
+            | ItemError::Engine(_)
+            | ItemError::ContentChanged { .. }
+            | ItemError::Exhausted { .. } => false,
         }
     }
 

@@ -19,6 +19,7 @@ use shared::queue::{self, Claimed, Final};
 use shared::source::{RemoteName, Source, SourceError};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use tokio_util::task::AbortOnDropHandle;
 use tracing::{Instrument, error, info, info_span, warn};
 
 /// What every worker of a performer shares.
@@ -55,9 +56,9 @@ pub async fn process(ctx: &Context, worker: &str, item: Claimed) {
     let span =
         info_span!("item", work_item_id = item.id, file = %item.file_name, attempt = item.attempts);
     async {
-        let heartbeat = spawn_heartbeat(ctx, worker, item.id);
+        // Aborted on drop too: an abandoned item must stop extending its lease.
+        let _heartbeat = AbortOnDropHandle::new(spawn_heartbeat(ctx, worker, item.id));
         let result = handle(ctx, &item).await;
-        heartbeat.abort();
         if let Err(e) = result {
             on_failure(ctx, &item, e).await;
         }
@@ -131,6 +132,12 @@ fn staged_path(ctx: &Context, item: &Claimed) -> PathBuf {
 }
 
 async fn handle(ctx: &Context, item: &Claimed) -> Result<(), ItemError> {
+    if item.attempts > item.max_attempts && !is_final(&item.prior_status) {
+        // Taken back after its performers vanished once too often.
+        return Err(ItemError::Exhausted {
+            attempts: item.attempts - 1,
+        });
+    }
     let name = RemoteName::parse(&item.file_name)?;
     let source = (|| Source::connect(&ctx.config))
         .retry(ctx.step_backoff())
@@ -190,6 +197,7 @@ async fn handle_connected(
             .when(ItemError::is_transient)
             .notify(|e, wait| warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "load failed and rolled back; retrying"))
             .await?;
+            shared::fault::pause("after_commit").await;
             match &outcome {
                 LoadOutcome::Loaded {
                     status,
@@ -232,12 +240,27 @@ async fn download(
     name: &RemoteName,
     staged: &Path,
 ) -> Result<(), ItemError> {
-    let bytes = (|| source.download(name, staged))
+    let started = std::time::Instant::now();
+    let downloaded = (|| source.download(name, staged))
         .retry(ctx.step_backoff())
         .when(SourceError::is_transient)
         .notify(|e, wait| warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "download failed; retrying"))
-        .await?;
-    info!(bytes, "downloaded");
+        .await;
+    let bytes = match downloaded {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            // A partial download is not a copy of anything: never quarantine it.
+            let _ = tokio::fs::remove_file(staged).await;
+            return Err(e.into());
+        }
+    };
+    let secs = started.elapsed().as_secs_f64();
+    info!(
+        bytes,
+        ms = (secs * 1000.0) as u64,
+        mb_per_s = bytes as f64 / 1e6 / secs.max(1e-9),
+        "downloaded"
+    );
     Ok(())
 }
 

@@ -69,7 +69,7 @@ async fn work(
             Ok::<_, crate::error::ItemError>((claimed, open))
         };
         match next.await {
-            Ok((Some(item), _)) => process(&ctx, &worker, item).await,
+            Ok((Some(item), _)) => process_or_abandon(&ctx, &worker, item, &shutdown).await,
             Ok((None, 0)) if once => break,
             Ok((None, _)) => {
                 tokio::select! {
@@ -88,6 +88,38 @@ async fn work(
         }
     }
     info!(%worker, "worker stopped");
+}
+
+/// Processes an item; after a shutdown request waits at most `shutdown_grace_secs`,
+/// then abandons it: dropping the work rolls back an open load transaction, and the
+/// item is handed back to the queue without counting the attempt.
+async fn process_or_abandon(
+    ctx: &Context,
+    worker: &str,
+    item: queue::Claimed,
+    shutdown: &CancellationToken,
+) {
+    let grace = Duration::from_secs(ctx.config.performer.shutdown_grace_secs);
+    let grace_over = async {
+        shutdown.cancelled().await;
+        tokio::time::sleep(grace).await;
+    };
+    tokio::select! {
+        () = process(ctx, worker, item.clone()) => return,
+        () = grace_over => {}
+    }
+    warn!(work_item_id = item.id, file = %item.file_name, "shutdown grace period over: item abandoned, handed back");
+    let handed_back = async {
+        let client = ctx.pool.get().await?;
+        queue::release(&client, &item).await?;
+        Ok::<_, crate::error::ItemError>(())
+    };
+    // If the rollback still holds a lock, the lease expiry hands the item back instead.
+    match tokio::time::timeout(Duration::from_secs(5), handed_back).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => warn!(error = %e, "could not hand the item back; its lease will expire"),
+        Err(_) => warn!("handing the item back timed out; its lease will expire"),
+    }
 }
 
 /// Wakes idle workers on NOTIFY; reconnects after a lost connection.

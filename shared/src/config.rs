@@ -155,6 +155,9 @@ pub struct PerformerConfig {
     /// First backoff delay of tier 1, doubled each try, with jitter.
     #[serde(default = "default_step_backoff_ms")]
     pub step_backoff_ms: u64,
+    /// After SIGTERM, how long items in hand may take before they are abandoned (rolled back, handed back).
+    #[serde(default = "default_shutdown_grace")]
+    pub shutdown_grace_secs: u64,
 }
 
 /// The business calendar that dates a load.
@@ -205,6 +208,9 @@ fn default_step_tries() -> usize {
 fn default_step_backoff_ms() -> u64 {
     1000
 }
+fn default_shutdown_grace() -> u64 {
+    60
+}
 fn default_drain_timeout() -> u64 {
     4 * 3600
 }
@@ -242,6 +248,7 @@ impl Default for PerformerConfig {
             retry_delay_secs: default_retry_delay(),
             step_tries: default_step_tries(),
             step_backoff_ms: default_step_backoff_ms(),
+            shutdown_grace_secs: default_shutdown_grace(),
         }
     }
 }

@@ -10,6 +10,7 @@ pub mod audit;
 pub mod business_date;
 pub mod config;
 pub mod db;
+pub mod fault;
 pub mod feed;
 pub mod fixtures;
 pub mod hash;

@@ -148,6 +148,7 @@ pub async fn load(
         ],
     )
     .await?;
+    crate::fault::pause("load").await;
     tx.commit().await?;
     Ok(LoadOutcome::Loaded {
         status,

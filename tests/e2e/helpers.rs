@@ -50,6 +50,8 @@ pub enum Origin {
 pub struct TestApp {
     /// Pool on the test's own database.
     pub db: PgPool,
+    /// The test database's name.
+    pub db_name: String,
     /// Test working directory (config, ETL root).
     pub home: PathBuf,
     /// The origin directory, as a local path.
@@ -125,6 +127,7 @@ pub async fn spawn(origin: Origin) -> TestApp {
     .unwrap();
     TestApp {
         db,
+        db_name: name,
         home,
         origin: origin_dir,
         root,
@@ -160,6 +163,35 @@ pub struct Audit {
 }
 
 impl TestApp {
+    /// The same world with a fresh pool (after its connections were terminated).
+    pub async fn reconnect(self) -> TestApp {
+        let db = PgPool::connect(&self.db_url()).await.unwrap();
+        TestApp { db, ..self }
+    }
+
+    /// The same world sharing this one's pool, for a variant with other environment.
+    pub fn clone_handles(&self) -> TestApp {
+        TestApp {
+            db: self.db.clone(),
+            db_name: self.db_name.clone(),
+            home: self.home.clone(),
+            origin: self.origin.clone(),
+            root: self.root.clone(),
+            config: self.config.clone(),
+            env: self.env.clone(),
+        }
+    }
+
+    /// URL of the test database.
+    pub fn db_url(&self) -> String {
+        admin_url().rsplit_once('/').unwrap().0.to_string() + "/" + &self.db_name
+    }
+
+    /// The test database's name.
+    pub fn db_name(&self) -> String {
+        self.db_name.clone()
+    }
+
     /// Writes a file at the origin, an hour old (complete for the dispatcher).
     pub fn put(&self, name: &str, bytes: &[u8]) {
         let path = self.origin.join(name);
@@ -363,4 +395,221 @@ pub fn terminate(child: std::process::Child) -> (std::process::ExitStatus, Strin
         String::from_utf8_lossy(&out.stderr)
     );
     (out.status, text)
+}
+
+/// A background process whose output lines are collected as they come.
+pub struct Running {
+    child: std::process::Child,
+    lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    readers: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Running {
+    /// Wraps a child spawned with piped stdout and stderr.
+    pub fn new(mut child: std::process::Child) -> Self {
+        use std::io::BufRead;
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut readers = Vec::new();
+        let out: Box<dyn std::io::Read + Send> = Box::new(child.stdout.take().unwrap());
+        let err: Box<dyn std::io::Read + Send> = Box::new(child.stderr.take().unwrap());
+        for stream in [out, err] {
+            let lines = lines.clone();
+            readers.push(std::thread::spawn(move || {
+                for line in std::io::BufReader::new(stream)
+                    .lines()
+                    .map_while(Result::ok)
+                {
+                    lines.lock().unwrap().push(line);
+                }
+            }));
+        }
+        Self {
+            child,
+            lines,
+            readers,
+        }
+    }
+
+    /// Waits until a line contains `needle`; panics after `secs`.
+    pub fn wait_for(&mut self, needle: &str, secs: u64) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+        while std::time::Instant::now() < deadline {
+            if self
+                .lines
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|l| l.contains(needle))
+            {
+                return;
+            }
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!(
+                    "process exited ({status}) before saying {needle:?}: {}",
+                    self.text()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("no {needle:?} within {secs}s: {}", self.text());
+    }
+
+    /// Everything printed so far.
+    pub fn text(&self) -> String {
+        self.lines.lock().unwrap().join("\n")
+    }
+
+    /// SIGKILL: the process dies where it stands.
+    pub fn kill9(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// SIGTERM, then waits; returns the exit status and everything printed.
+    pub fn terminate(mut self) -> (std::process::ExitStatus, String) {
+        let status = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let status = self.child.wait().unwrap();
+        for r in self.readers.drain(..) {
+            r.join().unwrap();
+        }
+        (status, self.text())
+    }
+
+    /// Waits for the exit; returns the status and everything printed.
+    pub fn wait(mut self) -> (std::process::ExitStatus, String) {
+        let status = self.child.wait().unwrap();
+        for r in self.readers.drain(..) {
+            r.join().unwrap();
+        }
+        (status, self.text())
+    }
+}
+
+/// A private OpenSSH sshd (same keys as the test bed, its own port), to stop and start.
+pub struct PrivateSshd {
+    /// Its port.
+    pub port: u16,
+    config: PathBuf,
+    known_hosts: PathBuf,
+    child: Option<std::process::Child>,
+}
+
+impl PrivateSshd {
+    /// Writes its configuration and a known_hosts naming its port; not started yet.
+    pub fn new(home: &Path) -> Self {
+        let port = 23000 + fastrand::u16(0..2000);
+        let tb = testbed();
+        let base = std::fs::read_to_string(tb.join("sshd_config")).unwrap();
+        let config = home.join(format!("sshd_{port}.conf"));
+        let text: String = base
+            .lines()
+            .map(|l| match l.split_whitespace().next() {
+                Some("Port") => format!("Port {port}"),
+                Some("PidFile") => format!(
+                    "PidFile {}",
+                    home.join(format!("sshd_{port}.pid")).display()
+                ),
+                _ => l.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        std::fs::write(&config, text + "\n").unwrap();
+        let key = std::fs::read_to_string(tb.join("host_ed25519.pub")).unwrap();
+        let key: Vec<&str> = key.split_whitespace().take(2).collect();
+        let known_hosts = home.join(format!("known_hosts_{port}"));
+        std::fs::write(
+            &known_hosts,
+            format!("[127.0.0.1]:{port} {}\n", key.join(" ")),
+        )
+        .unwrap();
+        Self {
+            port,
+            config,
+            known_hosts,
+            child: None,
+        }
+    }
+
+    /// Environment pointing a test app at this sshd for `origin`.
+    pub fn env(&self, origin: &Path) -> Vec<(String, String)> {
+        vec![
+            (
+                "VISITAS_SOURCE__URL".into(),
+                format!(
+                    "sftp://visitas-sftp@127.0.0.1:{}{}",
+                    self.port,
+                    origin.display()
+                ),
+            ),
+            (
+                "VISITAS_SFTP__KNOWN_HOSTS".into(),
+                self.known_hosts.display().to_string(),
+            ),
+        ]
+    }
+
+    /// Starts it and waits until it accepts connections.
+    pub fn start(&mut self) {
+        let child = Command::new("/usr/sbin/sshd")
+            .args(["-D", "-e", "-f"])
+            .arg(&self.config)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("private sshd on port {} did not start", self.port);
+    }
+
+    /// Kills it and every session it started (sessions call setsid, so a process group kill misses them).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            for p in descendants(child.id()) {
+                let _ = Command::new("kill").arg("-9").arg(p.to_string()).status();
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for PrivateSshd {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Every process below `pid`, from /proc.
+fn descendants(pid: u32) -> Vec<u32> {
+    let parents: Vec<(u32, u32)> = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|p| {
+            let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).ok()?;
+            let after = stat.rsplit_once(')')?.1;
+            let ppid = after.split_whitespace().nth(1)?.parse().ok()?;
+            Some((p, ppid))
+        })
+        .collect();
+    let mut out = Vec::new();
+    let mut frontier = vec![pid];
+    while let Some(parent) = frontier.pop() {
+        for &(p, pp) in &parents {
+            if pp == parent {
+                out.push(p);
+                frontier.push(p);
+            }
+        }
+    }
+    out
 }

@@ -55,6 +55,7 @@ impl LocalSource {
         dest: &Path,
     ) -> Result<u64, SourceError> {
         let path = self.dir.join(name.as_str());
+        crate::fault::pause("download").await;
         match tokio::fs::copy(&path, dest).await {
             Ok(n) => Ok(n),
             Err(e) if e.kind() == ErrorKind::NotFound && !path.exists() => {

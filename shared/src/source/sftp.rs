@@ -171,6 +171,7 @@ impl SftpSource {
             .await
             .map_err(|e| staging_error(dest, e))?;
         let mut local = BufWriter::with_capacity(WRITE_BUFFER, file);
+        crate::fault::pause("download").await;
         let copied = tokio::io::copy(&mut remote, &mut local).await;
         // Close the remote handle whatever happened: drop does not wait for the server.
         let _ = remote.shutdown().await;
