@@ -16,6 +16,7 @@ command -v ssh-keygen >/dev/null || need_apt+=(openssh-client)
 command -v sftp >/dev/null || need_apt+=(openssh-client)
 command -v ssh-keyscan >/dev/null || need_apt+=(openssh-client)
 command -v systemd-analyze >/dev/null || need_apt+=(systemd)
+command -v unzip >/dev/null || need_apt+=(unzip)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "testbed: installing ${need_apt[*]}"
     apt-get update -qq

@@ -6,7 +6,12 @@ mod close;
 mod generate;
 mod listing;
 mod night;
+mod output;
+mod progress;
+mod quarantine;
+mod report;
 mod retention;
+mod status;
 mod summary;
 
 use chrono::NaiveDate;
@@ -54,19 +59,73 @@ enum Command {
         #[arg(long, value_name = "YYYY-MM-DD")]
         as_of: Option<NaiveDate>,
     },
+    /// The queue now: depth by state, oldest pending age, items in hand, last dispatch run.
+    Status {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        format: output::Format,
+    },
+    /// Files by status, records total / valid / error, top error types.
+    Report {
+        /// One business day.
+        #[arg(
+            long,
+            value_name = "YYYY-MM-DD",
+            conflicts_with = "month",
+            required_unless_present = "month"
+        )]
+        day: Option<NaiveDate>,
+        /// One month.
+        #[arg(long, value_name = "YYYY-MM")]
+        month: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        format: output::Format,
+    },
+    /// Files waiting for an operator.
+    #[command(subcommand)]
+    Quarantine(QuarantineCommand),
     /// Write generated sample visit files into a directory.
     Generate(generate::Args),
+}
+
+#[derive(Subcommand)]
+enum QuarantineCommand {
+    /// FALLO_LAYOUT and FALLO_SISTEMA files neither retried nor discarded.
+    List {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        format: output::Format,
+    },
+    /// Re-enqueue a quarantined file (after fixing it); a new audit row points to the old one.
+    Retry {
+        /// Its bitacora_control.id.
+        id: i64,
+    },
+    /// Set a quarantined file aside for good.
+    Discard {
+        /// Its bitacora_control.id.
+        id: i64,
+        /// Why (recorded in bitacora_control.motivo_descarte).
+        #[arg(long)]
+        reason: String,
+    },
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
-    shared::telemetry::init();
     if let Command::Generate(args) = &cli.command {
+        shared::telemetry::init(None);
         generate::run(args)?;
         return Ok(ExitCode::SUCCESS);
     }
     let config = Config::load(&cli.config)?;
+    shared::telemetry::init(Some(shared::telemetry::FileLogs {
+        dir: shared::paths::Dirs::new(&config.paths.root).logs(),
+        component: "dispatcher",
+        tz: config.time_zone()?,
+    }));
     let pool = shared::db::sqlx_pool(&config).await?;
     let today = |as_of| Ok::<_, anyhow::Error>(business_date(as_of, config.time_zone()?));
     match cli.command {
@@ -87,6 +146,27 @@ async fn main() -> anyhow::Result<ExitCode> {
             if !closed.failed_days.is_empty() {
                 return Ok(ExitCode::from(EXIT_CLOSE_FAILED));
             }
+        }
+        Command::Status { format } => status::print(&pool, format).await?,
+        Command::Report { day, month, format } => {
+            let (from, to, label) = match (day, month) {
+                (Some(day), _) => (day, day + chrono::Days::new(1), day.to_string()),
+                (None, Some(month)) => {
+                    let (from, to) = report::month_bounds(&month)?;
+                    (from, to, month)
+                }
+                (None, None) => unreachable!("clap requires one"),
+            };
+            report::print(&pool, from, to, &label, format).await?;
+        }
+        Command::Quarantine(QuarantineCommand::List { format }) => {
+            quarantine::list(&pool, format).await?
+        }
+        Command::Quarantine(QuarantineCommand::Retry { id }) => {
+            quarantine::retry(&pool, id).await?
+        }
+        Command::Quarantine(QuarantineCommand::Discard { id, reason }) => {
+            quarantine::discard(&pool, &config, id, &reason).await?
         }
         Command::Generate(_) => unreachable!("handled above"),
     }

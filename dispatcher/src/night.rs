@@ -10,6 +10,7 @@ use crate::listing::{Verdict, classify};
 use crate::{close, summary};
 use chrono::{NaiveDate, Utc};
 use regex::Regex;
+use shared::alert::{self, Alert};
 use shared::config::Config;
 use shared::queue::{self, NewItem};
 use shared::source::Source;
@@ -167,16 +168,18 @@ async fn locked_run(
     };
     finish(pool, run_id, Some(drained), message).await?;
     if !drained {
-        error!(
-            dispatch_run = run_id,
-            "the night did not drain before its deadline; the next run picks up the rest"
+        let message = format!(
+            "dispatch run {run_id}: the queue did not drain within {} s; the next run picks up the rest",
+            config.dispatcher.drain_timeout_secs
         );
-        println!(
-            "the queue did NOT drain before the deadline; the next run picks up where this one stopped"
-        );
+        error!(dispatch_run = run_id, "{message}");
+        println!("{message}");
+        alert::send(&config.alerts, &Alert::new("NOCHE_SIN_DRENAR", message)).await;
         return Ok(Outcome::NotDrained);
     }
     if !closed.failed_days.is_empty() {
+        let message = format!("dispatch run {run_id}: {}", closed.failed_days.join("; "));
+        alert::send(&config.alerts, &Alert::new("ARCHIVO_ZIP_FALLIDO", message)).await;
         return Ok(Outcome::CloseFailed);
     }
     Ok(Outcome::Drained)
@@ -234,29 +237,32 @@ async fn list_complete(config: &Config) -> anyhow::Result<Listed> {
     Ok(listed)
 }
 
-/// Waits until no item is pending or running, or the deadline passes.
+/// Waits until no item is pending or running, or the deadline passes; on a terminal
+/// a progress bar shows the open items (scripts and journald see nothing of it).
 async fn wait_for_drain(config: &Config, pool: &PgPool) -> sqlx::Result<bool> {
     let deadline = Instant::now() + Duration::from_secs(config.dispatcher.drain_timeout_secs);
     let poll = Duration::from_secs(config.dispatcher.wait_poll_secs.max(1));
+    let progress = crate::progress::bar("waiting for the performers");
+    let mut first_open = None;
     loop {
         let open: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM work_items WHERE state IN ('pending', 'running')",
         )
         .fetch_one(pool)
         .await?;
+        let total = *first_open.get_or_insert(open.max(1) as u64);
+        progress.set_length(total.max(open as u64));
+        progress.set_position(total.saturating_sub(open as u64));
+        progress.set_message(format!("{open} file(s) still open"));
         if open == 0 {
+            progress.finish_and_clear();
             return Ok(true);
         }
         if Instant::now() >= deadline {
+            progress.abandon_with_message(format!("{open} file(s) still open at the deadline"));
             return Ok(false);
         }
-        tokio::time::sleep(
-            poll.min(
-                deadline
-                    .saturating_duration_since(Instant::now())
-                    .max(Duration::from_millis(100)),
-            ),
-        )
-        .await;
+        let left = deadline.saturating_duration_since(Instant::now());
+        tokio::time::sleep(poll.min(left.max(Duration::from_millis(100)))).await;
     }
 }

@@ -1,6 +1,7 @@
 //! `performer`: the worker pool that loads visit files from the queue.
 
 mod error;
+mod metrics;
 mod pipeline;
 mod pool;
 
@@ -44,8 +45,12 @@ enum Command {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    shared::telemetry::init();
     let config = Config::load(&cli.config)?;
+    shared::telemetry::init(Some(shared::telemetry::FileLogs {
+        dir: Dirs::new(&config.paths.root).logs(),
+        component: "performer",
+        tz: config.time_zone()?,
+    }));
     match cli.command {
         Command::Run {
             workers,
@@ -67,6 +72,11 @@ async fn main() -> anyhow::Result<()> {
                 dirs,
                 as_of,
             });
+            if let Some(listen) = &ctx.config.telemetry.metrics_listen {
+                shared::telemetry::serve_metrics(listen)?;
+                info!(%listen, "metrics served at /metrics");
+            }
+            metrics::spawn_queue_gauges(ctx.clone());
             let shutdown = CancellationToken::new();
             tokio::spawn(stop_on_signal(shutdown.clone()));
             let name = format!("{}:{}", shared::host::name(), std::process::id());

@@ -5,10 +5,12 @@
 //! An item claimed again after a crash past the commit only finishes the last steps.
 
 use crate::error::ItemError;
+use crate::metrics;
 use backon::{ExponentialBuilder, Retryable};
 use chrono::NaiveDate;
 use chrono_tz::Tz;
 use deadpool_postgres::Pool;
+use shared::alert::{self, Alert};
 use shared::audit::{self, FileFacts};
 use shared::business_date::business_date;
 use shared::config::Config;
@@ -96,12 +98,21 @@ async fn on_failure(ctx: &Context, item: &Claimed, e: ItemError) {
         if e.is_transient() && item.attempts < item.max_attempts {
             let delay = Duration::from_secs(ctx.config.performer.retry_delay_secs);
             warn!(error = %message, attempt = item.attempts, max_attempts = item.max_attempts,
-                  retry_in_secs = delay.as_secs(), "attempt failed; the item will be retried");
+                  retry_in_secs = delay.as_secs(), next_attempt_at = %(chrono::Utc::now() + delay),
+                  "attempt failed; the item will be retried");
+            metrics::retry("2");
             queue::retry_later(&client, item, &message, delay).await?;
         } else {
             error!(error = %message, attempt = item.attempts, transient = e.is_transient(),
                    "FALLO_SISTEMA: the item will not be retried automatically today");
             audit::record_system_failure(&mut client, item, &message).await?;
+            metrics::file_finished("FALLO_SISTEMA");
+            let alert = Alert::new("FALLO_SISTEMA", &message).about(
+                &item.file_name,
+                item.bitacora_id,
+                item.id,
+            );
+            alert::send(&ctx.config.alerts, &alert).await;
             let staged = staged_path(ctx, item);
             if staged.exists() {
                 let to =
@@ -138,11 +149,18 @@ async fn handle(ctx: &Context, item: &Claimed) -> Result<(), ItemError> {
             attempts: item.attempts - 1,
         });
     }
+    if let Some(local) = &item.local_path {
+        // An operator's retry: the local copy (e.g. a fixed quarantined file) is the origin.
+        let path = Path::new(local);
+        let name = RemoteName::parse(&path.file_name().unwrap_or_default().to_string_lossy())?;
+        let source = Source::local(path.parent().unwrap_or(Path::new("/")));
+        return handle_connected(ctx, item, &name, &source).await;
+    }
     let name = RemoteName::parse(&item.file_name)?;
     let source = (|| Source::connect(&ctx.config))
         .retry(ctx.step_backoff())
         .when(SourceError::is_transient)
-        .notify(|e, wait| warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "connecting to the origin failed; retrying"))
+        .notify(on_step_retry("connect"))
         .await?;
     let result = handle_connected(ctx, item, &name, &source).await;
     source.close().await;
@@ -164,6 +182,7 @@ async fn handle_connected(
         .await
         .map_err(ItemError::disk("reading the staged file"))?;
     let business_date = ctx.business_date();
+    let validating = std::time::Instant::now();
     let (facts, validated) = tokio::task::spawn_blocking(move || {
         let sha256 = shared::hash::sha256_hex(&bytes);
         let (text, encoding) = feed::decode(&bytes);
@@ -178,6 +197,7 @@ async fn handle_connected(
     })
     .await
     .expect("validation does not panic");
+    metrics::stage("validate", validating.elapsed());
 
     match validated {
         Err(FeedError::Engine(e)) => Err(e.into()),
@@ -186,17 +206,26 @@ async fn handle_connected(
             warn!(error = %message, "FALLO_LAYOUT: nothing loaded; the file goes to quarantine");
             let mut client = ctx.pool.get().await?;
             audit::record_layout_failure(&mut client, item, &facts, &message).await?;
+            metrics::file_finished("FALLO_LAYOUT");
+            let alert = Alert::new("FALLO_LAYOUT", &message).about(
+                &item.file_name,
+                item.bitacora_id,
+                item.id,
+            );
+            alert::send(&ctx.config.alerts, &alert).await;
             set_aside(ctx, item, name, source, &staged, Final::Failed).await
         }
         Ok(batch) => {
+            let loading = std::time::Instant::now();
             let outcome = (|| async {
                 let mut client = ctx.pool.get().await?;
                 Ok::<_, ItemError>(load::load(&mut client, item, &facts, &batch).await?)
             })
             .retry(ctx.step_backoff())
             .when(ItemError::is_transient)
-            .notify(|e, wait| warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "load failed and rolled back; retrying"))
+            .notify(on_step_retry("load (rolled back)"))
             .await?;
+            metrics::stage("load", loading.elapsed());
             shared::fault::pause("after_commit").await;
             match &outcome {
                 LoadOutcome::Loaded {
@@ -205,16 +234,21 @@ async fn handle_connected(
                     rejected,
                     new_visitors,
                     updated_visitors,
-                } => info!(
-                    status,
-                    valid,
-                    rejected,
-                    new_visitors,
-                    updated_visitors,
-                    encoding = facts.encoding.label(),
-                    "load committed"
-                ),
+                } => {
+                    metrics::file_finished(status);
+                    metrics::rows(*valid, *rejected);
+                    info!(
+                        status,
+                        valid,
+                        rejected,
+                        new_visitors,
+                        updated_visitors,
+                        encoding = facts.encoding.label(),
+                        "load committed"
+                    )
+                }
                 LoadOutcome::Duplicate { of } => {
+                    metrics::file_finished("DUPLICADO");
                     info!(
                         status = "DUPLICADO",
                         duplicate_of = of,
@@ -224,6 +258,14 @@ async fn handle_connected(
             }
             set_aside(ctx, item, name, source, &staged, Final::Done).await
         }
+    }
+}
+
+/// Tier 1: logs (cause and delay) and counts an in-place retry of one step.
+fn on_step_retry<E: std::fmt::Display>(step: &'static str) -> impl Fn(&E, Duration) {
+    move |e, wait| {
+        metrics::retry("1");
+        warn!(error = %e, step, retry_in_ms = wait.as_millis() as u64, "step failed; retrying in place");
     }
 }
 
@@ -244,7 +286,7 @@ async fn download(
     let downloaded = (|| source.download(name, staged))
         .retry(ctx.step_backoff())
         .when(SourceError::is_transient)
-        .notify(|e, wait| warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "download failed; retrying"))
+        .notify(on_step_retry("download"))
         .await;
     let bytes = match downloaded {
         Ok(bytes) => bytes,
@@ -254,6 +296,7 @@ async fn download(
             return Err(e.into());
         }
     };
+    metrics::stage("download", started.elapsed());
     let secs = started.elapsed().as_secs_f64();
     info!(
         bytes,
@@ -316,17 +359,19 @@ async fn set_aside(
         Final::Done => ctx.dirs.backup_day(ctx.business_date()),
         Final::Failed => ctx.dirs.quarantine(),
     };
-    let to = dir.join(format!("{}-{}", item.bitacora_id, name));
+    let to = dir.join(format!("{}-{}", item.bitacora_id, file_part(item)));
+    let backing_up = std::time::Instant::now();
     durable_move(staged, &to).map_err(ItemError::disk(format!(
         "moving the file to {}",
         to.display()
     )))?;
+    metrics::stage("backup", backing_up.elapsed());
     let client = ctx.pool.get().await?;
     audit::record_local_copy(&client, item.bitacora_id, &to.display().to_string()).await?;
     (|| source.delete(name))
         .retry(ctx.step_backoff())
         .when(SourceError::is_transient)
-        .notify(|e, wait| warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "delete at the origin failed; retrying"))
+        .notify(on_step_retry("delete at the origin"))
         .await?;
     queue::finish(&client, item.id, state, None).await?;
     info!(local_copy = %to.display(), "deleted at the origin; item finished");

@@ -66,7 +66,8 @@ pub async fn record_system_failure(
     tx.commit().await
 }
 
-/// Records where the local copy of a file now lives (backup or quarantine).
+/// Records where the local copy of a file now lives (backup or quarantine). When an
+/// operator's retry loaded a quarantined copy, the retried row follows the file too.
 pub async fn record_local_copy(
     client: &impl GenericClient,
     bitacora_id: i64,
@@ -74,7 +75,9 @@ pub async fn record_local_copy(
 ) -> Result<(), tokio_postgres::Error> {
     client
         .execute(
-            "UPDATE bitacora_control SET ruta_backup = $2 WHERE id = $1",
+            "UPDATE bitacora_control SET ruta_backup = $2
+             WHERE id = $1 OR id = (SELECT w.retry_of FROM work_items w JOIN bitacora_control b ON b.work_item_id = w.id
+                                    WHERE b.id = $1 AND w.local_path IS NOT NULL)",
             &[&bitacora_id, &path],
         )
         .await?;

@@ -51,6 +51,34 @@ pub struct Config {
     /// The nightly run: waiting, closing the day, retention.
     #[serde(default)]
     pub dispatcher: DispatcherConfig,
+    /// Alerts by webhook.
+    #[serde(default)]
+    pub alerts: AlertsConfig,
+    /// Metrics.
+    #[serde(default)]
+    pub telemetry: TelemetryConfig,
+}
+
+/// Alerts: a JSON POST on `FALLO_LAYOUT`, `FALLO_SISTEMA` and a night that did not drain.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertsConfig {
+    /// Webhook URL (may hold a token: a secret). No URL, no alerts.
+    pub webhook_url: Option<Secret>,
+    /// Timeout of one POST.
+    #[serde(default = "default_alert_timeout")]
+    pub timeout_secs: u64,
+    /// Tries of one alert.
+    #[serde(default = "default_alert_tries")]
+    pub tries: usize,
+}
+
+/// Metrics served by the performer.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetryConfig {
+    /// Address of the Prometheus endpoint (`/metrics`), e.g. `127.0.0.1:9464`; none: no endpoint.
+    pub metrics_listen: Option<String>,
 }
 
 /// The nightly run.
@@ -208,6 +236,12 @@ fn default_step_tries() -> usize {
 fn default_step_backoff_ms() -> u64 {
     1000
 }
+fn default_alert_timeout() -> u64 {
+    5
+}
+fn default_alert_tries() -> usize {
+    3
+}
 fn default_shutdown_grace() -> u64 {
     60
 }
@@ -249,6 +283,16 @@ impl Default for PerformerConfig {
             step_tries: default_step_tries(),
             step_backoff_ms: default_step_backoff_ms(),
             shutdown_grace_secs: default_shutdown_grace(),
+        }
+    }
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        Self {
+            webhook_url: None,
+            timeout_secs: default_alert_timeout(),
+            tries: default_alert_tries(),
         }
     }
 }

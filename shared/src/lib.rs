@@ -6,6 +6,7 @@
 //! - [`source`]: the origin directory, SFTP (host key verified) or local, and safe remote names.
 #![warn(missing_docs)]
 
+pub mod alert;
 pub mod audit;
 pub mod business_date;
 pub mod config;

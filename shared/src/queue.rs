@@ -40,7 +40,7 @@ pub async fn enqueue(
         let id: Option<i64> = sqlx::query_scalar(
             "INSERT INTO work_items (source_path, file_name, size_bytes, mtime, max_attempts, dispatch_run_id)
              VALUES ($1, $2, $3, $4, $5, $6)
-             ON CONFLICT ON CONSTRAINT work_items_listing_key DO NOTHING
+             ON CONFLICT (source_path, size_bytes, mtime) WHERE retry_of IS NULL DO NOTHING
              RETURNING id",
         )
         .bind(&item.source_path)
@@ -96,6 +96,8 @@ pub struct Claimed {
     pub prior_status: String,
     /// SHA-256 recorded by an earlier attempt, if any.
     pub prior_sha256: Option<String>,
+    /// For an operator's retry: the local copy to load instead of the origin's file.
+    pub local_path: Option<String>,
 }
 
 /// Claims the next due item, or `None`. One statement: lock with SKIP LOCKED,
@@ -118,7 +120,7 @@ pub async fn claim(
                  SET state = 'running', attempts = w.attempts + 1, locked_by = $1,
                      locked_until = now() + make_interval(secs => $2), updated_at = now()
                  FROM next WHERE w.id = next.id
-                 RETURNING w.id, w.file_name, w.source_path, w.attempts, w.max_attempts
+                 RETURNING w.id, w.file_name, w.source_path, w.attempts, w.max_attempts, w.local_path
              ), prior AS (
                  SELECT b.id, b.estatus, b.sha256 FROM bitacora_control b
                  JOIN claimed c ON b.work_item_id = c.id
@@ -134,7 +136,7 @@ pub async fn claim(
                  RETURNING b.id
              )
              SELECT c.id, p.id AS bitacora_id, c.file_name, c.source_path, c.attempts, c.max_attempts,
-                    p.estatus, p.sha256
+                    p.estatus, p.sha256, c.local_path
              FROM claimed c, prior p, audit a WHERE a.id = p.id",
             &[&worker, &lease.as_secs_f64()],
         )
@@ -148,6 +150,7 @@ pub async fn claim(
         max_attempts: r.get(5),
         prior_status: r.get(6),
         prior_sha256: r.get(7),
+        local_path: r.get(8),
     }))
 }
 
@@ -330,4 +333,35 @@ pub async fn retry_system_failures(
     }
     tx.commit().await?;
     Ok((retried, waiting))
+}
+
+/// Items by state, and how long the oldest due pending item has waited.
+#[derive(Debug, Clone, Default)]
+pub struct Depth {
+    /// Every state with its count (zero included).
+    pub by_state: Vec<(&'static str, i64)>,
+    /// Seconds since the oldest pending item became due (0 when none).
+    pub oldest_pending_secs: f64,
+}
+
+/// The queue's depth, for metrics and `dispatcher status`.
+pub async fn depth(client: &impl GenericClient) -> Result<Depth, tokio_postgres::Error> {
+    let row = client
+        .query_one(
+            "SELECT count(*) FILTER (WHERE state = 'pending'), count(*) FILTER (WHERE state = 'running'),
+                    count(*) FILTER (WHERE state = 'done'), count(*) FILTER (WHERE state = 'failed'),
+                    coalesce(extract(epoch FROM now() - min(run_at) FILTER (WHERE state = 'pending' AND run_at <= now())), 0)::float8
+             FROM work_items",
+            &[],
+        )
+        .await?;
+    Ok(Depth {
+        by_state: vec![
+            ("pending", row.get(0)),
+            ("running", row.get(1)),
+            ("done", row.get(2)),
+            ("failed", row.get(3)),
+        ],
+        oldest_pending_secs: row.get(4),
+    })
 }

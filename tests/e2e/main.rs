@@ -6,6 +6,7 @@ mod helpers;
 mod layout;
 mod loading;
 mod night;
+mod operators;
 mod queue;
 mod rules;
 mod security;

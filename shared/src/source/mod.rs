@@ -109,6 +109,11 @@ impl Source {
         }
     }
 
+    /// A local directory as the origin (an operator's retry of a quarantined copy).
+    pub fn local(dir: impl Into<std::path::PathBuf>) -> Self {
+        Source::Local(local::LocalSource::new(dir.into()))
+    }
+
     /// Every regular file in the directory.
     pub async fn list(&self) -> Result<Vec<RemoteFile>, SourceError> {
         match self {

@@ -1,0 +1,48 @@
+//! The performer's Prometheus metrics: files by status, rows, stage durations,
+//! retries, queue depth and the age of the oldest pending item.
+
+use crate::pipeline::Context;
+use metrics::{counter, gauge, histogram};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How often the queue gauges are refreshed.
+const QUEUE_REFRESH: Duration = Duration::from_secs(5);
+
+/// A file reached a final status.
+pub fn file_finished(status: &'static str) {
+    counter!("visitas_files_total", "status" => status).increment(1);
+}
+
+/// Rows of a committed load.
+pub fn rows(valid: i32, rejected: i32) {
+    counter!("visitas_rows_total", "kind" => "valid").increment(valid.max(0) as u64);
+    counter!("visitas_rows_total", "kind" => "error").increment(rejected.max(0) as u64);
+}
+
+/// How long a stage took.
+pub fn stage(stage: &'static str, took: Duration) {
+    histogram!("visitas_stage_seconds", "stage" => stage).record(took.as_secs_f64());
+}
+
+/// A retry of tier 1 (a step) or 2 (the item).
+pub fn retry(tier: &'static str) {
+    counter!("visitas_retries_total", "tier" => tier).increment(1);
+}
+
+/// Refreshes the queue gauges in the background.
+pub fn spawn_queue_gauges(ctx: Arc<Context>) {
+    tokio::spawn(async move {
+        loop {
+            if let Ok(client) = ctx.pool.get().await
+                && let Ok(depth) = shared::queue::depth(&client).await
+            {
+                for (state, n) in depth.by_state {
+                    gauge!("visitas_queue_depth", "state" => state).set(n as f64);
+                }
+                gauge!("visitas_oldest_pending_age_seconds").set(depth.oldest_pending_secs);
+            }
+            tokio::time::sleep(QUEUE_REFRESH).await;
+        }
+    });
+}
