@@ -14,7 +14,8 @@ use shared::alert::{self, Alert};
 use shared::audit::{self, FileFacts};
 use shared::business_date::business_date;
 use shared::config::Config;
-use shared::feed::{self, FeedError, VISITS};
+use shared::feed::layout::check_header;
+use shared::feed::{self, BatchReader, LayoutError, VISITS};
 use shared::load::{self, LoadOutcome};
 use shared::paths::{Dirs, durable_move};
 use shared::queue::{self, Claimed, Final};
@@ -178,30 +179,9 @@ async fn handle_connected(
         return finish_committed(ctx, item, name, source, &staged).await;
     }
     download(ctx, source, name, &staged).await?;
-    let bytes = tokio::fs::read(&staged)
-        .await
-        .map_err(ItemError::disk("reading the staged file"))?;
-    let business_date = ctx.business_date();
-    let validating = std::time::Instant::now();
-    let (facts, validated) = tokio::task::spawn_blocking(move || {
-        let sha256 = shared::hash::sha256_hex(&bytes);
-        let (text, encoding) = feed::decode(&bytes);
-        let validated = feed::validate(&text, &VISITS);
-        let facts = FileFacts {
-            sha256,
-            size: bytes.len() as i64,
-            encoding,
-            business_date,
-        };
-        (facts, validated)
-    })
-    .await
-    .expect("validation does not panic");
-    metrics::stage("validate", validating.elapsed());
-
-    match validated {
-        Err(FeedError::Engine(e)) => Err(e.into()),
-        Err(FeedError::Layout(layout)) => {
+    let facts = file_facts(ctx, &staged).await?;
+    match check_layout(&staged, facts.encoding).await? {
+        Err(layout) => {
             let message = format!("{}: {layout}", item.file_name);
             warn!(error = %message, "FALLO_LAYOUT: nothing loaded; the file goes to quarantine");
             let mut client = ctx.pool.get().await?;
@@ -215,11 +195,23 @@ async fn handle_connected(
             alert::send(&ctx.config.alerts, &alert).await;
             set_aside(ctx, item, name, source, &staged, Final::Failed).await
         }
-        Ok(batch) => {
+        Ok(()) => {
             let loading = std::time::Instant::now();
             let outcome = (|| async {
                 let mut client = ctx.pool.get().await?;
-                Ok::<_, ItemError>(load::load(&mut client, item, &facts, &batch).await?)
+                // Batches are read and validated on a blocking thread while the previous
+                // one is copied: the channel holds one batch, so memory stays bounded.
+                let (sender, batches) = tokio::sync::mpsc::channel(1);
+                let (path, encoding) = (staged.clone(), facts.encoding);
+                let rows = ctx.config.performer.batch_rows;
+                let producer = tokio::task::spawn_blocking(move || {
+                    feed::validate_file(&path, encoding, &VISITS, rows, |b| {
+                        sender.blocking_send(b).is_ok()
+                    })
+                });
+                let loaded = load::load(&mut client, item, &facts, batches).await;
+                let _ = producer.await;
+                Ok::<_, ItemError>(loaded?)
             })
             .retry(ctx.step_backoff())
             .when(ItemError::is_transient)
@@ -259,6 +251,39 @@ async fn handle_connected(
             set_aside(ctx, item, name, source, &staged, Final::Done).await
         }
     }
+}
+
+/// Pass 1 over the staged file: SHA-256, size and encoding, without holding it in memory.
+async fn file_facts(ctx: &Context, staged: &Path) -> Result<FileFacts, ItemError> {
+    let path = staged.to_path_buf();
+    let print = tokio::task::spawn_blocking(move || feed::fingerprint(&path))
+        .await
+        .expect("hashing does not panic")
+        .map_err(ItemError::disk("reading the staged file"))?;
+    Ok(FileFacts {
+        sha256: print.sha256,
+        size: print.size as i64,
+        encoding: print.encoding,
+        business_date: ctx.business_date(),
+    })
+}
+
+/// The header check (SPEC §3), reading only the first line.
+async fn check_layout(
+    staged: &Path,
+    encoding: feed::Encoding,
+) -> Result<Result<(), LayoutError>, ItemError> {
+    let path = staged.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let header = BatchReader::open(&path, encoding)?.header()?;
+        Ok(check_header(
+            header.as_ref().map(|h| h.as_line()).as_ref(),
+            &VISITS,
+        ))
+    })
+    .await
+    .expect("reading a line does not panic")
+    .map_err(ItemError::disk("reading the staged file"))
 }
 
 /// Tier 1: logs (cause and delay) and counts an in-place retry of one step.
@@ -331,10 +356,7 @@ async fn finish_committed(
             }
             other => other?,
         };
-        let bytes = tokio::fs::read(staged)
-            .await
-            .map_err(ItemError::disk("reading the staged file"))?;
-        let found = shared::hash::sha256_hex(&bytes);
+        let found = file_facts(ctx, staged).await?.sha256;
         if let Some(loaded) = item.prior_sha256.as_ref().filter(|l| **l != found) {
             return Err(ItemError::ContentChanged {
                 found,

@@ -183,6 +183,9 @@ pub struct PerformerConfig {
     /// First backoff delay of tier 1, doubled each try, with jitter.
     #[serde(default = "default_step_backoff_ms")]
     pub step_backoff_ms: u64,
+    /// Records validated and copied together: memory is bounded by this, not by the file size.
+    #[serde(default = "default_batch_rows")]
+    pub batch_rows: usize,
     /// After SIGTERM, how long items in hand may take before they are abandoned (rolled back, handed back).
     #[serde(default = "default_shutdown_grace")]
     pub shutdown_grace_secs: u64,
@@ -242,6 +245,9 @@ fn default_alert_timeout() -> u64 {
 fn default_alert_tries() -> usize {
     3
 }
+fn default_batch_rows() -> usize {
+    crate::feed::BATCH_ROWS
+}
 fn default_shutdown_grace() -> u64 {
     60
 }
@@ -282,6 +288,7 @@ impl Default for PerformerConfig {
             retry_delay_secs: default_retry_delay(),
             step_tries: default_step_tries(),
             step_backoff_ms: default_step_backoff_ms(),
+            batch_rows: default_batch_rows(),
             shutdown_grace_secs: default_shutdown_grace(),
         }
     }
@@ -371,6 +378,9 @@ impl Config {
                 "database.url",
                 "set database.url (or VISITAS_DATABASE__URL) or database.url_file",
             ));
+        }
+        if self.performer.batch_rows == 0 {
+            return Err(invalid("performer.batch_rows", "must be at least 1"));
         }
         if self.performer.workers == 0 {
             return Err(invalid("performer.workers", "must be at least 1"));

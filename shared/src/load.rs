@@ -10,12 +10,13 @@
 //!    loads committed before it, so counters are exact under concurrency.
 
 use crate::audit::FileFacts;
-use crate::feed::{Rejected, ValidatedBatch};
+use crate::feed::{Rejected, StreamError, ValidatedBatch, merge_aggregates};
 use crate::queue::Claimed;
 use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime};
 use deadpool_postgres::Client;
 use futures_util::pin_mut;
 use polars::prelude::{DataFrame, PolarsError};
+use tokio::sync::mpsc::Receiver;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{ToSql, Type};
 
@@ -31,6 +32,9 @@ pub enum LoadError {
     /// Reading the validated frame failed (a defect).
     #[error("reading validated rows: {0}")]
     Frame(#[from] PolarsError),
+    /// Reading or validating the staged file failed.
+    #[error(transparent)]
+    Input(#[from] StreamError),
 }
 
 impl LoadError {
@@ -42,7 +46,8 @@ impl LoadError {
                 // Class 08 connection, 40 serialization/deadlock, 53 resources, 57 operator intervention.
                 ["08", "40", "53", "57"].iter().any(|c| code.starts_with(c))
             }),
-            LoadError::Frame(_) => false,
+            LoadError::Frame(_) | LoadError::Input(StreamError::Engine(_)) => false,
+            LoadError::Input(StreamError::Io(_)) => true,
         }
     }
 }
@@ -70,12 +75,14 @@ pub enum LoadOutcome {
     },
 }
 
-/// Loads a validated file in one transaction (see the module doc for the locks).
+/// Loads a file, arriving as validated batches, in one transaction (see the module doc
+/// for the locks). Each batch is copied as it comes, so memory stays bounded; the
+/// visitor aggregates of the batches are merged and upserted once at the end.
 pub async fn load(
     client: &mut Client,
     item: &Claimed,
     facts: &FileFacts,
-    batch: &ValidatedBatch,
+    mut batches: Receiver<Result<ValidatedBatch, StreamError>>,
 ) -> Result<LoadOutcome, LoadError> {
     let tx = client.transaction().await?;
     tx.execute(
@@ -116,12 +123,23 @@ pub async fn load(
         return Ok(LoadOutcome::Duplicate { of });
     }
 
-    copy_valid(&tx, item, batch.valid()).await?;
-    copy_rejected(&tx, item, batch.rejected()).await?;
-    let (new_visitors, updated_visitors) = upsert_visitors(&tx, batch, facts.business_date).await?;
-
-    let valid = batch.valid().height() as i32;
-    let rejected = batch.rejected().len() as i32;
+    let as_of = facts.business_date;
+    let (mut valid, mut rejected, mut aggregate) = (0i32, 0i32, None);
+    while let Some(batch) = batches.recv().await {
+        let batch = batch?;
+        copy_valid(&tx, item, batch.valid()).await?;
+        copy_rejected(&tx, item, batch.rejected()).await?;
+        valid += batch.valid().height() as i32;
+        rejected += batch.rejected().len() as i32;
+        aggregate = Some(merge_aggregates(
+            aggregate,
+            batch.visitor_aggregate(as_of.year(), as_of.month() as i8)?,
+        )?);
+    }
+    let (new_visitors, updated_visitors) = match aggregate {
+        Some(aggregate) => upsert_visitors(&tx, &aggregate, as_of).await?,
+        None => (0, 0),
+    };
     let status = if rejected == 0 {
         "COMPLETADO"
     } else {
@@ -307,10 +325,9 @@ async fn copy_rejected(
 /// otherwise recounted from `estadisticas` (which already holds this file's rows).
 async fn upsert_visitors(
     tx: &tokio_postgres::Transaction<'_>,
-    batch: &ValidatedBatch,
+    agg: &DataFrame,
     as_of: NaiveDate,
 ) -> Result<(i32, i32), LoadError> {
-    let agg = batch.visitor_aggregate(as_of.year(), as_of.month() as i8)?;
     if agg.height() == 0 {
         return Ok((0, 0));
     }

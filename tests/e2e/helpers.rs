@@ -119,7 +119,8 @@ pub async fn spawn(origin: Origin) -> TestApp {
         &config,
         format!(
             "[source]\nurl = \"{url}\"\nstability_window_secs = 0\n{sftp}\n[database]\nurl = \"{db_url}\"\n\n[paths]\nroot = \"{}\"\n\n\
-             [performer]\npoll_secs = 1\nretry_delay_secs = 1\nstep_backoff_ms = 100\nlease_secs = 30\n\n\
+             [performer]\npoll_secs = 1\nretry_delay_secs = 1\nstep_backoff_ms = 100\nlease_secs = 30\n\
+             # Small batches: every test crosses batch boundaries.\nbatch_rows = 50\n\n\
              [dispatcher]\nwait_poll_secs = 1\n",
             root.display()
         ),

@@ -182,7 +182,7 @@ pub fn check_header(header: Option<&Line<'_>>, layout: &[Column]) -> Result<(), 
     let matches = |name: &str, column: &Column| {
         std::iter::once(column.header)
             .chain(column.aliases.iter().copied())
-            .any(|h| h.eq_ignore_ascii_case(name) || h.to_lowercase() == name.to_lowercase())
+            .any(|h| h.to_lowercase() == name.to_lowercase())
     };
     if names.len() != layout.len() {
         let missing: Vec<&str> = layout

@@ -4,7 +4,9 @@ pub mod decode;
 pub mod layout;
 pub mod records;
 pub mod rules;
+pub mod stream;
 
 pub use decode::{Encoding, decode};
 pub use layout::{ErrorCode, LayoutError, VISITS};
-pub use rules::{FeedError, Rejected, ValidatedBatch, validate};
+pub use rules::{FeedError, Rejected, ValidatedBatch, merge_aggregates, validate, validate_batch};
+pub use stream::{BATCH_ROWS, BatchReader, Fingerprint, StreamError, fingerprint, validate_file};

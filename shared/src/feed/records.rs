@@ -4,6 +4,7 @@
 //! closing quote, an unterminated quote), so [`well_formed`] rejects what RFC 4180 forbids.
 
 use csv_core::{ReadFieldResult, Reader};
+use std::borrow::Cow;
 
 /// The header's line number; data lines start at 2.
 pub const HEADER_LINE: u32 = 1;
@@ -50,13 +51,13 @@ impl Default for FieldSplitter {
 
 impl FieldSplitter {
     /// The fields of `line`, unquoted; `None` if its quoting is malformed.
-    pub fn split(&mut self, line: &str) -> Option<Vec<String>> {
-        if line.contains('"') && !well_formed(line) {
-            return None;
-        }
+    pub fn split<'a>(&mut self, line: &'a str) -> Option<Vec<Cow<'a, str>>> {
         if !line.contains('"') {
-            // The common case needs no unquoting.
-            return Some(line.split(',').map(str::to_owned).collect());
+            // The common case: no unquoting, no copy.
+            return Some(line.split(',').map(Cow::Borrowed).collect());
+        }
+        if !well_formed(line) {
+            return None;
         }
         self.reader.reset();
         let mut input = line.as_bytes();
@@ -74,13 +75,17 @@ impl FieldSplitter {
                         let (result, _, written) = self.reader.read_field(&[], &mut self.buf);
                         field.extend_from_slice(&self.buf[..written]);
                         if let ReadFieldResult::Field { .. } = result {
-                            fields.push(String::from_utf8(std::mem::take(&mut field)).ok()?);
+                            fields.push(Cow::Owned(
+                                String::from_utf8(std::mem::take(&mut field)).ok()?,
+                            ));
                         }
                         return Some(fields);
                     }
                 }
                 ReadFieldResult::Field { record_end } => {
-                    fields.push(String::from_utf8(std::mem::take(&mut field)).ok()?);
+                    fields.push(Cow::Owned(
+                        String::from_utf8(std::mem::take(&mut field)).ok()?,
+                    ));
                     if record_end {
                         return Some(fields);
                     }
@@ -130,7 +135,9 @@ mod tests {
     use super::*;
 
     fn split(line: &str) -> Option<Vec<String>> {
-        FieldSplitter::default().split(line)
+        FieldSplitter::default()
+            .split(line)
+            .map(|f| f.into_iter().map(Cow::into_owned).collect())
     }
 
     #[test]

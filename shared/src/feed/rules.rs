@@ -6,6 +6,7 @@ use super::layout::{
 };
 use super::records::{FieldSplitter, Line, lines};
 use polars::prelude::*;
+use std::borrow::Cow;
 
 /// WHATWG "valid e-mail address", narrowed by SPEC §4: the domain holds a dot, and
 /// the local part neither starts nor ends with a dot nor holds `..`. Applied after lower-casing.
@@ -86,15 +87,37 @@ impl ValidatedBatch {
     }
 }
 
-/// Checks the layout, then every record; a layout failure loads nothing.
+/// Merges per-batch visitor aggregates (see [`ValidatedBatch::visitor_aggregate`]) into one.
+pub fn merge_aggregates(acc: Option<DataFrame>, next: DataFrame) -> PolarsResult<DataFrame> {
+    let Some(acc) = acc else { return Ok(next) };
+    concat([acc.lazy(), next.lazy()], UnionArgs::default())?
+        .group_by([col("email")])
+        .agg([
+            col("primera").min(),
+            col("ultima").max(),
+            col("total").sum().cast(DataType::Int32),
+            col("anio").sum().cast(DataType::Int32),
+            col("mes").sum().cast(DataType::Int32),
+        ])
+        .collect()
+}
+
+/// Checks the layout, then every record of a whole text; a layout failure loads nothing.
 pub fn validate(text: &str, layout: &[Column]) -> Result<ValidatedBatch, FeedError> {
     let all = lines(text);
     check_header(all.first(), layout)?;
+    Ok(validate_batch(all.get(1..).unwrap_or_default(), layout)?)
+}
+
+/// Checks every record of a batch of lines (the header excluded).
+pub fn validate_batch(lines: &[Line<'_>], layout: &[Column]) -> PolarsResult<ValidatedBatch> {
     let mut splitter = FieldSplitter::default();
     let mut rejected = Vec::new();
-    let mut kept: Vec<&Line<'_>> = Vec::with_capacity(all.len());
-    let mut fields: Vec<Vec<String>> = vec![Vec::with_capacity(all.len()); layout.len()];
-    for line in &all[1..] {
+    let mut kept: Vec<&Line<'_>> = Vec::with_capacity(lines.len());
+    let mut fields: Vec<Vec<Cow<'_, str>>> = (0..layout.len())
+        .map(|_| Vec::with_capacity(lines.len()))
+        .collect();
+    for line in lines {
         match splitter.split(line.text) {
             Some(values) if values.len() == layout.len() => {
                 for (column, value) in fields.iter_mut().zip(values) {
@@ -125,7 +148,8 @@ pub fn validate(text: &str, layout: &[Column]) -> Result<ValidatedBatch, FeedErr
         )
         .into(),
     );
-    for (i, values) in fields.into_iter().enumerate() {
+    for (i, values) in fields.iter().enumerate() {
+        let values: Vec<&str> = values.iter().map(AsRef::as_ref).collect();
         columns.push(Series::new(raw_name(i).into(), values).into());
     }
     let raw = DataFrame::new(kept.len(), columns)?;

@@ -1,0 +1,248 @@
+//! Files larger than memory: two streaming passes over the staged file.
+//!
+//! Pass 1 ([`fingerprint`]) reads it once for its SHA-256, its size and whether it is
+//! valid UTF-8 (which decides the encoding of the whole file, SPEC §2). Pass 2
+//! ([`BatchReader`], [`validate_file`]) reads physical lines in batches, so memory stays
+//! bounded by the batch size whatever the file size, while line numbers run on.
+
+use super::decode::Encoding;
+use super::layout::Column;
+use super::records::Line;
+use super::rules::{ValidatedBatch, validate_batch};
+use polars::prelude::PolarsError;
+use sha2::{Digest, Sha256};
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read};
+use std::path::Path;
+
+/// Default records per batch (`performer.batch_rows`): bounds memory to about 150 MB.
+pub const BATCH_ROWS: usize = 100_000;
+const READ_BUFFER: usize = 1 << 20;
+const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// Why a staged file could not be read or validated.
+#[derive(Debug, thiserror::Error)]
+pub enum StreamError {
+    /// Reading the staged file failed.
+    #[error("reading the staged file: {0}")]
+    Io(#[from] io::Error),
+    /// The rules engine failed (a defect, not bad data).
+    #[error("rules engine: {0}")]
+    Engine(#[from] PolarsError),
+}
+
+/// What pass 1 learns of a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fingerprint {
+    /// Lower-case hex SHA-256.
+    pub sha256: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// UTF-8 if every byte sequence is valid UTF-8 (BOM aside), else Windows-1252.
+    pub encoding: Encoding,
+}
+
+/// Pass 1: SHA-256, size and encoding, reading the file once in 1 MiB chunks.
+pub fn fingerprint(path: &Path) -> io::Result<Fingerprint> {
+    let mut file = File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0; READ_BUFFER];
+    let (mut size, mut utf8, mut carry) = (0u64, true, Vec::<u8>::new());
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        size += n as u64;
+        if utf8 {
+            carry.extend_from_slice(&buf[..n]);
+            match std::str::from_utf8(&carry) {
+                Ok(_) => carry.clear(),
+                // A character cut by the chunk boundary: keep its start for the next chunk.
+                Err(e) if e.error_len().is_none() => {
+                    carry.drain(..e.valid_up_to());
+                }
+                Err(_) => utf8 = false,
+            }
+        }
+    }
+    let encoding = if utf8 && carry.is_empty() {
+        Encoding::Utf8
+    } else {
+        Encoding::Windows1252
+    };
+    Ok(Fingerprint {
+        sha256: hasher
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect(),
+        size,
+        encoding,
+    })
+}
+
+/// One physical line, decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnedLine {
+    /// 1-based line number.
+    pub number: u32,
+    /// The line without its line ending.
+    pub text: String,
+}
+
+impl OwnedLine {
+    /// A borrowed view for the rules.
+    pub fn as_line(&self) -> Line<'_> {
+        Line {
+            number: self.number,
+            text: &self.text,
+        }
+    }
+}
+
+/// Pass 2: the file's lines in batches; blank lines at the end of the file are dropped.
+pub struct BatchReader {
+    reader: BufReader<File>,
+    encoding: Encoding,
+    number: u32,
+    /// Blank lines not yet known to be in the middle (records) or at the end (ignored).
+    blanks: Vec<OwnedLine>,
+    buf: Vec<u8>,
+}
+
+impl BatchReader {
+    /// Opens the file; `encoding` comes from [`fingerprint`].
+    pub fn open(path: &Path, encoding: Encoding) -> io::Result<Self> {
+        Ok(Self {
+            reader: BufReader::with_capacity(READ_BUFFER, File::open(path)?),
+            encoding,
+            number: 0,
+            blanks: Vec::new(),
+            buf: Vec::with_capacity(4096),
+        })
+    }
+
+    fn read_line(&mut self) -> io::Result<Option<OwnedLine>> {
+        self.buf.clear();
+        if self.reader.read_until(b'\n', &mut self.buf)? == 0 {
+            return Ok(None);
+        }
+        self.number += 1;
+        let mut bytes = self.buf.as_slice();
+        if self.number == 1 {
+            bytes = bytes.strip_prefix(UTF8_BOM).unwrap_or(bytes);
+        }
+        bytes = bytes.strip_suffix(b"\n").unwrap_or(bytes);
+        bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
+        let text = match self.encoding {
+            Encoding::Utf8 => String::from_utf8(bytes.to_vec())
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?,
+            Encoding::Windows1252 => encoding_rs::WINDOWS_1252
+                .decode_without_bom_handling(bytes)
+                .0
+                .into_owned(),
+        };
+        Ok(Some(OwnedLine {
+            number: self.number,
+            text,
+        }))
+    }
+
+    /// The first line (the header), or `None` for an empty file.
+    pub fn header(&mut self) -> io::Result<Option<OwnedLine>> {
+        debug_assert_eq!(self.number, 0, "the header is read first");
+        self.read_line()
+    }
+
+    /// Up to `max` records (more only to flush blank lines); empty at the end.
+    pub fn next_batch(&mut self, max: usize) -> io::Result<Vec<OwnedLine>> {
+        let mut batch = Vec::with_capacity(max.min(1 << 16));
+        while batch.len() < max {
+            match self.read_line()? {
+                None => break, // pending blank lines were trailing: ignored
+                Some(line) if line.text.trim().is_empty() => self.blanks.push(line),
+                Some(line) => {
+                    batch.append(&mut self.blanks);
+                    batch.push(line);
+                }
+            }
+        }
+        Ok(batch)
+    }
+}
+
+/// Reads the records after the header in batches and validates each, handing them to
+/// `send` in order; stops early when `send` returns false (the loader stopped).
+pub fn validate_file(
+    path: &Path,
+    encoding: Encoding,
+    layout: &[Column],
+    batch_rows: usize,
+    mut send: impl FnMut(Result<ValidatedBatch, StreamError>) -> bool,
+) {
+    let mut run = || -> Result<(), StreamError> {
+        let mut reader = BatchReader::open(path, encoding)?;
+        reader.header()?;
+        loop {
+            let lines = reader.next_batch(batch_rows)?;
+            if lines.is_empty() {
+                return Ok(());
+            }
+            let borrowed: Vec<Line<'_>> = lines.iter().map(OwnedLine::as_line).collect();
+            if !send(Ok(validate_batch(&borrowed, layout)?)) {
+                return Ok(());
+            }
+        }
+    };
+    if let Err(e) = run() {
+        send(Err(e));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch(name: &str, bytes: &[u8]) -> std::path::PathBuf {
+        let path =
+            std::env::temp_dir().join(format!("visitas-stream-{name}-{}", std::process::id()));
+        std::fs::write(&path, bytes).unwrap();
+        path
+    }
+
+    #[test]
+    fn fingerprint_sees_utf8_across_chunk_boundaries_and_falls_back_otherwise() {
+        let mut text = "a".repeat(READ_BUFFER - 1).into_bytes();
+        text.extend_from_slice("é\n".as_bytes()); // cut by the 1 MiB boundary
+        let path = scratch("utf8", &text);
+        let f = fingerprint(&path).unwrap();
+        assert_eq!((f.encoding, f.size), (Encoding::Utf8, text.len() as u64));
+        assert_eq!(f.sha256, crate::hash::sha256_hex(&text));
+        let path = scratch("cp1252", b"Jos\xE9\n");
+        assert_eq!(fingerprint(&path).unwrap().encoding, Encoding::Windows1252);
+        let path = scratch("truncated", b"ab\xC3");
+        assert_eq!(fingerprint(&path).unwrap().encoding, Encoding::Windows1252);
+    }
+
+    #[test]
+    fn batches_keep_line_numbers_and_drop_only_trailing_blank_lines() {
+        let path = scratch("batches", b"\xEF\xBB\xBFh\r\na\r\n\r\nb\nc\n\n \n");
+        let mut r = BatchReader::open(&path, Encoding::Utf8).unwrap();
+        assert_eq!(r.header().unwrap().unwrap().text, "h");
+        let first: Vec<(u32, String)> = r
+            .next_batch(2)
+            .unwrap()
+            .into_iter()
+            .map(|l| (l.number, l.text))
+            .collect();
+        assert_eq!(
+            first,
+            vec![(2, "a".into()), (3, "".into()), (4, "b".into())]
+        );
+        let second: Vec<u32> = r.next_batch(2).unwrap().iter().map(|l| l.number).collect();
+        assert_eq!(second, vec![5]);
+        assert!(r.next_batch(2).unwrap().is_empty());
+    }
+}
