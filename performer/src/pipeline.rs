@@ -7,11 +7,11 @@
 use crate::error::ItemError;
 use crate::metrics;
 use backon::{ExponentialBuilder, Retryable};
-use chrono::NaiveDate;
+use chrono::{Datelike, NaiveDate};
 use chrono_tz::Tz;
 use deadpool_postgres::Pool;
 use shared::alert::{self, Alert};
-use shared::audit::{self, FileFacts};
+use shared::audit::{self, FileFacts, Unloaded};
 use shared::business_date::business_date;
 use shared::config::Config;
 use shared::feed::layout::check_header;
@@ -184,8 +184,8 @@ async fn handle_connected(
         Err(layout) => {
             let message = format!("{}: {layout}", item.file_name);
             warn!(error = %message, "FALLO_LAYOUT: nothing loaded; the file goes to quarantine");
-            let mut client = ctx.pool.get().await?;
-            audit::record_layout_failure(&mut client, item, &facts, &message).await?;
+            let client = ctx.pool.get().await?;
+            audit::record_unloaded(&client, item, &facts, Unloaded::Layout, &message).await?;
             metrics::file_finished("FALLO_LAYOUT");
             let alert = Alert::new("FALLO_LAYOUT", &message).about(
                 &item.file_name,
@@ -204,9 +204,13 @@ async fn handle_connected(
                 let (sender, batches) = tokio::sync::mpsc::channel(1);
                 let (path, encoding) = (staged.clone(), facts.encoding);
                 let rows = ctx.config.performer.batch_rows;
+                let as_of = (
+                    facts.business_date.year(),
+                    facts.business_date.month() as i8,
+                );
                 let producer = tokio::task::spawn_blocking(move || {
-                    feed::validate_file(&path, encoding, &VISITS, rows, |b| {
-                        sender.blocking_send(b).is_ok()
+                    feed::validate_file(&path, encoding, &VISITS, rows, as_of, |part| {
+                        sender.blocking_send(part).is_ok()
                     })
                 });
                 let loaded = load::load(&mut client, item, &facts, batches).await;
@@ -255,11 +259,16 @@ async fn handle_connected(
 
 /// Pass 1 over the staged file: SHA-256, size and encoding, without holding it in memory.
 async fn file_facts(ctx: &Context, staged: &Path) -> Result<FileFacts, ItemError> {
-    let path = staged.to_path_buf();
+    let (path, started) = (staged.to_path_buf(), std::time::Instant::now());
     let print = tokio::task::spawn_blocking(move || feed::fingerprint(&path))
         .await
         .expect("hashing does not panic")
         .map_err(ItemError::disk("reading the staged file"))?;
+    info!(
+        ms = started.elapsed().as_millis() as u64,
+        encoding = print.encoding.label(),
+        "hashed"
+    );
     Ok(FileFacts {
         sha256: print.sha256,
         size: print.size as i64,

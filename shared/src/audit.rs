@@ -19,23 +19,42 @@ pub struct FileFacts {
     pub business_date: NaiveDate,
 }
 
-/// Records `FALLO_LAYOUT` (never retried automatically). The queue item stays
-/// running until the file is in quarantine and gone from the origin.
-pub async fn record_layout_failure(
-    client: &mut Client,
+/// A final status that loads nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unloaded {
+    /// The layout is wrong (never retried automatically).
+    Layout,
+    /// The content was loaded before: counts are zero, so invariant 1 holds for it too.
+    Duplicate,
+}
+
+/// Records a file that loads nothing, with what is known of it. The queue item stays
+/// running until the file is set aside and gone from the origin.
+pub async fn record_unloaded(
+    client: &impl GenericClient,
     item: &Claimed,
     facts: &FileFacts,
+    status: Unloaded,
     message: &str,
 ) -> Result<(), tokio_postgres::Error> {
+    let status = match status {
+        Unloaded::Layout => "FALLO_LAYOUT",
+        Unloaded::Duplicate => "DUPLICADO",
+    };
     client
         .execute(
             "UPDATE bitacora_control
-             SET estatus = 'FALLO_LAYOUT', sha256 = $2, tamano_bytes = $3, encoding = $4,
-                 fecha_negocio = $5, mensaje_error = $6, fin = now(),
-                 duracion_ms = (extract(epoch FROM now() - inicio) * 1000)::bigint
+             SET estatus = $2, sha256 = $3, tamano_bytes = $4, encoding = $5, fecha_negocio = $6,
+                 mensaje_error = $7, fin = now(), duracion_ms = (extract(epoch FROM now() - inicio) * 1000)::bigint,
+                 registros_totales = CASE WHEN $2 = 'DUPLICADO' THEN 0 END,
+                 registros_validos = CASE WHEN $2 = 'DUPLICADO' THEN 0 END,
+                 registros_error = CASE WHEN $2 = 'DUPLICADO' THEN 0 END,
+                 visitantes_nuevos = CASE WHEN $2 = 'DUPLICADO' THEN 0 END,
+                 visitantes_actualizados = CASE WHEN $2 = 'DUPLICADO' THEN 0 END
              WHERE id = $1",
             &[
                 &item.bitacora_id,
+                &status,
                 &facts.sha256,
                 &facts.size,
                 &facts.encoding.label(),

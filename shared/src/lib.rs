@@ -10,6 +10,7 @@ pub mod alert;
 pub mod audit;
 pub mod business_date;
 pub mod config;
+pub mod copy_writer;
 pub mod db;
 pub mod fault;
 pub mod feed;

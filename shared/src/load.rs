@@ -9,15 +9,15 @@
 //!    visitor rows are updated by one load at a time, each seeing the rows of the
 //!    loads committed before it, so counters are exact under concurrency.
 
-use crate::audit::FileFacts;
-use crate::feed::{Rejected, StreamError, ValidatedBatch, merge_aggregates};
+use crate::audit::{FileFacts, Unloaded, record_unloaded};
+use crate::copy_writer::{CopyError, CopyWriter};
+use crate::feed::{FilePart, Rejected, StreamError};
 use crate::queue::Claimed;
-use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime};
+use chrono::{DateTime, NaiveDate, NaiveDateTime};
 use deadpool_postgres::Client;
-use futures_util::pin_mut;
 use polars::prelude::{DataFrame, PolarsError};
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc::Receiver;
-use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{ToSql, Type};
 
 /// Advisory lock key (two-int form) serialising visitor upserts.
@@ -32,6 +32,9 @@ pub enum LoadError {
     /// Reading the validated frame failed (a defect).
     #[error("reading validated rows: {0}")]
     Frame(#[from] PolarsError),
+    /// Encoding or sending COPY data failed.
+    #[error("COPY: {0}")]
+    Copy(CopyError),
     /// Reading or validating the staged file failed.
     #[error(transparent)]
     Input(#[from] StreamError),
@@ -48,6 +51,8 @@ impl LoadError {
             }),
             LoadError::Frame(_) | LoadError::Input(StreamError::Engine(_)) => false,
             LoadError::Input(StreamError::Io(_)) => true,
+            // A send fails when the connection does; an encoding error cannot pass.
+            LoadError::Copy(e) => e.downcast_ref::<tokio_postgres::Error>().is_some(),
         }
     }
 }
@@ -77,12 +82,12 @@ pub enum LoadOutcome {
 
 /// Loads a file, arriving as validated batches, in one transaction (see the module doc
 /// for the locks). Each batch is copied as it comes, so memory stays bounded; the
-/// visitor aggregates of the batches are merged and upserted once at the end.
+/// file's visitor aggregate, which arrives last, is upserted once at the end.
 pub async fn load(
     client: &mut Client,
     item: &Claimed,
     facts: &FileFacts,
-    mut batches: Receiver<Result<ValidatedBatch, StreamError>>,
+    mut parts: Receiver<Result<FilePart, StreamError>>,
 ) -> Result<LoadOutcome, LoadError> {
     let tx = client.transaction().await?;
     tx.execute(
@@ -102,44 +107,40 @@ pub async fn load(
         let of: i64 = row.get(0);
         let message =
             format!("same content (SHA-256) as bitacora_control.id = {of}; nothing loaded");
-        tx.execute(
-            "UPDATE bitacora_control
-             SET estatus = 'DUPLICADO', sha256 = $2, tamano_bytes = $3, encoding = $4, fecha_negocio = $5,
-                 registros_totales = 0, registros_validos = 0, registros_error = 0,
-                 visitantes_nuevos = 0, visitantes_actualizados = 0, mensaje_error = $6, fin = now(),
-                 duracion_ms = (extract(epoch FROM now() - inicio) * 1000)::bigint
-             WHERE id = $1",
-            &[
-                &item.bitacora_id,
-                &facts.sha256,
-                &facts.size,
-                &facts.encoding.label(),
-                &facts.business_date,
-                &message,
-            ],
-        )
-        .await?;
+        record_unloaded(&tx, item, facts, Unloaded::Duplicate, &message).await?;
         tx.commit().await?;
         return Ok(LoadOutcome::Duplicate { of });
     }
 
-    let as_of = facts.business_date;
-    let (mut valid, mut rejected, mut aggregate) = (0i32, 0i32, None);
-    while let Some(batch) = batches.recv().await {
-        let batch = batch?;
-        copy_valid(&tx, item, batch.valid()).await?;
-        copy_rejected(&tx, item, batch.rejected()).await?;
-        valid += batch.valid().height() as i32;
-        rejected += batch.rejected().len() as i32;
-        aggregate = Some(merge_aggregates(
-            aggregate,
-            batch.visitor_aggregate(as_of.year(), as_of.month() as i8)?,
-        )?);
+    let (mut valid, mut rejected, mut visitors) = (0i32, 0i32, None);
+    let (started, mut waited) = (Instant::now(), Duration::ZERO);
+    loop {
+        let waiting = Instant::now();
+        let Some(part) = parts.recv().await else {
+            break;
+        };
+        waited += waiting.elapsed();
+        match part? {
+            FilePart::Rows(batch) => {
+                copy_valid(&tx, item, batch.valid()).await?;
+                copy_rejected(&tx, item, batch.rejected()).await?;
+                valid += batch.valid().height() as i32;
+                rejected += batch.rejected().len() as i32;
+            }
+            FilePart::Visitors(aggregate) => visitors = Some(aggregate),
+        }
     }
-    let (new_visitors, updated_visitors) = match aggregate {
-        Some(aggregate) => upsert_visitors(&tx, &aggregate, as_of).await?,
+    let copied = started.elapsed();
+    let (new_visitors, updated_visitors) = match visitors {
+        Some(aggregate) => upsert_visitors(&tx, &aggregate, facts.business_date).await?,
         None => (0, 0),
     };
+    tracing::info!(
+        copy_ms = copied.as_millis() as u64,
+        waiting_for_validation_ms = waited.as_millis() as u64,
+        visitors_ms = (started.elapsed() - copied).as_millis() as u64,
+        "rows copied and visitors upserted; committing"
+    );
     let status = if rejected == 0 {
         "COMPLETADO"
     } else {
@@ -210,8 +211,7 @@ async fn copy_valid(
         T::TEXT,
         T::TEXT,
     ];
-    let writer = BinaryCopyInWriter::new(sink, &types);
-    pin_mut!(writer);
+    let mut writer = CopyWriter::new(sink, &types);
     let text = |name: &str| rows.column(name).and_then(|c| c.str()).cloned();
     let int = |name: &str| rows.column(name).and_then(|c| c.i32()).cloned();
     let time = |name: &str| {
@@ -268,7 +268,7 @@ async fn copy_valid(
             &navegadores.get(i),
             &plataformas.get(i),
         ];
-        writer.as_mut().write(&values).await?;
+        writer.row(&values).await.map_err(LoadError::Copy)?;
     }
     writer.finish().await?;
     Ok(())
@@ -288,7 +288,7 @@ async fn copy_rejected(
              FROM STDIN (FORMAT binary)",
         )
         .await?;
-    let writer = BinaryCopyInWriter::new(
+    let mut writer = CopyWriter::new(
         sink,
         &[
             Type::INT8,
@@ -299,12 +299,10 @@ async fn copy_rejected(
             Type::TEXT,
         ],
     );
-    pin_mut!(writer);
     for r in rejected {
         let line = r.line as i32;
         writer
-            .as_mut()
-            .write(&[
+            .row(&[
                 &item.bitacora_id,
                 &item.file_name,
                 &line,
@@ -312,7 +310,8 @@ async fn copy_rejected(
                 &r.detail,
                 &r.original,
             ])
-            .await?;
+            .await
+            .map_err(LoadError::Copy)?;
     }
     writer.finish().await?;
     Ok(())
@@ -332,20 +331,16 @@ async fn upsert_visitors(
         return Ok((0, 0));
     }
     let emails: Vec<Option<&str>> = agg.column("email")?.str()?.iter().collect();
-    let first: Vec<Option<NaiveDateTime>> = agg
-        .column("primera")?
-        .datetime()?
-        .physical()
-        .iter()
-        .map(|v| v.map(millis_to_naive))
-        .collect();
-    let last: Vec<Option<NaiveDateTime>> = agg
-        .column("ultima")?
-        .datetime()?
-        .physical()
-        .iter()
-        .map(|v| v.map(millis_to_naive))
-        .collect();
+    let times = |name: &str| -> Result<Vec<Option<NaiveDateTime>>, PolarsError> {
+        Ok(agg
+            .column(name)?
+            .datetime()?
+            .physical()
+            .iter()
+            .map(|v| v.map(millis_to_naive))
+            .collect())
+    };
+    let (first, last) = (times("primera")?, times("ultima")?);
     let ints = |name: &str| -> Result<Vec<Option<i32>>, PolarsError> {
         Ok(agg.column(name)?.i32()?.iter().collect())
     };

@@ -1,6 +1,7 @@
 //! The work queue in PostgreSQL (`work_items`): enqueue, claim, lease, rescue, retry.
 //!
-//! A claim commits at once and leaves the item `running` under a lease
+//! Statements are prepared once per pooled connection (`prepare_cached`): a claim is
+//! then one round trip. A claim commits at once and leaves the item `running` under a lease
 //! (`locked_until`) that the worker extends by heartbeat; no transaction stays
 //! open during the slow work. Each item has one `bitacora_control` row, created
 //! with it and kept in step here.
@@ -109,7 +110,7 @@ pub async fn claim(
 ) -> Result<Option<Claimed>, tokio_postgres::Error> {
     let row = client
         .query_opt(
-            "WITH next AS (
+            &client.prepare_cached("WITH next AS (
                  SELECT id FROM work_items
                  WHERE state = 'pending' AND run_at <= now()
                  ORDER BY run_at, id
@@ -137,7 +138,7 @@ pub async fn claim(
              )
              SELECT c.id, p.id AS bitacora_id, c.file_name, c.source_path, c.attempts, c.max_attempts,
                     p.estatus, p.sha256, c.local_path
-             FROM claimed c, prior p, audit a WHERE a.id = p.id",
+             FROM claimed c, prior p, audit a WHERE a.id = p.id").await?,
             &[&worker, &lease.as_secs_f64()],
         )
         .await?;
@@ -163,8 +164,8 @@ pub async fn heartbeat(
 ) -> Result<bool, tokio_postgres::Error> {
     let n = client
         .execute(
-            "UPDATE work_items SET locked_until = now() + make_interval(secs => $3), updated_at = now()
-             WHERE id = $1 AND locked_by = $2 AND state = 'running'",
+            &client.prepare_cached("UPDATE work_items SET locked_until = now() + make_interval(secs => $3), updated_at = now()
+             WHERE id = $1 AND locked_by = $2 AND state = 'running'").await?,
             &[&id, &worker, &lease.as_secs_f64()],
         )
         .await?;
@@ -176,10 +177,14 @@ pub async fn heartbeat(
 pub async fn rescue_expired(client: &impl GenericClient) -> Result<u64, tokio_postgres::Error> {
     client
         .execute(
-            "UPDATE work_items
+            &client
+                .prepare_cached(
+                    "UPDATE work_items
              SET state = 'pending', locked_by = NULL, locked_until = NULL, run_at = now(),
                  last_error = 'lease expired: its performer stopped answering', updated_at = now()
              WHERE state = 'running' AND locked_until < now()",
+                )
+                .await?,
             &[],
         )
         .await
@@ -194,7 +199,9 @@ pub async fn retry_later(
 ) -> Result<(), tokio_postgres::Error> {
     client
         .execute(
-            "WITH w AS (
+            &client
+                .prepare_cached(
+                    "WITH w AS (
                  UPDATE work_items
                  SET state = 'pending', locked_by = NULL, locked_until = NULL, last_error = $2,
                      run_at = now() + make_interval(secs => $3), updated_at = now()
@@ -202,6 +209,8 @@ pub async fn retry_later(
              )
              UPDATE bitacora_control SET estatus = 'PENDIENTE', mensaje_error = $2
              WHERE work_item_id = $1 AND estatus = 'EN_PROCESO'",
+                )
+                .await?,
             &[&item.id, &error, &delay.as_secs_f64()],
         )
         .await?;
@@ -215,7 +224,9 @@ pub async fn release(
 ) -> Result<(), tokio_postgres::Error> {
     client
         .execute(
-            "WITH w AS (
+            &client
+                .prepare_cached(
+                    "WITH w AS (
                  UPDATE work_items
                  SET state = 'pending', locked_by = NULL, locked_until = NULL, run_at = now(),
                      attempts = greatest(attempts - 1, 0), last_error = 'handed back at shutdown',
@@ -224,6 +235,8 @@ pub async fn release(
              )
              UPDATE bitacora_control SET estatus = 'PENDIENTE'
              WHERE work_item_id = $1 AND estatus = 'EN_PROCESO'",
+                )
+                .await?,
             &[&item.id],
         )
         .await?;
@@ -252,9 +265,13 @@ pub async fn finish(
     };
     client
         .execute(
-            "UPDATE work_items SET state = $2, locked_by = NULL, locked_until = NULL,
+            &client
+                .prepare_cached(
+                    "UPDATE work_items SET state = $2, locked_by = NULL, locked_until = NULL,
                  last_error = coalesce($3, last_error), updated_at = now()
              WHERE id = $1",
+                )
+                .await?,
             &[&id, &state, &error],
         )
         .await?;
@@ -265,7 +282,11 @@ pub async fn finish(
 pub async fn open_items(client: &impl GenericClient) -> Result<i64, tokio_postgres::Error> {
     let row = client
         .query_one(
-            "SELECT count(*) FROM work_items WHERE state IN ('pending', 'running')",
+            &client
+                .prepare_cached(
+                    "SELECT count(*) FROM work_items WHERE state IN ('pending', 'running')",
+                )
+                .await?,
             &[],
         )
         .await?;
@@ -348,10 +369,10 @@ pub struct Depth {
 pub async fn depth(client: &impl GenericClient) -> Result<Depth, tokio_postgres::Error> {
     let row = client
         .query_one(
-            "SELECT count(*) FILTER (WHERE state = 'pending'), count(*) FILTER (WHERE state = 'running'),
+            &client.prepare_cached("SELECT count(*) FILTER (WHERE state = 'pending'), count(*) FILTER (WHERE state = 'running'),
                     count(*) FILTER (WHERE state = 'done'), count(*) FILTER (WHERE state = 'failed'),
                     coalesce(extract(epoch FROM now() - min(run_at) FILTER (WHERE state = 'pending' AND run_at <= now())), 0)::float8
-             FROM work_items",
+             FROM work_items").await?,
             &[],
         )
         .await?;

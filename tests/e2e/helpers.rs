@@ -323,46 +323,14 @@ impl TestApp {
 
     /// SPEC §5 invariants, checked from the outside after a run.
     pub async fn check_invariants(&self) {
-        // 1. counts add up and match the tables, per file.
-        let bad = self
-            .count(
-                "SELECT count(*) FROM bitacora_control b
-                 WHERE b.registros_totales IS DISTINCT FROM b.registros_validos + b.registros_error
-                    OR coalesce(b.registros_validos, 0) <> (SELECT count(*) FROM estadisticas e WHERE e.bitacora_id = b.id)
-                    OR coalesce(b.registros_error, 0) <> (SELECT count(*) FROM errores e WHERE e.bitacora_id = b.id)",
-            )
-            .await;
-        assert_eq!(bad, 0, "bitacora counts disagree with the tables");
-        // 2. no content loaded twice.
-        let twice = self
-            .count(
-                "SELECT count(*) FROM (SELECT sha256 FROM bitacora_control
-                 WHERE estatus IN ('COMPLETADO', 'COMPLETADO_CON_ERRORES') GROUP BY sha256 HAVING count(*) > 1) d",
-            )
-            .await;
-        assert_eq!(twice, 0, "some content was loaded twice");
-        // visitantes equals the aggregate over all valid rows, at each row's as-of date.
-        let wrong = self
-            .count(
-                "SELECT count(*) FROM (
-                   SELECT v.email FROM visitantes v
-                   LEFT JOIN LATERAL (
-                     SELECT min(fecha_envio) mn, max(fecha_envio) mx, count(*) n,
-                            count(*) FILTER (WHERE date_trunc('year', fecha_envio) = date_trunc('year', v.contadores_al)) y,
-                            count(*) FILTER (WHERE date_trunc('month', fecha_envio) = date_trunc('month', v.contadores_al)) m
-                     FROM estadisticas e WHERE e.email = v.email) a ON true
-                   WHERE (v.fecha_primera_visita, v.fecha_ultima_visita, v.visitas_totales::bigint,
-                          v.visitas_anio_actual::bigint, v.visitas_mes_actual::bigint)
-                         IS DISTINCT FROM (a.mn, a.mx, a.n, a.y, a.m)
-                   UNION ALL
-                   SELECT DISTINCT e.email FROM estadisticas e
-                   WHERE NOT EXISTS (SELECT 1 FROM visitantes v WHERE v.email = e.email)) w",
-            )
-            .await;
-        assert_eq!(
-            wrong, 0,
-            "visitantes differs from the aggregate of estadisticas"
-        );
+        // 1 and 2, and visitantes = aggregate: the checks shared with ops/bench.sh.
+        let checks: Vec<(String, i64)> =
+            sqlx::query_as(include_str!("../../sql/checks/invariants.sql"))
+                .fetch_all(&self.db)
+                .await
+                .unwrap();
+        let broken: Vec<_> = checks.iter().filter(|(_, n)| *n != 0).collect();
+        assert!(broken.is_empty(), "SPEC invariants broken: {broken:?}");
         // 3. every loaded file has a durable local copy.
         for a in self.audit().await {
             if matches!(

@@ -68,3 +68,58 @@ async fn same_content_is_duplicado_and_a_reused_name_with_new_content_loads() {
     assert_eq!(backup, x.bytes);
     app.check_invariants().await;
 }
+
+#[tokio::test]
+async fn detail_rows_always_have_their_audit_row_in_the_database_itself() {
+    let app = spawn(Origin::Local).await;
+    app.load(
+        &[(
+            "report_1.txt",
+            &generate(&FileSpec {
+                rows: 40,
+                ..Default::default()
+            })
+            .bytes,
+        )],
+        "2026-11-24",
+    );
+    let audit = app.audit_of("report_1.txt").await;
+    let orphan = sqlx::query(
+        "INSERT INTO estadisticas (bitacora_id, archivo, linea, email, fecha_envio) VALUES (999999, 'x', 2, 'a@b.co', now())",
+    )
+    .execute(&app.db)
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(
+        orphan.contains("violates the reference to bitacora_control"),
+        "{orphan}"
+    );
+    let orphan = sqlx::query(
+        "INSERT INTO errores (bitacora_id, archivo, linea, tipo_error, detalle, fila_original) VALUES (999999, 'x', 2, 'FIELD_COUNT', '', '')",
+    )
+    .execute(&app.db)
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(orphan.contains("violates the reference"), "{orphan}");
+    let moved = sqlx::query("UPDATE estadisticas SET bitacora_id = 999999 WHERE linea = 2")
+        .execute(&app.db)
+        .await;
+    assert!(
+        moved
+            .unwrap_err()
+            .to_string()
+            .contains("violates the reference")
+    );
+    let deleted = sqlx::query("DELETE FROM bitacora_control WHERE id = $1")
+        .bind(audit.id)
+        .execute(&app.db)
+        .await;
+    let deleted = deleted.unwrap_err().to_string();
+    assert!(
+        deleted.contains("violates the reference from its detail rows"),
+        "an audit row with details stays: {deleted}"
+    );
+    app.check_invariants().await;
+}

@@ -9,4 +9,6 @@ pub mod stream;
 pub use decode::{Encoding, decode};
 pub use layout::{ErrorCode, LayoutError, VISITS};
 pub use rules::{FeedError, Rejected, ValidatedBatch, merge_aggregates, validate, validate_batch};
-pub use stream::{BATCH_ROWS, BatchReader, Fingerprint, StreamError, fingerprint, validate_file};
+pub use stream::{
+    BATCH_ROWS, BatchReader, FilePart, Fingerprint, StreamError, fingerprint, validate_file,
+};

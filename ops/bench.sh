@@ -1,0 +1,178 @@
+#!/usr/bin/env bash
+# Throughput benchmark, in one run on the real test bed (PostgreSQL + private OpenSSH
+# sshd), release build. Measures the floors again in the same run and prints one table:
+# wall time, rows/s, peak RSS and each ratio to its floor. Ends by checking the SPEC
+# invariants after every scenario. `--quick` runs a smaller set.
+#
+#   floor  sftp        OpenSSH `sftp` download of the 1M-row file
+#   floor  \copy       psql \copy of that file's valid rows (typed) into a table shaped
+#                      like estadisticas, with the same indexes
+#   product 1 file     queued -> SFTP download -> validated -> committed -> backed up -> deleted
+#   product 20 files   the same, 2 workers
+#   queue              10,000 empty items claimed and completed by 4 workers
+#   night              1,000 small files through `dispatcher run` with a performer serving
+#   5M rows            peak RSS stays bounded (streaming batches), full mode only
+set -euo pipefail
+cd "$(dirname "$0")/.."
+QUICK=0
+[ "${1:-}" = "--quick" ] && QUICK=1
+if [ $QUICK = 1 ]; then
+    ROWS=100000 EMAILS=30000 SET_FILES=5 SET_ROWS=20000 QUEUE_ITEMS=2000 NIGHT_FILES=100 BIG_ROWS=0
+else
+    ROWS=1000000 EMAILS=300000 SET_FILES=20 SET_ROWS=50000 QUEUE_ITEMS=10000 NIGHT_FILES=1000 BIG_ROWS=5000000
+fi
+
+ops/check-toolchain.sh
+ops/testbed.sh >/dev/null
+[ -x /usr/bin/time ] || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq time >/dev/null; }
+cargo build --release --workspace --bins --quiet
+BIN=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/release
+
+TB=${VISITAS_TESTBED:-/var/tmp/visitas-testbed}
+PORT=$(cat "$TB/port")
+WORK=${VISITAS_BENCH:-/var/tmp/visitas-bench}
+ORIGIN=$TB/sftp/bench
+DB=visitas_bench
+PSQL=(psql -h 127.0.0.1 -U postgres -X -q)
+rm -rf "$WORK" "$ORIGIN"
+mkdir -p "$WORK/gen" "$ORIGIN"
+chown visitas-sftp: "$ORIGIN"
+cat > "$WORK/visitas.toml" <<CFG
+[source]
+url = "sftp://visitas-sftp@127.0.0.1:$PORT$ORIGIN"
+stability_window_secs = 0
+[sftp]
+known_hosts = "$TB/known_hosts"
+private_key_file = "$TB/client_ed25519"
+[database]
+url = "postgres://postgres@127.0.0.1:5432/$DB"
+[paths]
+root = "$WORK/etl"
+[performer]
+poll_secs = 1
+[dispatcher]
+wait_poll_secs = 1
+CFG
+export VISITAS_CONFIG=$WORK/visitas.toml RUST_LOG=${RUST_LOG:-info}
+COLUMNS="bitacora_id, archivo, linea, email, jyv, badmail, baja, fecha_envio, fecha_open, opens, opens_virales, fecha_click, clicks, clicks_virales, links, ips, navegadores, plataformas"
+
+now() { date +%s.%N; }
+since() { python3 -c "print(f'{$(now) - $1:.2f}')"; }
+fresh_db() {
+    "${PSQL[@]}" -d postgres -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB"
+    "$BIN/dispatcher" migrate >/dev/null
+    rm -rf "$WORK/etl"
+}
+check_invariants() {
+    local broken
+    broken=$("${PSQL[@]}" -d $DB -At -F ' ' -f sql/checks/invariants.sql | awk '$NF != 0')
+    [ -z "$broken" ] || { echo "INVARIANT BROKEN after $1: $broken" >&2; exit 1; }
+    INVARIANTS+=("$1: invariants hold")
+}
+# Runs a command under /usr/bin/time; sets WALL (s) and RSS (MB).
+measure() {
+    local out=$WORK/time.txt
+    /usr/bin/time -f '%e %M' -o "$out" "$@"
+    read -r WALL RSS_KB < "$out"
+    RSS=$((RSS_KB / 1024))
+}
+# Times psql \copy of the valid rows now in estadisticas into an empty copy of its shape.
+copy_floor() {
+    "${PSQL[@]}" -d $DB -c "\\copy (SELECT $COLUMNS FROM estadisticas) TO '$WORK/valid.csv' CSV"
+    "${PSQL[@]}" -d $DB -c "DROP TABLE IF EXISTS floor_estadisticas" \
+        -c "CREATE TABLE floor_estadisticas (LIKE estadisticas INCLUDING ALL)" 2>&1 | grep -v NOTICE || true
+    local t0; t0=$(now)
+    "${PSQL[@]}" -d $DB -c "\\copy floor_estadisticas ($COLUMNS) FROM '$WORK/valid.csv' CSV"
+    COPY_SECS=$(since "$t0")
+    VALID_ROWS=$("${PSQL[@]}" -d $DB -At -c "SELECT count(*) FROM floor_estadisticas")
+    "${PSQL[@]}" -d $DB -c "DROP TABLE floor_estadisticas"
+}
+ratio() { python3 -c "print(f'{$1 / $2:.2f}')"; }
+rate() { python3 -c "print(f'{$1 / $2:,.0f}')"; }
+ROWS_OUT=()
+row() { ROWS_OUT+=("$(printf '%-34s %9s %12s %9s %s' "$@")"); }
+INVARIANTS=()
+
+echo "== generating: 1 x $ROWS rows ($EMAILS e-mails, 5% invalid), $SET_FILES x $SET_ROWS rows, $NIGHT_FILES small files"
+"$BIN/dispatcher" generate --dir "$WORK/gen" --files 1 --rows "$ROWS" --emails "$EMAILS" --invalid-pct 5 --seed 7 >/dev/null
+BIG=$WORK/gen/report_1.txt
+SIZE_MB=$(python3 -c "import os; print(f'{os.path.getsize(\"$BIG\") / 1e6:.1f}')")
+
+echo "== floor: OpenSSH sftp download of the ${SIZE_MB} MB file"
+cp "$BIG" "$ORIGIN/report_1.txt"
+t0=$(now)
+echo "get $ORIGIN/report_1.txt $WORK/sftp_copy.txt" | sftp -q -b - -P "$PORT" -i "$TB/client_ed25519" \
+    -o UserKnownHostsFile="$TB/known_hosts" -o BatchMode=yes visitas-sftp@127.0.0.1 >/dev/null
+SFTP_SECS=$(since "$t0")
+SFTP_MBS=$(python3 -c "print(f'{$SIZE_MB / $SFTP_SECS:.0f}')")
+
+echo "== product: 1 file end to end (1 worker)"
+fresh_db
+touch -d '-1 hour' "$ORIGIN/report_1.txt"
+"$BIN/dispatcher" run --no-wait >/dev/null
+measure "$BIN/performer" run --once --workers 1 > "$WORK/performer_single.log"
+E2E_SECS=$WALL E2E_RSS=$RSS
+OUR_MBS=$(grep -h '"message":"downloaded"' "$WORK/performer_single.log" | python3 -c 'import json,sys; print(round(json.loads(sys.stdin.readline())["mb_per_s"]))')
+check_invariants "1 file"
+echo "== floor: psql \\copy of the same valid rows into the same shape and indexes"
+copy_floor
+SINGLE_VALID=$VALID_ROWS
+row "floor: OpenSSH sftp download" "$SFTP_SECS" "-" "-" "${SFTP_MBS} MB/s"
+row "product: SFTP download" "-" "-" "-" "${OUR_MBS} MB/s = $(ratio "$OUR_MBS" "$SFTP_MBS") x sftp (target >= 0.80)"
+row "floor: psql \\copy $SINGLE_VALID rows" "$COPY_SECS" "$(rate "$SINGLE_VALID" "$COPY_SECS")" "-"
+row "product: 1 file, $ROWS rows" "$E2E_SECS" "$(rate "$ROWS" "$E2E_SECS")" "$E2E_RSS" \
+    "$(ratio "$E2E_SECS" "$COPY_SECS") x \\copy (target <= 1.5); RSS $(ratio "$E2E_RSS" "$SIZE_MB") x file (target <= 1.5)"
+
+echo "== product: $SET_FILES files x $SET_ROWS rows, 2 workers"
+fresh_db
+"$BIN/dispatcher" generate --dir "$ORIGIN" --files "$SET_FILES" --rows "$SET_ROWS" --emails "$EMAILS" --first 100 --seed 11 >/dev/null
+rm -f "$ORIGIN/report_1.txt"
+touch -d '-1 hour' "$ORIGIN"/*.txt
+"$BIN/dispatcher" run --no-wait >/dev/null
+measure "$BIN/performer" run --once --workers 2 > "$WORK/performer_set.log"
+SET_SECS=$WALL SET_RSS=$RSS
+check_invariants "$SET_FILES files"
+copy_floor
+row "product: $SET_FILES files x $SET_ROWS, 2 workers" "$SET_SECS" "$(rate $((SET_FILES * SET_ROWS)) "$SET_SECS")" "$SET_RSS" \
+    "$(ratio "$SET_SECS" "$COPY_SECS") x \\copy of its $VALID_ROWS valid rows (${COPY_SECS} s)"
+
+echo "== queue alone: $QUEUE_ITEMS empty items, 4 workers"
+fresh_db
+QUEUE_LINE=$("$BIN/performer" bench-queue --items "$QUEUE_ITEMS" --workers 4 | grep '^queue:')
+CLAIMS=$(echo "$QUEUE_LINE" | sed -E 's/.* = ([0-9]+) claims\/s.*/\1/')
+row "queue: $QUEUE_ITEMS claims, 4 workers" "-" "-" "-" "$CLAIMS claims/s (target >= 2000)"
+
+echo "== a night of $NIGHT_FILES small files"
+fresh_db
+rm -rf "$ORIGIN"/*
+"$BIN/dispatcher" generate --dir "$ORIGIN" --files "$NIGHT_FILES" --rows 20 --emails 5000 --seed 13 >/dev/null
+touch -d '-1 hour' "$ORIGIN"/*.txt
+"$BIN/performer" run --workers 2 > "$WORK/performer_night.log" 2>&1 &
+PERFORMER=$!
+trap 'kill -TERM $PERFORMER 2>/dev/null || true' EXIT
+measure "$BIN/dispatcher" run > "$WORK/dispatcher_night.log"
+kill -TERM $PERFORMER && wait $PERFORMER
+trap - EXIT
+NIGHT_SECS=$WALL
+DONE=$("${PSQL[@]}" -d $DB -At -c "SELECT count(*) FROM bitacora_control WHERE estatus LIKE 'COMPLETADO%'")
+check_invariants "night of $NIGHT_FILES files"
+row "night: $NIGHT_FILES small files" "$NIGHT_SECS" "-" "-" "$DONE loaded (target < 60 s)"
+
+if [ "$BIG_ROWS" -gt 0 ]; then
+    echo "== product: 1 file of $BIG_ROWS rows (bounded memory)"
+    fresh_db
+    rm -rf "$ORIGIN"/*
+    "$BIN/dispatcher" generate --dir "$ORIGIN" --files 1 --rows "$BIG_ROWS" --emails "$EMAILS" --first 500 --seed 17 >/dev/null
+    BIG_MB=$(python3 -c "import os; print(f'{os.path.getsize(\"$ORIGIN/report_500.txt\") / 1e6:.0f}')")
+    touch -d '-1 hour' "$ORIGIN"/*.txt
+    "$BIN/dispatcher" run --no-wait >/dev/null
+    measure "$BIN/performer" run --once --workers 1 > "$WORK/performer_5m.log"
+    check_invariants "$BIG_ROWS rows"
+    row "product: 1 file, $BIG_ROWS rows" "$WALL" "$(rate "$BIG_ROWS" "$WALL")" "$RSS" "file ${BIG_MB} MB: RSS $(ratio "$RSS" "$BIG_MB") x file"
+fi
+
+echo
+printf '%-34s %9s %12s %9s %s\n' "scenario" "wall s" "rows/s" "RSS MB" "ratio / note"
+printf '%s\n' "${ROWS_OUT[@]}"
+echo
+printf '%s\n' "${INVARIANTS[@]}"

@@ -1,0 +1,56 @@
+//! `performer bench-queue`: the queue alone — N empty items claimed and completed by W
+//! workers through the same claim statement the pool uses. Prints claims per second.
+
+use shared::config::Config;
+use shared::queue::{self, Final};
+use std::time::{Duration, Instant};
+
+/// Inserts `items` empty work items, drains them with `workers` workers, prints the rate.
+pub async fn queue(config: &Config, items: i64, workers: usize) -> anyhow::Result<()> {
+    let pool = shared::db::performer_pool(config)?;
+    let client = pool.get().await?;
+    client
+        .execute(
+            "WITH w AS (
+                 INSERT INTO work_items (source_path, file_name, size_bytes, mtime)
+                 SELECT 'bench/' || g, 'bench_' || g || '.txt', 0, now() FROM generate_series(1, $1::bigint) g
+                 RETURNING id, file_name, source_path)
+             INSERT INTO bitacora_control (work_item_id, archivo, ruta_origen) SELECT id, file_name, source_path FROM w",
+            &[&items],
+        )
+        .await?;
+    drop(client);
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 0..workers {
+        let pool = pool.clone();
+        tasks.spawn(async move {
+            let client = pool.get().await?;
+            let (worker, mut claimed) = (format!("bench:{n}"), 0u64);
+            while let Some(item) = queue::claim(&client, &worker, Duration::from_secs(60)).await? {
+                queue::finish(&client, item.id, Final::Done, None).await?;
+                claimed += 1;
+            }
+            Ok::<_, anyhow::Error>(claimed)
+        });
+    }
+    let mut claimed = 0;
+    while let Some(done) = tasks.join_next().await {
+        claimed += done??;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let client = pool.get().await?;
+    let twice: i64 = client
+        .query_one("SELECT count(*) FROM work_items WHERE file_name LIKE 'bench_%' AND (attempts <> 1 OR state <> 'done')", &[])
+        .await?
+        .get(0);
+    println!(
+        "queue: {claimed} claims+completions by {workers} workers in {secs:.2} s = {:.0} claims/s; items not claimed exactly once: {twice}",
+        claimed as f64 / secs
+    );
+    anyhow::ensure!(
+        twice == 0 && claimed == items as u64,
+        "every item must be claimed exactly once"
+    );
+    Ok(())
+}
