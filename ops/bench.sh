@@ -33,7 +33,8 @@ PORT=$(cat "$TB/port")
 WORK=${VISITAS_BENCH:-/var/tmp/visitas-bench}
 ORIGIN=$TB/sftp/bench
 DB=visitas_bench
-PSQL=(psql -h 127.0.0.1 -U postgres -X -q)
+PSQL=(psql -h 127.0.0.1 -U postgres -X -q -v ON_ERROR_STOP=1)
+export PGOPTIONS="-c client_min_messages=warning"
 rm -rf "$WORK" "$ORIGIN"
 mkdir -p "$WORK/gen" "$ORIGIN"
 chown visitas-sftp: "$ORIGIN"
@@ -59,7 +60,7 @@ COLUMNS="bitacora_id, archivo, linea, email, jyv, badmail, baja, fecha_envio, fe
 now() { date +%s.%N; }
 since() { python3 -c "print(f'{$(now) - $1:.2f}')"; }
 fresh_db() {
-    "${PSQL[@]}" -d postgres -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB"
+    "${PSQL[@]}" -d postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB"
     "$BIN/dispatcher" migrate >/dev/null
     rm -rf "$WORK/etl"
 }
@@ -80,7 +81,7 @@ measure() {
 copy_floor() {
     "${PSQL[@]}" -d $DB -c "\\copy (SELECT $COLUMNS FROM estadisticas) TO '$WORK/valid.csv' CSV"
     "${PSQL[@]}" -d $DB -c "DROP TABLE IF EXISTS floor_estadisticas" \
-        -c "CREATE TABLE floor_estadisticas (LIKE estadisticas INCLUDING ALL)" 2>&1 | grep -v NOTICE || true
+        -c "CREATE TABLE floor_estadisticas (LIKE estadisticas INCLUDING ALL)"
     local t0; t0=$(now)
     "${PSQL[@]}" -d $DB -c "\\copy floor_estadisticas ($COLUMNS) FROM '$WORK/valid.csv' CSV"
     COPY_SECS=$(since "$t0")

@@ -1,7 +1,7 @@
 //! Text to records (SPEC §2, §7): a physical line is a record, parsed as RFC 4180.
 //!
 //! `csv-core` does the parsing; it is lenient where the feed is strict (text after a
-//! closing quote, an unterminated quote), so [`well_formed`] rejects what RFC 4180 forbids.
+//! closing quote, an unterminated quote), so a small check rejects what RFC 4180 forbids.
 
 use csv_core::{ReadFieldResult, Reader};
 use std::borrow::Cow;
