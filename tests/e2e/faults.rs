@@ -198,15 +198,7 @@ async fn sshd_stopped_during_a_download_then_started_again() {
     performer.wait_for("the item will be retried", 60);
     sshd.start();
     // The paused attempt failed; the retries (tiers 1 and 2) finish the work.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while app
-        .count("SELECT count(*) FROM work_items WHERE state = 'done'")
-        .await
-        < 2
-    {
-        assert!(std::time::Instant::now() < deadline, "{}", performer.text());
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
+    app.wait_until_done(2, &performer).await;
     performer.terminate();
     recovered(&app, 2, valid, "sshd stopped during a download").await;
 }

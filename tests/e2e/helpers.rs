@@ -26,9 +26,13 @@ fn sshd_port() -> u16 {
 }
 
 /// The directory holding the workspace's binaries (next to this test's `deps/`).
-fn bin(name: &str) -> PathBuf {
+pub fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
-    let path = exe.parent().unwrap().parent().unwrap().join(name);
+    exe.parent().unwrap().parent().unwrap().to_path_buf()
+}
+
+fn bin(name: &str) -> PathBuf {
+    let path = bin_dir().join(name);
     assert!(
         path.exists(),
         "{} missing: run `cargo build --workspace --bins` first",
@@ -319,6 +323,19 @@ impl TestApp {
             .fetch_one(&self.db)
             .await
             .unwrap()
+    }
+
+    /// Waits until `n` items are done while `performer` serves; panics with its output after 60 s.
+    pub async fn wait_until_done(&self, n: i64, performer: &Running) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while self
+            .count("SELECT count(*) FROM work_items WHERE state = 'done'")
+            .await
+            < n
+        {
+            assert!(std::time::Instant::now() < deadline, "{}", performer.text());
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 
     /// SPEC §5 invariants, checked from the outside after a run.

@@ -49,13 +49,7 @@ fn blocks(section: Option<&str>) -> Vec<String> {
 
 /// Runs one block as an operator's shell would, with `vars` set; insists on success.
 fn follow(app: &TestApp, block: &str, vars: &[(&str, String)]) -> String {
-    let bin = std::env::current_exe()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .to_path_buf();
+    let bin = crate::helpers::bin_dir();
     let mut cmd = Command::new("bash");
     cmd.args(["-euo", "pipefail", "-c", block])
         .env(
@@ -178,15 +172,7 @@ async fn database_down() {
     block(true).await;
     follow(&app, &blocks(Some("Database down"))[0], &[]);
     let app = app.reconnect().await;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while app
-        .count("SELECT count(*) FROM work_items WHERE state = 'done'")
-        .await
-        < 1
-    {
-        assert!(std::time::Instant::now() < deadline, "{}", performer.text());
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
+    app.wait_until_done(1, &performer).await;
     performer.terminate();
     app.check_invariants().await;
 }

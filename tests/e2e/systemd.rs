@@ -8,13 +8,7 @@ fn units_pass_systemd_analyze_verify() {
     let scratch = std::env::temp_dir().join(format!("visitas-units-{}", std::process::id()));
     std::fs::create_dir_all(&scratch).unwrap();
     // verify checks that ExecStart= exists: point it at the binaries just built.
-    let bin_dir = std::env::current_exe()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .to_path_buf();
+    let bin_dir = crate::helpers::bin_dir();
     let mut names = Vec::new();
     for entry in std::fs::read_dir(&units).unwrap() {
         let path = entry.unwrap().path();
