@@ -74,7 +74,7 @@ async fn two_simultaneous_runs_enqueue_every_file_once() {
         );
     }
     // A window long enough that the two runs overlap.
-    app.env = vec![("VISITAS_SOURCE__STABILITY_WINDOW_SECS".into(), "1".into())];
+    app.env = vec![("VISITAS_SOURCE__STABILITY_WINDOW_SECS".into(), "3".into())];
     let a = app.spawn_bin("dispatcher", &["run", "--no-wait"]);
     let b = app.spawn_bin("dispatcher", &["run", "--no-wait"]);
     let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
