@@ -38,22 +38,7 @@ export PGOPTIONS="-c client_min_messages=warning"
 rm -rf "$WORK" "$ORIGIN"
 mkdir -p "$WORK/gen" "$ORIGIN"
 chown visitas-sftp: "$ORIGIN"
-cat > "$WORK/visitas.toml" <<CFG
-[source]
-url = "sftp://visitas-sftp@127.0.0.1:$PORT$ORIGIN"
-stability_window_secs = 0
-[sftp]
-known_hosts = "$TB/known_hosts"
-private_key_file = "$TB/client_ed25519"
-[database]
-url = "postgres://postgres@127.0.0.1:5432/$DB"
-[paths]
-root = "$WORK/etl"
-[performer]
-poll_secs = 1
-[dispatcher]
-wait_poll_secs = 1
-CFG
+ops/testbed-config.sh "$ORIGIN" "$DB" "$WORK/etl" 0 > "$WORK/visitas.toml"
 export VISITAS_CONFIG=$WORK/visitas.toml RUST_LOG=${RUST_LOG:-info}
 COLUMNS="bitacora_id, archivo, linea, email, jyv, badmail, baja, fecha_envio, fecha_open, opens, opens_virales, fecha_click, clicks, clicks_virales, links, ips, navegadores, plataformas"
 

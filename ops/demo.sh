@@ -10,7 +10,6 @@ BIN=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys;
 
 TB=${VISITAS_TESTBED:-/var/tmp/visitas-testbed}
 DEMO=${VISITAS_DEMO:-/var/tmp/visitas-demo}
-PORT=$(cat "$TB/port")
 ORIGIN=$TB/sftp/demo
 DB=visitas_demo
 rm -rf "$DEMO" "$ORIGIN"
@@ -18,22 +17,7 @@ mkdir -p "$DEMO" "$ORIGIN"
 chown visitas-sftp: "$ORIGIN"
 psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB"
 
-cat > "$DEMO/visitas.toml" <<CFG
-[source]
-url = "sftp://visitas-sftp@127.0.0.1:$PORT$ORIGIN"
-stability_window_secs = 1
-[sftp]
-known_hosts = "$TB/known_hosts"
-private_key_file = "$TB/client_ed25519"
-[database]
-url = "postgres://postgres@127.0.0.1:5432/$DB"
-[paths]
-root = "$DEMO/etl"
-[performer]
-poll_secs = 1
-[dispatcher]
-wait_poll_secs = 1
-CFG
+ops/testbed-config.sh "$ORIGIN" "$DB" "$DEMO/etl" 1 > "$DEMO/visitas.toml"
 export VISITAS_CONFIG=$DEMO/visitas.toml RUST_LOG=${RUST_LOG:-warn}
 
 echo "== Generating sample files at the SFTP origin"

@@ -117,11 +117,7 @@ pub async fn retry(pool: &PgPool, id: i64) -> anyhow::Result<()> {
     .bind(id)
     .fetch_one(&mut *tx)
     .await?;
-    // The nightly tier 4 leaves the old item alone from now on.
-    sqlx::query("UPDATE work_items SET system_retry_days = 999 FROM bitacora_control b WHERE b.id = $1 AND work_items.id = b.work_item_id")
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
+    stop_nightly_retries(&mut tx, id).await?;
     sqlx::query("SELECT pg_notify($1, '')")
         .bind(CHANNEL)
         .execute(&mut *tx)
@@ -167,11 +163,20 @@ pub async fn discard(pool: &PgPool, config: &Config, id: i64, reason: &str) -> a
     .bind(&moved_to)
     .execute(&mut *tx)
     .await?;
-    sqlx::query("UPDATE work_items SET system_retry_days = 999 FROM bitacora_control b WHERE b.id = $1 AND work_items.id = b.work_item_id")
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
+    stop_nightly_retries(&mut tx, id).await?;
     tx.commit().await?;
     println!("{archivo} (id {id}) discarded: {reason}");
+    Ok(())
+}
+
+/// The nightly tier 4 leaves the item of audit row `id` alone from now on: an operator took it over.
+async fn stop_nightly_retries(tx: &mut sqlx::PgConnection, id: i64) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE work_items SET system_retry_days = 999
+         FROM bitacora_control b WHERE b.id = $1 AND work_items.id = b.work_item_id",
+    )
+    .bind(id)
+    .execute(tx)
+    .await?;
     Ok(())
 }

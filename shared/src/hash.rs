@@ -1,21 +1,18 @@
-//! SHA-256 of file content, as stored in `bitacora_control.sha256`.
+//! Digests as stored in `bitacora_control.sha256`: lower-case hex.
 
-use sha2::{Digest, Sha256};
-
-/// Lower-case hex SHA-256 of `bytes`.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+/// Lower-case hex of a digest.
+pub fn to_hex(digest: &[u8]) -> String {
+    digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]
 mod tests {
+    use sha2::{Digest, Sha256};
+
     #[test]
     fn known_digest() {
         assert_eq!(
-            super::sha256_hex(b"abc"),
+            super::to_hex(&Sha256::digest(b"abc")),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
     }

@@ -74,11 +74,7 @@ pub fn fingerprint(path: &Path) -> io::Result<Fingerprint> {
         Encoding::Windows1252
     };
     Ok(Fingerprint {
-        sha256: hasher
-            .finalize()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect(),
+        sha256: crate::hash::to_hex(&hasher.finalize()),
         size,
         encoding,
     })
@@ -241,7 +237,7 @@ mod tests {
         let path = scratch("utf8", &text);
         let f = fingerprint(&path).unwrap();
         assert_eq!((f.encoding, f.size), (Encoding::Utf8, text.len() as u64));
-        assert_eq!(f.sha256, crate::hash::sha256_hex(&text));
+        assert_eq!(f.sha256, crate::hash::to_hex(&Sha256::digest(&text)));
         let path = scratch("cp1252", b"Jos\xE9\n");
         assert_eq!(fingerprint(&path).unwrap().encoding, Encoding::Windows1252);
         let path = scratch("truncated", b"ab\xC3");
