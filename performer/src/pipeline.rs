@@ -7,7 +7,7 @@
 use crate::error::ItemError;
 use crate::metrics;
 use backon::{ExponentialBuilder, Retryable};
-use chrono::{Datelike, NaiveDate};
+use chrono::NaiveDate;
 use chrono_tz::Tz;
 use deadpool_postgres::Pool;
 use shared::alert::{self, Alert};
@@ -204,10 +204,7 @@ async fn handle_connected(
                 let (sender, batches) = tokio::sync::mpsc::channel(1);
                 let (path, encoding) = (staged.clone(), facts.encoding);
                 let rows = ctx.config.performer.batch_rows;
-                let as_of = (
-                    facts.business_date.year(),
-                    facts.business_date.month() as i8,
-                );
+                let as_of = facts.business_date;
                 let producer = tokio::task::spawn_blocking(move || {
                     feed::validate_file(&path, encoding, &VISITS, rows, as_of, |part| {
                         sender.blocking_send(part).is_ok()

@@ -60,32 +60,31 @@ impl FieldSplitter {
             return None;
         }
         self.reader.reset();
-        let mut input = line.as_bytes();
-        let mut fields = Vec::new();
-        let mut field = Vec::new();
+        let bytes = line.as_bytes();
+        let (mut fields, mut field) = (Vec::new(), Vec::new());
+        // Where the current field starts in `line`, and how far csv-core has read.
+        let (mut start, mut at) = (0, 0);
         loop {
-            let (result, read, written) = self.reader.read_field(input, &mut self.buf);
-            input = &input[read..];
+            let (result, read, written) = self.reader.read_field(&bytes[at..], &mut self.buf);
+            at += read;
             field.extend_from_slice(&self.buf[..written]);
             match result {
                 ReadFieldResult::OutputFull => continue,
                 ReadFieldResult::InputEmpty => {
                     // Signal end of input so the last field is delivered.
-                    if input.is_empty() {
+                    if at == bytes.len() {
                         let (result, _, written) = self.reader.read_field(&[], &mut self.buf);
                         field.extend_from_slice(&self.buf[..written]);
                         if let ReadFieldResult::Field { .. } = result {
-                            fields.push(Cow::Owned(
-                                String::from_utf8(std::mem::take(&mut field)).ok()?,
-                            ));
+                            fields.push(unquoted(&line[start..], &mut field)?);
                         }
                         return Some(fields);
                     }
                 }
                 ReadFieldResult::Field { record_end } => {
-                    fields.push(Cow::Owned(
-                        String::from_utf8(std::mem::take(&mut field)).ok()?,
-                    ));
+                    let raw = &line[start..at];
+                    fields.push(unquoted(raw.strip_suffix(',').unwrap_or(raw), &mut field)?);
+                    start = at;
                     if record_end {
                         return Some(fields);
                     }
@@ -93,6 +92,17 @@ impl FieldSplitter {
                 ReadFieldResult::End => return Some(fields),
             }
         }
+    }
+}
+
+/// A field as csv-core wrote it to `out`, borrowed from the line instead when its raw
+/// text holds no quote (and so is the same bytes).
+fn unquoted<'a>(raw: &'a str, out: &mut Vec<u8>) -> Option<Cow<'a, str>> {
+    if raw.contains('"') {
+        String::from_utf8(std::mem::take(out)).ok().map(Cow::Owned)
+    } else {
+        out.clear();
+        Some(Cow::Borrowed(raw))
     }
 }
 
@@ -152,6 +162,18 @@ mod tests {
     fn malformed_quoting_is_refused() {
         assert_eq!(split(r#"a,"unterminated"#), None);
         assert_eq!(split(r#"a,"closed"then text,b"#), None);
+    }
+
+    #[test]
+    fn only_quoted_fields_are_copied() {
+        let line = r#"a,"b,c",d"#;
+        let fields = FieldSplitter::default().split(line).unwrap();
+        let borrowed: Vec<bool> = fields
+            .iter()
+            .map(|f| matches!(f, Cow::Borrowed(_)))
+            .collect();
+        assert_eq!(borrowed, vec![true, false, true]);
+        assert_eq!(fields, vec!["a", "b,c", "d"]);
     }
 
     #[test]

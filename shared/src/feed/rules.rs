@@ -1,5 +1,6 @@
-//! Row rules (SPEC §4, §7), vectorised with polars: every column is trimmed,
-//! nulled, checked and typed as a whole; Rust loops only over rejected rows.
+//! Row rules (SPEC §4, §7), vectorised with polars: fields are trimmed and nulled as
+//! lines are split (zero-copy), then every column is checked and typed as a whole;
+//! Rust loops only over rejected rows.
 
 use super::layout::{
     Column, ErrorCode, Kind, LayoutError, MAX_EMAIL_CHARS, MAX_TEXT_CHARS, check_header,
@@ -64,42 +65,6 @@ impl ValidatedBatch {
     pub fn total(&self) -> usize {
         self.valid.height() + self.rejected.len()
     }
-
-    /// Per e-mail: first and last `fecha_envio`, rows, rows in the as-of year and month.
-    pub fn visitor_aggregate(&self, year: i32, month: i8) -> PolarsResult<DataFrame> {
-        let sent = || col("fecha_envio");
-        let in_year = sent().dt().year().eq(lit(year));
-        self.valid
-            .clone()
-            .lazy()
-            .group_by([col("email")])
-            .agg([
-                sent().min().alias("primera"),
-                sent().max().alias("ultima"),
-                len().cast(DataType::Int32).alias("total"),
-                in_year.clone().sum().cast(DataType::Int32).alias("anio"),
-                (in_year.and(sent().dt().month().eq(lit(month))))
-                    .sum()
-                    .cast(DataType::Int32)
-                    .alias("mes"),
-            ])
-            .collect()
-    }
-}
-
-/// Merges per-batch visitor aggregates (see [`ValidatedBatch::visitor_aggregate`]) into one.
-pub fn merge_aggregates(acc: Option<DataFrame>, next: DataFrame) -> PolarsResult<DataFrame> {
-    let Some(acc) = acc else { return Ok(next) };
-    concat([acc.lazy(), next.lazy()], UnionArgs::default())?
-        .group_by([col("email")])
-        .agg([
-            col("primera").min(),
-            col("ultima").max(),
-            col("total").sum().cast(DataType::Int32),
-            col("anio").sum().cast(DataType::Int32),
-            col("mes").sum().cast(DataType::Int32),
-        ])
-        .collect()
 }
 
 /// Checks the layout, then every record of a whole text; a layout failure loads nothing.
@@ -149,13 +114,12 @@ pub fn validate_batch(lines: &[Line<'_>], layout: &[Column]) -> PolarsResult<Val
         .into(),
     );
     for (i, values) in fields.iter().enumerate() {
-        let values: Vec<&str> = values.iter().map(AsRef::as_ref).collect();
-        columns.push(Series::new(raw_name(i).into(), values).into());
+        let values: Vec<Option<&str>> = values.iter().map(|v| normalised(v)).collect();
+        columns.push(Series::new(value_name(i).into(), values).into());
     }
-    let raw = DataFrame::new(kept.len(), columns)?;
-    let checked = raw
-        .clone()
+    let checked = DataFrame::new(kept.len(), columns)?
         .lazy()
+        .with_columns(parse_exprs(layout))
         .select(rule_exprs(layout))
         .with_column(all_ok(layout))
         .collect()?;
@@ -171,8 +135,7 @@ pub fn validate_batch(lines: &[Line<'_>], layout: &[Column]) -> PolarsResult<Val
         let mut failing = Vec::new();
         for (i, column) in layout.iter().enumerate() {
             if ok_columns[i].get(row) != Some(true) {
-                let value = raw.column(&raw_name(i))?.str()?.get(row).unwrap_or("");
-                failing.push((column, value));
+                failing.push((column, fields[i][row].as_ref()));
             }
         }
         let line = kept[row];
@@ -199,37 +162,60 @@ pub fn validate_batch(lines: &[Line<'_>], layout: &[Column]) -> PolarsResult<Val
     Ok(ValidatedBatch { valid, rejected })
 }
 
+/// A field as the rules see it (SPEC §4): trimmed, and null when empty or `-`.
+fn normalised(raw: &str) -> Option<&str> {
+    match raw.trim() {
+        "" | "-" => None,
+        value => Some(value),
+    }
+}
+
+/// Parses each column that has a type once, for [`rule_exprs`] to use twice (no CSE here).
+fn parse_exprs(layout: &[Column]) -> Vec<Expr> {
+    let mut exprs = Vec::new();
+    for (i, column) in layout.iter().enumerate() {
+        let value = col(value_name(i));
+        exprs.push(
+            match column.kind {
+                Kind::Email => value.str().to_lowercase(),
+                Kind::DateTime { .. } => {
+                    let options = StrptimeOptions {
+                        format: Some(DATETIME_FORMAT.into()),
+                        strict: false,
+                        exact: true,
+                        cache: true,
+                    };
+                    value.str().to_datetime(
+                        Some(TimeUnit::Milliseconds),
+                        None,
+                        options,
+                        lit("raise"),
+                    )
+                }
+                Kind::Integer => value.cast(DataType::Int64),
+                Kind::Text => continue,
+            }
+            .alias(parsed_name(i)),
+        );
+    }
+    exprs
+}
+
 /// For each column: its typed value (named as in the database) and whether it passed.
 fn rule_exprs(layout: &[Column]) -> Vec<Expr> {
     let mut exprs = vec![col("linea")];
     for (i, column) in layout.iter().enumerate() {
-        let trimmed = col(raw_name(i)).str().strip_chars(lit(Null {}));
-        let value = when(trimmed.clone().eq(lit("")).or(trimmed.clone().eq(lit("-"))))
-            .then(lit(Null {}).cast(DataType::String))
-            .otherwise(trimmed);
+        let (value, parsed) = (col(value_name(i)), col(parsed_name(i)));
         let (typed, check) = match column.kind {
             Kind::Email => {
-                let email = value.clone().str().to_lowercase();
-                let check = email
+                let check = parsed
                     .clone()
                     .str()
                     .contains(lit(EMAIL_PATTERN), true)
-                    .and(email.clone().str().len_chars().lt_eq(lit(MAX_EMAIL_CHARS)));
-                (email, check)
+                    .and(parsed.clone().str().len_chars().lt_eq(lit(MAX_EMAIL_CHARS)));
+                (parsed, check)
             }
             Kind::DateTime { .. } => {
-                let options = StrptimeOptions {
-                    format: Some(DATETIME_FORMAT.into()),
-                    strict: false,
-                    exact: true,
-                    cache: true,
-                };
-                let parsed = value.clone().str().to_datetime(
-                    Some(TimeUnit::Milliseconds),
-                    None,
-                    options,
-                    lit("raise"),
-                );
                 let check = value
                     .clone()
                     .str()
@@ -239,16 +225,15 @@ fn rule_exprs(layout: &[Column]) -> Vec<Expr> {
                 (parsed, check)
             }
             Kind::Integer => {
-                let number = value.clone().cast(DataType::Int64);
                 let check = value
                     .clone()
                     .str()
                     .contains(lit(DIGITS), true)
-                    .and(number.clone().is_not_null())
-                    .and(number.clone().lt_eq(lit(i32::MAX as i64)));
+                    .and(parsed.clone().is_not_null())
+                    .and(parsed.clone().lt_eq(lit(i32::MAX as i64)));
                 (
                     when(check.clone())
-                        .then(number)
+                        .then(parsed)
                         .otherwise(lit(Null {}))
                         .cast(DataType::Int32),
                     check,
@@ -282,8 +267,12 @@ fn all_ok(layout: &[Column]) -> Expr {
         .alias("all_ok")
 }
 
-fn raw_name(i: usize) -> String {
-    format!("raw_{i}")
+fn value_name(i: usize) -> String {
+    format!("value_{i}")
+}
+
+fn parsed_name(i: usize) -> String {
+    format!("parsed_{i}")
 }
 
 fn ok_name(i: usize) -> String {

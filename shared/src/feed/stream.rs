@@ -8,8 +8,10 @@
 use super::decode::Encoding;
 use super::layout::Column;
 use super::records::Line;
-use super::rules::{ValidatedBatch, merge_aggregates, validate_batch};
-use polars::prelude::{DataFrame, PolarsError, SortMultipleOptions};
+use super::rules::{ValidatedBatch, validate_batch};
+use super::visitors::{VisitorTally, Visits};
+use chrono::NaiveDate;
+use polars::prelude::PolarsError;
 use sha2::{Digest, Sha256};
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
@@ -174,41 +176,34 @@ impl BatchReader {
 pub enum FilePart {
     /// One validated batch of records.
     Rows(ValidatedBatch),
-    /// Last: the visitor aggregate of the whole file (see [`ValidatedBatch::visitor_aggregate`]).
-    Visitors(DataFrame),
+    /// Last: the visitor aggregate of the whole file, in e-mail order.
+    Visitors(Vec<(String, Visits)>),
 }
 
 /// Reads the records after the header in batches and validates each, handing them to
-/// `send` in order, then the file's visitor aggregate for the as-of `year` and `month`
-/// (computed here, beside the loader's COPY); stops early when `send` returns false.
+/// `send` in order, then the file's visitor aggregate as of the business date `as_of`
+/// (tallied here, beside the loader's COPY); stops early when `send` returns false.
 pub fn validate_file(
     path: &Path,
     encoding: Encoding,
     layout: &[Column],
     batch_rows: usize,
-    (year, month): (i32, i8),
+    as_of: NaiveDate,
     mut send: impl FnMut(Result<FilePart, StreamError>) -> bool,
 ) {
     let mut run = || -> Result<(), StreamError> {
         let mut reader = BatchReader::open(path, encoding)?;
         reader.header()?;
-        let mut visitors: Option<DataFrame> = None;
+        let mut visitors = VisitorTally::new(as_of);
         loop {
             let lines = reader.next_batch(batch_rows)?;
             if lines.is_empty() {
-                if let Some(aggregate) = visitors {
-                    // In key order, the upsert walks the visitantes index instead of jumping about it.
-                    let sorted = aggregate.sort(["email"], SortMultipleOptions::default())?;
-                    send(Ok(FilePart::Visitors(sorted)));
-                }
+                send(Ok(FilePart::Visitors(visitors.into_sorted())));
                 return Ok(());
             }
             let borrowed: Vec<Line<'_>> = lines.iter().map(OwnedLine::as_line).collect();
             let batch = validate_batch(&borrowed, layout)?;
-            visitors = Some(merge_aggregates(
-                visitors,
-                batch.visitor_aggregate(year, month)?,
-            )?);
+            visitors.add(batch.valid())?;
             if !send(Ok(FilePart::Rows(batch))) {
                 return Ok(());
             }
