@@ -5,7 +5,9 @@ use crate::archive::{self, ArchiveError};
 use crate::retention::{self, Removed};
 use chrono::NaiveDate;
 use shared::config::Config;
-use shared::paths::{Dirs, durable_move};
+use shared::audit;
+use shared::paths::Dirs;
+use shared::queue;
 use sqlx::PgPool;
 use tracing::{error, info, warn};
 
@@ -96,11 +98,12 @@ async fn archive_one(
     .map_err(|e: ArchiveError| anyhow::anyhow!(e))?;
     for (path, entry) in &archived.moved {
         // The audit row follows the file into the zip before the loose copy goes.
-        sqlx::query("UPDATE bitacora_control SET ruta_backup = $2 WHERE ruta_backup = $1")
-            .bind(path.display().to_string())
-            .bind(format!("{}#{entry}", archived.zip.display()))
-            .execute(pool)
-            .await?;
+        audit::copy_moved(
+            pool,
+            &path.display().to_string(),
+            &format!("{}#{entry}", archived.zip.display()),
+        )
+        .await?;
         std::fs::remove_file(path)?;
     }
     if std::fs::read_dir(loose)?.next().is_none() {
@@ -110,10 +113,11 @@ async fn archive_one(
     Ok(archived.moved.len())
 }
 
-/// Staged files of items no longer running: copies of `FALLO_SISTEMA` items go to
-/// quarantine, anything else left by an interrupted attempt is removed.
+/// Staged files of items no longer running are removed: a staged file is one attempt's
+/// own download, whole or not; a whole one that had to wait (a system failure) was moved
+/// to quarantine by its attempt, and the origin keeps the file anyway.
 async fn sweep_staging(pool: &PgPool, dirs: &Dirs) -> anyhow::Result<(usize, usize)> {
-    let (mut quarantined, mut removed) = (0, 0);
+    let mut removed = 0;
     for entry in std::fs::read_dir(dirs.staging())? {
         let path = entry?.path();
         let name = path
@@ -128,30 +132,14 @@ async fn sweep_staging(pool: &PgPool, dirs: &Dirs) -> anyhow::Result<(usize, usi
             warn!(file = %path.display(), "unknown file in staging left alone");
             continue;
         };
-        let row: Option<(String, String, i64)> = sqlx::query_as(
-            "SELECT w.state, b.estatus, b.id FROM work_items w JOIN bitacora_control b ON b.work_item_id = w.id WHERE w.id = $1",
-        )
-        .bind(id)
-        .fetch_optional(pool)
-        .await?;
-        match row {
-            Some((state, _, _)) if state == "running" || state == "pending" => {}
-            Some((_, estatus, bitacora_id)) if estatus == "FALLO_SISTEMA" => {
-                let file = name.split_once('-').map_or(name.as_str(), |(_, f)| f);
-                let to = dirs.quarantine().join(format!("{bitacora_id}-{file}"));
-                durable_move(&path, &to)?;
-                sqlx::query("UPDATE bitacora_control SET ruta_backup = $2 WHERE id = $1")
-                    .bind(bitacora_id)
-                    .bind(to.display().to_string())
-                    .execute(pool)
-                    .await?;
-                quarantined += 1;
-            }
-            _ => {
-                std::fs::remove_file(&path)?;
-                removed += 1;
-            }
+        let open = queue::states_of(pool, &[id])
+            .await?
+            .first()
+            .is_some_and(|(_, state)| state.is_open());
+        if !open {
+            std::fs::remove_file(&path)?;
+            removed += 1;
         }
     }
-    Ok((quarantined, removed))
+    Ok((0, removed))
 }

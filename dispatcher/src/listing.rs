@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use regex::Regex;
-use shared::source::{RemoteFile, RemoteName};
+use shared::source::{RemoteFile, RemoteName, parse_in_flight};
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -14,6 +14,13 @@ pub enum Verdict {
     Ready,
     /// Not a feed file name: ignored.
     Ignored,
+    /// Held under an item's in-flight name (whatever the pattern says).
+    InFlight {
+        /// The item that took it.
+        item_id: i64,
+        /// Its original name.
+        name: String,
+    },
     /// A feed file name that is not safe as a local path component.
     Unsafe(String),
     /// Modified less than `min_file_age` ago.
@@ -34,7 +41,12 @@ pub fn classify(
     let mut out: Vec<(RemoteFile, Verdict)> = first
         .iter()
         .map(|f| {
-            let verdict = if !pattern.is_match(&f.name) {
+            let verdict = if let Some((item_id, name)) = parse_in_flight(&f.name) {
+                Verdict::InFlight {
+                    item_id,
+                    name: name.to_string(),
+                }
+            } else if !pattern.is_match(&f.name) {
                 Verdict::Ignored
             } else if let Err(e) = RemoteName::parse(&f.name) {
                 Verdict::Unsafe(e.to_string())
@@ -83,6 +95,7 @@ mod tests {
             file("report_4.txt", 10, 600, now),
             file("notes.txt", 10, 600, now),
             file("report_x.txt", 10, 600, now),
+            file(".visitas-inflight-9-report_5.txt", 10, 600, now),
         ];
         let second = vec![
             file("report_1.txt", 10, 600, now),
@@ -90,6 +103,16 @@ mod tests {
             file("report_3.txt", 10, 5, now),
             // report_4 vanished between the listings
         ];
+        let pattern_matching_all = Regex::new(".*").unwrap();
+        let in_flight = classify(&first, &second, &pattern_matching_all, now, Duration::ZERO);
+        assert_eq!(
+            in_flight[0].1,
+            Verdict::InFlight {
+                item_id: 9,
+                name: "report_5.txt".into()
+            },
+            "never taken for a new file, whatever the pattern"
+        );
         let verdicts: Vec<(String, Verdict)> =
             classify(&first, &second, &pattern, now, Duration::from_secs(60))
                 .into_iter()
@@ -98,6 +121,13 @@ mod tests {
         assert_eq!(
             verdicts,
             vec![
+                (
+                    ".visitas-inflight-9-report_5.txt".into(),
+                    Verdict::InFlight {
+                        item_id: 9,
+                        name: "report_5.txt".into()
+                    }
+                ),
                 ("notes.txt".into(), Verdict::Ignored),
                 ("report_1.txt".into(), Verdict::Ready),
                 ("report_2.txt".into(), Verdict::Changing),

@@ -163,7 +163,7 @@ async fn main() -> anyhow::Result<ExitCode> {
             quarantine::list(&pool, format).await?
         }
         Command::Quarantine(QuarantineCommand::Retry { id }) => {
-            quarantine::retry(&pool, id).await?
+            quarantine::retry(&pool, &config, id).await?
         }
         Command::Quarantine(QuarantineCommand::Discard { id, reason }) => {
             quarantine::discard(&pool, &config, id, &reason).await?

@@ -12,8 +12,8 @@ use chrono::{NaiveDate, Utc};
 use regex::Regex;
 use shared::alert::{self, Alert};
 use shared::config::Config;
-use shared::queue::{self, NewItem};
-use shared::source::Source;
+use shared::queue::{self, ItemState, NewItem};
+use shared::source::{RemoteFile, Source, configured_origin};
 use sqlx::PgPool;
 use std::time::{Duration, Instant};
 use tracing::{error, info, warn};
@@ -41,6 +41,9 @@ struct Listed {
     ignored: i32,
     incomplete: i32,
     ready: Vec<NewItem>,
+    /// Files under an item's in-flight name (see `shared::source::in_flight_name`).
+    in_flight: Vec<(i64, NewItem)>,
+    listed_at: chrono::DateTime<Utc>,
 }
 
 /// The nightly run; `wait = false` only enqueues.
@@ -95,21 +98,26 @@ async fn locked_run(
             return Err(e);
         }
     };
+    let (mut ready, failed_ids) = sort_in_flight(pool, &listed).await?;
     let (retried, waiting) = queue::retry_system_failures(
         pool,
         run_id,
-        &listed.ready,
+        &failed_ids,
         config.dispatcher.system_retry_runs,
     )
     .await?;
+    ready.extend(listed.ready.iter().cloned());
     let enqueued = queue::enqueue(
         pool,
         Some(run_id),
-        &listed.ready,
+        &ready,
         config.performer.max_attempts,
+        listed.listed_at,
     )
     .await?;
-    let known = listed.ready.len() as i32 - enqueued.len() as i32 - retried.len() as i32;
+    let known = listed.ready.len() as i32 + listed.in_flight.len() as i32
+        - enqueued.len() as i32
+        - retried.len() as i32;
     sqlx::query(
         "UPDATE dispatch_runs SET files_listed = $2, files_enqueued = $3, files_skipped = $4, files_ignored = $5,
              files_incomplete = $6, files_known = $7, files_retried = $8, files_waiting_operator = $9
@@ -205,23 +213,32 @@ async fn finish(
 /// Two listings `stability_window` apart; only files unchanged and old enough are ready.
 async fn list_complete(config: &Config) -> anyhow::Result<Listed> {
     let pattern = Regex::new(&format!("^(?:{})$", config.source.pattern))?;
+    let origin = configured_origin(config)?;
     let source = Source::connect(config).await?;
+    let listed_at = Utc::now();
     let first = source.list().await?;
     tokio::time::sleep(Duration::from_secs(config.source.stability_window_secs)).await;
     let second = source.list().await?;
     let min_age = Duration::from_secs(config.source.min_file_age_secs);
     let mut listed = Listed {
         listed: first.len() as i32,
+        listed_at,
         ..Listed::default()
+    };
+    let item = |file: &RemoteFile, file_name: &str| NewItem {
+        origin: origin.clone(),
+        source_name: file.name.clone(),
+        file_name: file_name.to_string(),
+        source_path: source.path_of(&file.name),
+        size: file.size,
+        mtime: file.mtime,
     };
     for (file, verdict) in classify(&first, &second, &pattern, Utc::now(), min_age) {
         match verdict {
-            Verdict::Ready => listed.ready.push(NewItem {
-                source_path: source.path_of(&file.name),
-                file_name: file.name,
-                size: file.size,
-                mtime: file.mtime,
-            }),
+            Verdict::Ready => listed.ready.push(item(&file, &file.name)),
+            Verdict::InFlight { item_id, name } => {
+                listed.in_flight.push((item_id, item(&file, &name)));
+            }
             Verdict::Ignored => listed.ignored += 1,
             Verdict::Unsafe(reason) => {
                 warn!(%reason, "file name refused");
@@ -245,11 +262,7 @@ async fn wait_for_drain(config: &Config, pool: &PgPool) -> sqlx::Result<bool> {
     let progress = crate::progress::bar("waiting for the performers");
     let mut first_open = None;
     loop {
-        let open: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM work_items WHERE state IN ('pending', 'running')",
-        )
-        .fetch_one(pool)
-        .await?;
+        let open = queue::open_items_sqlx(pool).await?;
         let total = *first_open.get_or_insert(open.max(1) as u64);
         progress.set_length(total.max(open as u64));
         progress.set_position(total.saturating_sub(open as u64));
@@ -265,4 +278,26 @@ async fn wait_for_drain(config: &Config, pool: &PgPool) -> sqlx::Result<bool> {
         let left = deadline.saturating_duration_since(Instant::now());
         tokio::time::sleep(poll.min(left.max(Duration::from_millis(100)))).await;
     }
+}
+
+/// Files found under an item's in-flight name: left alone while the item is open; the
+/// item's own tier 4 when it failed (returned as ids); anything else is an orphan (an
+/// attempt stopped after taking it, or a stale one took it) and is enqueued as a new file.
+async fn sort_in_flight(pool: &PgPool, listed: &Listed) -> sqlx::Result<(Vec<NewItem>, Vec<i64>)> {
+    let ids: Vec<i64> = listed.in_flight.iter().map(|(id, _)| *id).collect();
+    let states: std::collections::HashMap<i64, ItemState> =
+        queue::states_of(pool, &ids).await?.into_iter().collect();
+    let (mut orphans, mut failed) = (Vec::new(), Vec::new());
+    for (id, file) in &listed.in_flight {
+        match states.get(id) {
+            Some(state) if state.is_open() => {}
+            Some(ItemState::Failed) => failed.push(*id),
+            _ => {
+                warn!(file = %file.source_name, item = id, "a file left under a finished item's \
+                      in-flight name: enqueued as a new file");
+                orphans.push(file.clone());
+            }
+        }
+    }
+    Ok((orphans, failed))
 }

@@ -4,7 +4,9 @@
 use crate::output::{Format, Rows};
 use shared::config::Config;
 use shared::paths::{Dirs, durable_move};
-use shared::queue::CHANNEL;
+use shared::audit::{self, AuditStatus};
+use shared::queue::{self, ItemState, NewItem, Origin};
+use shared::source::{RemoteName, Source, in_flight_name};
 use sqlx::{PgPool, Row};
 use std::path::Path;
 
@@ -44,13 +46,14 @@ pub async fn list(pool: &PgPool, format: Format) -> anyhow::Result<()> {
 }
 
 /// Re-enqueues a quarantined file as a new item with a new audit row linked to the old one.
-/// The source is the quarantined copy when there is one (a layout failure, perhaps fixed by
-/// the operator), else the origin. A second retry of the same id changes nothing.
-pub async fn retry(pool: &PgPool, id: i64) -> anyhow::Result<()> {
+/// The source is the quarantined copy when there is one that can be trusted — a layout
+/// failure's (perhaps fixed by the operator), or a system failure's whose SHA-256 is the
+/// one recorded — else the file at the origin. A second retry of the same id changes nothing.
+pub async fn retry(pool: &PgPool, config: &Config, id: i64) -> anyhow::Result<()> {
     let mut tx = pool.begin().await?;
     let old = sqlx::query(
-        "SELECT b.archivo, b.estatus, b.ruta_backup, b.descartado_en IS NOT NULL, w.source_path, w.size_bytes,
-                w.mtime, w.max_attempts, w.state
+        "SELECT b.archivo, b.estatus, b.ruta_backup, b.descartado_en IS NOT NULL, b.sha256, w.id, w.origin,
+                w.origin_host, w.source_name, w.source_path, w.size_bytes, w.mtime, w.max_attempts, w.state
          FROM bitacora_control b JOIN work_items w ON w.id = b.work_item_id
          WHERE b.id = $1 FOR UPDATE OF b",
     )
@@ -70,9 +73,9 @@ pub async fn retry(pool: &PgPool, id: i64) -> anyhow::Result<()> {
         );
         return Ok(());
     }
-    if !matches!(estatus.as_str(), "FALLO_LAYOUT" | "FALLO_SISTEMA")
-        || old.get::<String, _>(8) != "failed"
-    {
+    let status = AuditStatus::parse(&estatus);
+    let failed = old.get::<String, _>(13) == ItemState::Failed.as_str();
+    if !matches!(status, Some(AuditStatus::FalloLayout | AuditStatus::FalloSistema)) || !failed {
         anyhow::bail!(
             "{archivo} (id {id}) is {estatus}: only FALLO_LAYOUT and FALLO_SISTEMA files can be retried"
         );
@@ -81,52 +84,86 @@ pub async fn retry(pool: &PgPool, id: i64) -> anyhow::Result<()> {
         anyhow::bail!("{archivo} (id {id}) was discarded");
     }
     let copy: Option<String> = old.get(2);
-    let local = copy.filter(|p| Path::new(p).is_file());
-    let (source_path, size, mtime) = match &local {
-        Some(path) => {
-            let meta = std::fs::metadata(path)?;
-            let mtime: chrono::DateTime<chrono::Utc> = meta.modified()?.into();
-            (path.clone(), meta.len() as i64, mtime)
+    let recorded_sha: Option<String> = old.get(4);
+    let local = match copy.filter(|p| Path::new(p).is_file()) {
+        Some(path) if status == Some(AuditStatus::FalloSistema) => {
+            let found = shared::feed::fingerprint(Path::new(&path))?.sha256;
+            if recorded_sha.as_deref() == Some(found.as_str()) {
+                Some(path)
+            } else {
+                // Not the whole file that was listed: the origin still holds that one.
+                println!("{path}: not a verified copy (SHA-256 {found}); removed, the origin is used");
+                std::fs::remove_file(&path)?;
+                None
+            }
         }
-        None if estatus == "FALLO_LAYOUT" => {
+        other => other,
+    };
+    let item = match &local {
+        Some(path) => {
+            let path = Path::new(path);
+            let meta = std::fs::metadata(path)?;
+            NewItem {
+                origin: Origin::local(path.parent().unwrap_or(Path::new("/"))),
+                source_name: path.file_name().unwrap_or_default().to_string_lossy().into_owned(),
+                file_name: archivo.clone(),
+                source_path: path.display().to_string(),
+                size: meta.len(),
+                mtime: chrono::DateTime::from_timestamp(
+                    chrono::DateTime::<chrono::Utc>::from(meta.modified()?).timestamp(),
+                    0,
+                )
+                .unwrap_or_default(),
+            }
+        }
+        None if status == Some(AuditStatus::FalloLayout) => {
             anyhow::bail!("{archivo} (id {id}): its quarantined copy is gone; nothing to load")
         }
-        None => (old.get(4), old.get(5), old.get(6)),
+        None => {
+            let origin = Origin {
+                url: old.get(6),
+                host: old.get(7),
+            };
+            at_origin(config, &origin, old.get(5), &archivo, old.get(8)).await?
+        }
     };
-    let work_item: i64 = sqlx::query_scalar(
-        "INSERT INTO work_items (source_path, file_name, size_bytes, mtime, max_attempts, local_path, retry_of)
-         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
-    )
-    .bind(&source_path)
-    .bind(&archivo)
-    .bind(size)
-    .bind(mtime)
-    .bind(old.get::<i32, _>(7))
-    .bind(&local)
-    .bind(id)
-    .fetch_one(&mut *tx)
-    .await?;
-    let new_id: i64 = sqlx::query_scalar(
-        "INSERT INTO bitacora_control (work_item_id, archivo, ruta_origen, tamano_bytes, reprocesa_de)
-         VALUES ($1, $2, $3, $4, $5) RETURNING id",
-    )
-    .bind(work_item)
-    .bind(&archivo)
-    .bind(&source_path)
-    .bind(size)
-    .bind(id)
-    .fetch_one(&mut *tx)
-    .await?;
-    stop_nightly_retries(&mut tx, id).await?;
-    sqlx::query("SELECT pg_notify($1, '')")
-        .bind(CHANNEL)
-        .execute(&mut *tx)
-        .await?;
+    let new_id = queue::enqueue_retry(&mut tx, id, &item, old.get::<i32, _>(12)).await?;
     tx.commit().await?;
     println!(
-        "{archivo} (id {id}) re-enqueued as bitacora_control.id = {new_id} from {source_path}"
+        "{archivo} (id {id}) re-enqueued as bitacora_control.id = {new_id} from {}",
+        item.source_path
     );
     Ok(())
+}
+
+/// The failed item's file at its origin: under its in-flight name, or still as listed.
+async fn at_origin(
+    config: &Config,
+    origin: &Origin,
+    item_id: i64,
+    archivo: &str,
+    listed: String,
+) -> anyhow::Result<NewItem> {
+    let source = Source::for_origin(config, origin).await?;
+    let in_flight = in_flight_name(item_id, &RemoteName::parse(archivo)?);
+    let mut found = None;
+    for name in [in_flight.to_string(), listed] {
+        if let Some(file) = source.stat(&RemoteName::parse(&name)?).await? {
+            found = Some(NewItem {
+                origin: origin.clone(),
+                source_path: source.path_of(&name),
+                source_name: name,
+                file_name: archivo.to_string(),
+                size: file.size,
+                mtime: file.mtime,
+            });
+            break;
+        }
+    }
+    source.close().await;
+    found.ok_or_else(|| {
+        anyhow::anyhow!("{archivo}: no longer at the origin {}; nothing to retry", origin.url)
+    })
 }
 
 /// Sets a quarantined file aside for good: recorded with its reason, the copy moved to
@@ -154,29 +191,9 @@ pub async fn discard(pool: &PgPool, config: &Config, id: i64, reason: &str) -> a
         durable_move(Path::new(&copy), &to)?;
         moved_to = Some(to.display().to_string());
     }
-    sqlx::query(
-        "UPDATE bitacora_control SET descartado_en = now(), motivo_descarte = $2, ruta_backup = coalesce($3, ruta_backup)
-         WHERE id = $1",
-    )
-    .bind(id)
-    .bind(reason)
-    .bind(&moved_to)
-    .execute(&mut *tx)
-    .await?;
-    stop_nightly_retries(&mut tx, id).await?;
+    audit::record_discard(&mut tx, id, reason, moved_to.as_deref()).await?;
+    queue::stop_nightly_retries(&mut tx, id).await?;
     tx.commit().await?;
     println!("{archivo} (id {id}) discarded: {reason}");
-    Ok(())
-}
-
-/// The nightly tier 4 leaves the item of audit row `id` alone from now on: an operator took it over.
-async fn stop_nightly_retries(tx: &mut sqlx::PgConnection, id: i64) -> sqlx::Result<()> {
-    sqlx::query(
-        "UPDATE work_items SET system_retry_days = 999
-         FROM bitacora_control b WHERE b.id = $1 AND work_items.id = b.work_item_id",
-    )
-    .bind(id)
-    .execute(tx)
-    .await?;
     Ok(())
 }

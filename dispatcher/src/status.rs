@@ -5,15 +5,7 @@ use sqlx::{PgPool, Row};
 
 /// Prints the queue's state.
 pub async fn print(pool: &PgPool, format: Format) -> anyhow::Result<()> {
-    let depth = sqlx::query(
-        "SELECT s.state, count(w.id),
-                coalesce(extract(epoch FROM now() - min(w.run_at) FILTER (WHERE w.run_at <= now()))::bigint, 0)
-         FROM unnest(ARRAY['pending', 'running', 'done', 'failed']) AS s(state)
-         LEFT JOIN work_items w ON w.state = s.state
-         GROUP BY s.state ORDER BY array_position(ARRAY['pending', 'running', 'done', 'failed'], s.state)",
-    )
-    .fetch_all(pool)
-    .await?;
+    let depth = sqlx::query(shared::queue::DEPTH).fetch_all(pool).await?;
     let queue = Rows {
         columns: vec!["state", "items", "oldest_due_secs"],
         rows: depth
@@ -22,7 +14,7 @@ pub async fn print(pool: &PgPool, format: Format) -> anyhow::Result<()> {
                 vec![
                     r.get::<String, _>(0),
                     r.get::<i64, _>(1).to_string(),
-                    r.get::<i64, _>(2).to_string(),
+                    (r.get::<f64, _>(2) as i64).to_string(),
                 ]
             })
             .collect(),

@@ -2,33 +2,29 @@
 //! workers through the same claim statement the pool uses. Prints claims per second.
 
 use shared::config::Config;
-use shared::queue::{self, Final};
+use shared::queue::{self, Final, Reach};
 use std::time::{Duration, Instant};
 
 /// Inserts `items` empty work items, drains them with `workers` workers, prints the rate.
 pub async fn queue(config: &Config, items: i64, workers: usize) -> anyhow::Result<()> {
     let pool = shared::db::performer_pool(config)?;
-    let client = pool.get().await?;
-    client
-        .execute(
-            "WITH w AS (
-                 INSERT INTO work_items (source_path, file_name, size_bytes, mtime)
-                 SELECT 'bench/' || g, 'bench_' || g || '.txt', 0, now() FROM generate_series(1, $1::bigint) g
-                 RETURNING id, file_name, source_path)
-             INSERT INTO bitacora_control (work_item_id, archivo, ruta_origen) SELECT id, file_name, source_path FROM w",
-            &[&items],
-        )
-        .await?;
-    drop(client);
+    queue::insert_bench_items(&mut pool.get().await?, items).await?;
+    let reach = Reach {
+        origin: "bench:".into(),
+        host: shared::host::name(),
+    };
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for n in 0..workers {
-        let pool = pool.clone();
+        let (pool, reach) = (pool.clone(), reach.clone());
         tasks.spawn(async move {
-            let client = pool.get().await?;
+            let mut client = pool.get().await?;
             let (worker, mut claimed) = (format!("bench:{n}"), 0u64);
-            while let Some(item) = queue::claim(&client, &worker, Duration::from_secs(60)).await? {
-                queue::finish(&client, item.id, Final::Done, None).await?;
+            let today = chrono::Utc::now().date_naive();
+            while let Some(item) =
+                queue::claim(&mut client, &worker, Duration::from_secs(60), &reach, today).await?
+            {
+                queue::finish(&client, &item, Final::Done, None).await?;
                 claimed += 1;
             }
             Ok::<_, anyhow::Error>(claimed)

@@ -1,4 +1,4 @@
-//! What can go wrong with one item; the type decides the retry tier.
+//! What can go wrong with one item.
 
 use polars::prelude::PolarsError;
 use shared::load::LoadError;
@@ -47,22 +47,15 @@ pub enum ItemError {
         /// Hash loaded before.
         loaded: String,
     },
+    /// The file at the origin is not what was listed or changed while it was read.
+    #[error("{0}")]
+    Unsettled(String),
+    /// This attempt no longer holds the item: another attempt took it back.
+    #[error("lease lost: the item was taken back by another attempt")]
+    LeaseLost,
 }
 
 impl ItemError {
-    /// Whether a later attempt of the whole item may succeed (tier 2); otherwise tier 3 at once.
-    pub fn is_transient(&self) -> bool {
-        match self {
-            ItemError::Source(e) => e.is_transient(),
-            ItemError::Load(e) => e.is_transient(),
-            ItemError::Db(_) | ItemError::Pool(_) | ItemError::Disk { .. } => true,
-            ItemError::Name(_)
-            | ItemError::Engine(_)
-            | ItemError::ContentChanged { .. }
-            | ItemError::Exhausted { .. } => false,
-        }
-    }
-
     /// Wraps a local I/O error with what was being done.
     pub fn disk(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> ItemError {
         let context = context.into();

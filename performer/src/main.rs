@@ -1,10 +1,13 @@
 //! `performer`: the worker pool that loads visit files from the queue.
 
 mod bench;
+mod context;
 mod error;
 mod metrics;
+mod origin;
 mod pipeline;
 mod pool;
+mod retry;
 
 use anyhow::Context as _;
 use chrono::NaiveDate;
@@ -97,9 +100,16 @@ async fn run() -> anyhow::Result<()> {
                 )
             })?;
             let workers = workers.unwrap_or(config.performer.workers).max(1);
-            let ctx = Arc::new(pipeline::Context {
+            let mut one_connection = config.clone();
+            one_connection.database.pool_size = 1;
+            let ctx = Arc::new(context::Context {
                 pool: shared::db::performer_pool(&config)?,
+                leases: shared::db::performer_pool(&one_connection)?,
                 tz: config.time_zone()?,
+                reach: shared::queue::Reach {
+                    origin: shared::source::configured_origin(&config)?.url,
+                    host: shared::host::name(),
+                },
                 config,
                 dirs,
                 as_of,

@@ -1,7 +1,8 @@
 //! The performer's Prometheus metrics: files by status, rows, stage durations,
 //! retries, queue depth and the age of the oldest pending item.
 
-use crate::pipeline::Context;
+use crate::context::Context;
+use shared::audit::AuditStatus;
 use metrics::{counter, gauge, histogram};
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,8 +11,8 @@ use std::time::Duration;
 const QUEUE_REFRESH: Duration = Duration::from_secs(5);
 
 /// A file reached a final status.
-pub fn file_finished(status: &'static str) {
-    counter!("visitas_files_total", "status" => status).increment(1);
+pub fn file_finished(status: AuditStatus) {
+    counter!("visitas_files_total", "status" => status.as_str()).increment(1);
 }
 
 /// Rows of a committed load.
@@ -23,6 +24,11 @@ pub fn rows(valid: i32, rejected: i32) {
 /// How long a stage took.
 pub fn stage(stage: &'static str, took: Duration) {
     histogram!("visitas_stage_seconds", "stage" => stage).record(took.as_secs_f64());
+}
+
+/// Items taken back from performers whose lease expired.
+pub fn rescued(n: u64) {
+    counter!("visitas_items_rescued_total").increment(n);
 }
 
 /// A retry of tier 1 (a step) or 2 (the item).
@@ -38,7 +44,7 @@ pub fn spawn_queue_gauges(ctx: Arc<Context>) {
                 && let Ok(depth) = shared::queue::depth(&client).await
             {
                 for (state, n) in depth.by_state {
-                    gauge!("visitas_queue_depth", "state" => state).set(n as f64);
+                    gauge!("visitas_queue_depth", "state" => state.as_str()).set(n as f64);
                 }
                 gauge!("visitas_oldest_pending_age_seconds").set(depth.oldest_pending_secs);
             }

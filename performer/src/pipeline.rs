@@ -1,129 +1,146 @@
-//! One item, start to finish: download → SHA-256 → decode → validate → one load
-//! transaction → durable local copy → delete at the origin → item final.
+//! One item, end to end: take the file at its origin, download it into this attempt's
+//! own staging file, hash it (pass 1), check the layout, load it (pass 2, one
+//! transaction), back it up durably, delete exactly what was taken, finish the item.
 //!
-//! Order matters (SPEC §5, invariant 3): commit, then durable backup, then delete.
-//! An item claimed again after a crash past the commit only finishes the last steps.
+//! Every write names the attempt's token (see `shared::queue`); a heartbeat that finds
+//! the lease lost cancels the attempt at once: an open load rolls back and nothing is
+//! backed up, deleted, alerted or recorded by it.
 
+use crate::context::Context;
 use crate::error::ItemError;
 use crate::metrics;
-use backon::{ExponentialBuilder, Retryable};
-use chrono::NaiveDate;
-use chrono_tz::Tz;
-use deadpool_postgres::Pool;
+use crate::origin::{self, Taken};
+use crate::retry::{self, Decision};
+use backon::Retryable;
 use shared::alert::{self, Alert};
-use shared::audit::{self, FileFacts, Unloaded};
-use shared::business_date::business_date;
-use shared::config::Config;
+use shared::audit::{self, AuditStatus, Fence, FileFacts, Unloaded};
 use shared::feed::layout::check_header;
 use shared::feed::{self, BatchReader, LayoutError, VISITS};
 use shared::load::{self, LoadOutcome};
-use shared::paths::{Dirs, durable_move};
+use shared::paths::durable_move;
 use shared::queue::{self, Claimed, Final};
 use shared::source::{RemoteName, Source, SourceError};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
 use tracing::{Instrument, error, info, info_span, warn};
 
-/// What every worker of a performer shares.
-pub struct Context {
-    /// The configuration.
-    pub config: Config,
-    /// Local directories.
-    pub dirs: Dirs,
-    /// The performer's database pool.
-    pub pool: Pool,
-    /// `--as-of`, if given.
-    pub as_of: Option<NaiveDate>,
-    /// Business time zone.
-    pub tz: Tz,
+/// One attempt's own things: its staging file, and what it has proven so far.
+struct Attempt {
+    /// `staging/<item>-<token>-<name>`: created exclusively, used by this attempt alone.
+    staged: PathBuf,
+    /// The staged copy is whole: its size and SHA-256 were checked against the origin.
+    verified: AtomicBool,
+    /// The item's load committed (in this attempt or an earlier one).
+    committed: AtomicBool,
 }
 
-impl Context {
-    fn business_date(&self) -> NaiveDate {
-        business_date(self.as_of, self.tz)
-    }
-
-    /// Tier 1: in-place retries of one network or database step, exponential with jitter.
-    fn step_backoff(&self) -> ExponentialBuilder {
-        ExponentialBuilder::default()
-            .with_min_delay(Duration::from_millis(self.config.performer.step_backoff_ms))
-            .with_max_times(self.config.performer.step_tries.saturating_sub(1))
-            .with_jitter()
-    }
-}
-
-/// Processes one claimed item under its lease; never returns an error: every
-/// failure ends in a retry or a `FALLO_SISTEMA`, recorded in the database.
-pub async fn process(ctx: &Context, worker: &str, item: Claimed) {
-    let span =
-        info_span!("item", work_item_id = item.id, file = %item.file_name, attempt = item.attempts);
-    async {
-        // Aborted on drop too: an abandoned item must stop extending its lease.
-        let _heartbeat = AbortOnDropHandle::new(spawn_heartbeat(ctx, worker, item.id));
-        let result = handle(ctx, &item).await;
-        if let Err(e) = result {
-            on_failure(ctx, &item, e).await;
+impl Attempt {
+    fn new(ctx: &Context, item: &Claimed) -> Self {
+        Self {
+            staged: ctx
+                .dirs
+                .staging()
+                .join(format!("{}-{}-{}", item.id, item.token, file_part(item))),
+            verified: AtomicBool::new(false),
+            committed: AtomicBool::new(item.prior_status.is_final()),
         }
+    }
+}
+
+/// Processes one claimed item under its lease; never returns an error: every failure
+/// ends in a retry or a `FALLO_SISTEMA`, recorded in the database, unless the attempt
+/// lost its item, in which case it stops and changes nothing.
+pub async fn process(ctx: &Context, worker: &str, item: Claimed) {
+    let span = info_span!("item", work_item_id = item.id, file = %item.file_name,
+                          attempt = item.attempts, token = item.token, %worker);
+    async {
+        let lost = CancellationToken::new();
+        // Aborted on drop too: an abandoned item must stop extending its lease.
+        let _heartbeat = AbortOnDropHandle::new(spawn_heartbeat(ctx, &item, lost.clone()));
+        let attempt = Attempt::new(ctx, &item);
+        let result = tokio::select! {
+            result = handle(ctx, &item, &attempt) => result,
+            () = lost.cancelled() => Err(ItemError::LeaseLost),
+        };
+        if let Err(e) = result {
+            on_failure(ctx, &item, &attempt, e).await;
+        }
+        // Whatever is left of this attempt's own copy is nobody's: a whole one was moved.
+        let _ = std::fs::remove_file(&attempt.staged);
     }
     .instrument(span)
     .await
 }
 
-fn spawn_heartbeat(ctx: &Context, worker: &str, id: i64) -> tokio::task::JoinHandle<()> {
-    let (pool, worker, lease) = (ctx.pool.clone(), worker.to_string(), ctx.config.lease());
-    tokio::spawn(async move {
-        loop {
-            tokio::time::sleep(lease / 3).await;
-            let beat = async {
-                queue::heartbeat(&pool.get().await?, id, &worker, lease)
-                    .await
-                    .map_err(ItemError::from)
-            };
-            match beat.await {
-                Ok(true) => {}
-                Ok(false) => warn!(
-                    work_item_id = id,
-                    "lease lost: another performer took the item back"
-                ),
-                Err(e) => warn!(work_item_id = id, error = %e, "heartbeat failed"),
-            }
-        }
-    })
-}
-
-async fn on_failure(ctx: &Context, item: &Claimed, e: ItemError) {
-    let message = e.to_string();
-    let outcome = async {
-        let mut client = ctx.pool.get().await?;
-        if e.is_transient() && item.attempts < item.max_attempts {
-            let delay = Duration::from_secs(ctx.config.performer.retry_delay_secs);
-            warn!(error = %message, attempt = item.attempts, max_attempts = item.max_attempts,
-                  retry_in_secs = delay.as_secs(), next_attempt_at = %(chrono::Utc::now() + delay),
-                  "attempt failed; the item will be retried");
-            metrics::retry("2");
-            queue::retry_later(&client, item, &message, delay).await?;
-        } else {
-            error!(error = %message, attempt = item.attempts, transient = e.is_transient(),
-                   "FALLO_SISTEMA: the item will not be retried automatically today");
-            audit::record_system_failure(&mut client, item, &message).await?;
-            metrics::file_finished("FALLO_SISTEMA");
-            let alert = Alert::new("FALLO_SISTEMA", &message).about(
-                &item.file_name,
-                item.bitacora_id,
-                item.id,
-            );
-            alert::send(&ctx.config.alerts, &alert).await;
-            let staged = staged_path(ctx, item);
-            if staged.exists() {
-                let to =
-                    ctx.dirs
-                        .quarantine()
-                        .join(format!("{}-{}", item.bitacora_id, file_part(item)));
-                if let Err(e) = durable_move(&staged, &to) {
-                    error!(error = %e, "could not move the local copy to quarantine");
+/// Extends the lease every third of it; cancels the attempt when the item was taken
+/// back, or when no heartbeat got through for a whole lease (it may have been).
+fn spawn_heartbeat(
+    ctx: &Context,
+    item: &Claimed,
+    lost: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    let (leases, item, lease) = (ctx.leases.clone(), item.clone(), ctx.config.lease());
+    tokio::spawn(
+        async move {
+            let mut last_beat = Instant::now();
+            loop {
+                tokio::time::sleep(lease / 3).await;
+                let beat = async {
+                    queue::heartbeat(&leases.get().await?, &item, lease)
+                        .await
+                        .map_err(ItemError::from)
+                };
+                match beat.await {
+                    Ok(true) => last_beat = Instant::now(),
+                    Ok(false) => {
+                        warn!("lease lost: another attempt took the item back; this attempt stops");
+                        return lost.cancel();
+                    }
+                    Err(e) if last_beat.elapsed() >= lease => {
+                        warn!(error = %e, "no heartbeat for a whole lease: the item may have been \
+                              taken back; this attempt stops");
+                        return lost.cancel();
+                    }
+                    Err(e) => warn!(error = %e, "heartbeat failed"),
                 }
             }
+        }
+        .in_current_span(),
+    )
+}
+
+async fn on_failure(ctx: &Context, item: &Claimed, attempt: &Attempt, e: ItemError) {
+    let message = e.to_string();
+    let committed = attempt.committed.load(Ordering::SeqCst);
+    let outcome = async {
+        match retry::decide(&e, item.attempts, item.max_attempts, committed) {
+            Decision::Abandon => {
+                warn!(error = %message, "this attempt lost its item: it changes nothing more");
+            }
+            Decision::RetryLater => {
+                let delay = Duration::from_secs(ctx.config.performer.retry_delay_secs);
+                let what = if committed {
+                    "loaded; the backup and the delete at the origin will be retried"
+                } else {
+                    "attempt failed; the item will be retried"
+                };
+                warn!(error = %message, attempt = item.attempts, max_attempts = item.max_attempts,
+                      retry_in_secs = delay.as_secs(), next_attempt_at = %(chrono::Utc::now() + delay), "{what}");
+                metrics::retry("2");
+                let message = if committed {
+                    format!("loaded; left to do: backup and delete at the origin ({message})")
+                } else {
+                    message.clone()
+                };
+                let mut client = ctx.pool.get().await?;
+                if !queue::retry_later(&mut client, item, &message, delay).await? {
+                    warn!("lease lost: the item was taken back; nothing recorded");
+                }
+            }
+            Decision::GiveUp => give_up(ctx, item, attempt, &message, retry::is_transient(&e)).await?,
         }
         Ok::<_, ItemError>(())
     };
@@ -133,37 +150,78 @@ async fn on_failure(ctx: &Context, item: &Claimed, e: ItemError) {
     }
 }
 
+/// Tier 3: `FALLO_SISTEMA`, the item failed, the alert; a verified whole copy waits in
+/// quarantine (a partial one never does: the origin keeps the file).
+async fn give_up(
+    ctx: &Context,
+    item: &Claimed,
+    attempt: &Attempt,
+    message: &str,
+    transient: bool,
+) -> Result<(), ItemError> {
+    let quarantined = if attempt.verified.load(Ordering::SeqCst) && attempt.staged.exists() {
+        let to = ctx.dirs.quarantine().join(local_name(item));
+        match durable_move(&attempt.staged, &to) {
+            Ok(()) => Some(to),
+            Err(e) => {
+                error!(error = %e, "could not move the local copy to quarantine");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let mut client = ctx.pool.get().await?;
+    let tx = client.transaction().await?;
+    let fence = Fence::from(item);
+    let mut ours = audit::record_system_failure(&tx, fence, message).await?;
+    if let Some(to) = &quarantined {
+        ours &= audit::record_local_copy(&tx, fence, &to.display().to_string()).await?;
+    }
+    ours &= queue::finish(&tx, item, Final::Failed, Some(message)).await?;
+    if !ours {
+        drop(tx);
+        if let Some(to) = quarantined {
+            let _ = std::fs::remove_file(to);
+        }
+        warn!("lease lost: the item was taken back; no failure recorded");
+        return Ok(());
+    }
+    tx.commit().await?;
+    error!(error = %message, attempt = item.attempts, transient,
+           "FALLO_SISTEMA: the item will not be retried automatically today");
+    metrics::file_finished(AuditStatus::FalloSistema);
+    let alert = Alert::new("FALLO_SISTEMA", message).about(&item.file_name, item.bitacora_id, item.id);
+    alert::send(&ctx.config.alerts, &alert).await;
+    Ok(())
+}
+
 fn file_part(item: &Claimed) -> String {
     RemoteName::parse(&item.file_name).map_or_else(|_| "unsafe-name".into(), |n| n.to_string())
 }
 
-fn staged_path(ctx: &Context, item: &Claimed) -> PathBuf {
-    ctx.dirs
-        .staging()
-        .join(format!("{}-{}", item.id, file_part(item)))
+/// The local copy's name in backup or quarantine: `<bitacora_id>-<name>`.
+fn local_name(item: &Claimed) -> String {
+    format!("{}-{}", item.bitacora_id, file_part(item))
 }
 
-async fn handle(ctx: &Context, item: &Claimed) -> Result<(), ItemError> {
-    if item.attempts > item.max_attempts && !is_final(&item.prior_status) {
+async fn handle(ctx: &Context, item: &Claimed, attempt: &Attempt) -> Result<(), ItemError> {
+    if item.attempts > item.max_attempts && !item.prior_status.is_final() {
         // Taken back after its performers vanished once too often.
         return Err(ItemError::Exhausted {
             attempts: item.attempts - 1,
         });
     }
-    if let Some(local) = &item.local_path {
-        // An operator's retry: the local copy (e.g. a fixed quarantined file) is the origin.
-        let path = Path::new(local);
-        let name = RemoteName::parse(&path.file_name().unwrap_or_default().to_string_lossy())?;
-        let source = Source::local(path.parent().unwrap_or(Path::new("/")));
-        return handle_connected(ctx, item, &name, &source).await;
-    }
-    let name = RemoteName::parse(&item.file_name)?;
-    let source = (|| Source::connect(&ctx.config))
+    let source = (|| Source::for_origin(&ctx.config, &item.origin))
         .retry(ctx.step_backoff())
         .when(SourceError::is_transient)
         .notify(on_step_retry("connect"))
         .await?;
-    let result = handle_connected(ctx, item, &name, &source).await;
+    let result = if item.prior_status.is_final() {
+        finish_committed(ctx, item, attempt, &source).await
+    } else {
+        handle_connected(ctx, item, attempt, &source).await
+    };
     source.close().await;
     result
 }
@@ -171,92 +229,72 @@ async fn handle(ctx: &Context, item: &Claimed) -> Result<(), ItemError> {
 async fn handle_connected(
     ctx: &Context,
     item: &Claimed,
-    name: &RemoteName,
+    attempt: &Attempt,
     source: &Source,
 ) -> Result<(), ItemError> {
-    let staged = staged_path(ctx, item);
-    if is_final(&item.prior_status) {
-        return finish_committed(ctx, item, name, source, &staged).await;
+    let taken = origin::take(ctx, source, item).await?;
+    let bytes = download(ctx, source, &taken.name, &attempt.staged).await?;
+    origin::check_unchanged(ctx, source, &taken, bytes).await?;
+    let facts = file_facts(item, &attempt.staged).await?;
+    if facts.size as u64 != bytes {
+        return Err(ItemError::Unsettled(format!(
+            "{}: the staged copy holds {} bytes, {bytes} were downloaded",
+            item.file_name, facts.size
+        )));
     }
-    download(ctx, source, name, &staged).await?;
-    let facts = file_facts(ctx, &staged).await?;
-    match check_layout(&staged, facts.encoding).await? {
+    attempt.verified.store(true, Ordering::SeqCst);
+    match check_layout(&attempt.staged, facts.encoding).await? {
         Err(layout) => {
             let message = format!("{}: {layout}", item.file_name);
-            warn!(error = %message, "FALLO_LAYOUT: nothing loaded; the file goes to quarantine");
             let client = ctx.pool.get().await?;
-            audit::record_unloaded(&client, item, &facts, Unloaded::Layout, &message).await?;
-            metrics::file_finished("FALLO_LAYOUT");
-            let alert = Alert::new("FALLO_LAYOUT", &message).about(
-                &item.file_name,
-                item.bitacora_id,
-                item.id,
-            );
+            if !audit::record_unloaded(&client, item.into(), &facts, Unloaded::Layout, &message).await? {
+                return Err(ItemError::LeaseLost);
+            }
+            attempt.committed.store(true, Ordering::SeqCst);
+            warn!(error = %message, "FALLO_LAYOUT: nothing loaded; the file goes to quarantine");
+            metrics::file_finished(AuditStatus::FalloLayout);
+            let alert = Alert::new("FALLO_LAYOUT", &message).about(&item.file_name, item.bitacora_id, item.id);
             alert::send(&ctx.config.alerts, &alert).await;
-            set_aside(ctx, item, name, source, &staged, Final::Failed).await
+            set_aside(ctx, item, attempt, source, &taken, Final::Failed).await
         }
         Ok(()) => {
-            let loading = std::time::Instant::now();
+            let loading = Instant::now();
             let outcome = (|| async {
                 let mut client = ctx.pool.get().await?;
-                // Batches are read and validated on a blocking thread while the previous
-                // one is copied: the channel holds one batch, so memory stays bounded.
-                let (sender, batches) = tokio::sync::mpsc::channel(1);
-                let (path, encoding) = (staged.clone(), facts.encoding);
-                let rows = ctx.config.performer.batch_rows;
-                let as_of = facts.business_date;
-                let producer = tokio::task::spawn_blocking(move || {
-                    feed::validate_file(&path, encoding, &VISITS, rows, as_of, |part| {
-                        sender.blocking_send(part).is_ok()
-                    })
-                });
-                let loaded = load::load(&mut client, item, &facts, batches).await;
-                let _ = producer.await;
-                Ok::<_, ItemError>(loaded?)
+                let batch_rows = ctx.config.performer.batch_rows;
+                Ok::<_, ItemError>(
+                    load::load_file(&mut client, item, &facts, &attempt.staged, batch_rows).await?,
+                )
             })
             .retry(ctx.step_backoff())
-            .when(ItemError::is_transient)
+            .when(retry::is_transient)
             .notify(on_step_retry("load (rolled back)"))
             .await?;
+            attempt.committed.store(true, Ordering::SeqCst);
             metrics::stage("load", loading.elapsed());
             shared::fault::pause("after_commit").await;
             match &outcome {
-                LoadOutcome::Loaded {
-                    status,
-                    valid,
-                    rejected,
-                    new_visitors,
-                    updated_visitors,
-                } => {
-                    metrics::file_finished(status);
-                    metrics::rows(*valid, *rejected);
-                    info!(
-                        status,
-                        valid,
-                        rejected,
-                        new_visitors,
-                        updated_visitors,
-                        encoding = facts.encoding.label(),
-                        "load committed"
-                    )
+                LoadOutcome::Loaded(counts) => {
+                    metrics::file_finished(counts.status());
+                    metrics::rows(counts.valid, counts.rejected);
+                    info!(status = %counts.status(), valid = counts.valid, rejected = counts.rejected,
+                          new_visitors = counts.new_visitors, updated_visitors = counts.updated_visitors,
+                          encoding = facts.encoding.label(), "load committed")
                 }
                 LoadOutcome::Duplicate { of } => {
-                    metrics::file_finished("DUPLICADO");
-                    info!(
-                        status = "DUPLICADO",
-                        duplicate_of = of,
-                        "content already loaded; nothing loaded"
-                    )
+                    metrics::file_finished(AuditStatus::Duplicado);
+                    info!(status = %AuditStatus::Duplicado, duplicate_of = of,
+                          "content already loaded; nothing loaded")
                 }
             }
-            set_aside(ctx, item, name, source, &staged, Final::Done).await
+            set_aside(ctx, item, attempt, source, &taken, Final::Done).await
         }
     }
 }
 
 /// Pass 1 over the staged file: SHA-256, size and encoding, without holding it in memory.
-async fn file_facts(ctx: &Context, staged: &Path) -> Result<FileFacts, ItemError> {
-    let (path, started) = (staged.to_path_buf(), std::time::Instant::now());
+async fn file_facts(item: &Claimed, staged: &Path) -> Result<FileFacts, ItemError> {
+    let (path, started) = (staged.to_path_buf(), Instant::now());
     let print = tokio::task::spawn_blocking(move || feed::fingerprint(&path))
         .await
         .expect("hashing does not panic")
@@ -270,7 +308,7 @@ async fn file_facts(ctx: &Context, staged: &Path) -> Result<FileFacts, ItemError
         sha256: print.sha256,
         size: print.size as i64,
         encoding: print.encoding,
-        business_date: ctx.business_date(),
+        business_date: item.business_date,
     })
 }
 
@@ -293,36 +331,33 @@ async fn check_layout(
 }
 
 /// Tier 1: logs (cause and delay) and counts an in-place retry of one step.
-fn on_step_retry<E: std::fmt::Display>(step: &'static str) -> impl Fn(&E, Duration) {
+pub fn on_step_retry<E: std::fmt::Display>(step: &'static str) -> impl Fn(&E, Duration) {
     move |e, wait| {
         metrics::retry("1");
         warn!(error = %e, step, retry_in_ms = wait.as_millis() as u64, "step failed; retrying in place");
     }
 }
 
-fn is_final(status: &str) -> bool {
-    matches!(
-        status,
-        "COMPLETADO" | "COMPLETADO_CON_ERRORES" | "DUPLICADO" | "FALLO_LAYOUT"
-    )
-}
-
+/// Downloads `name` into this attempt's staging file; returns the bytes written.
 async fn download(
     ctx: &Context,
     source: &Source,
     name: &RemoteName,
     staged: &Path,
-) -> Result<(), ItemError> {
-    let started = std::time::Instant::now();
-    let downloaded = (|| source.download(name, staged))
-        .retry(ctx.step_backoff())
-        .when(SourceError::is_transient)
-        .notify(on_step_retry("download"))
-        .await;
+) -> Result<u64, ItemError> {
+    let started = Instant::now();
+    let downloaded = (|| async {
+        // Each try starts from nothing: a partial download is not a copy of anything.
+        let _ = tokio::fs::remove_file(staged).await;
+        source.download(name, staged).await
+    })
+    .retry(ctx.step_backoff())
+    .when(SourceError::is_transient)
+    .notify(on_step_retry("download"))
+    .await;
     let bytes = match downloaded {
         Ok(bytes) => bytes,
         Err(e) => {
-            // A partial download is not a copy of anything: never quarantine it.
             let _ = tokio::fs::remove_file(staged).await;
             return Err(e.into());
         }
@@ -335,73 +370,90 @@ async fn download(
         mb_per_s = bytes as f64 / 1e6 / secs.max(1e-9),
         "downloaded"
     );
-    Ok(())
+    Ok(bytes)
 }
 
 /// An earlier attempt committed and stopped before the end: finish the backup and the delete.
 async fn finish_committed(
     ctx: &Context,
     item: &Claimed,
-    name: &RemoteName,
+    attempt: &Attempt,
     source: &Source,
-    staged: &Path,
 ) -> Result<(), ItemError> {
-    let state = if item.prior_status == "FALLO_LAYOUT" {
+    let state = if item.prior_status == AuditStatus::FalloLayout {
         Final::Failed
     } else {
         Final::Done
     };
     info!(status = %item.prior_status, "already committed by an earlier attempt; finishing backup and delete");
-    if !staged.exists() {
-        match source.download(name, staged).await {
-            Err(SourceError::NotFound { .. }) => {
-                // Deleted at the origin, which happens only after the local copy was durable.
-                let client = ctx.pool.get().await?;
-                queue::finish(&client, item.id, state, None).await?;
-                return Ok(());
-            }
-            other => other?,
-        };
-        let found = file_facts(ctx, staged).await?.sha256;
-        if let Some(loaded) = item.prior_sha256.as_ref().filter(|l| **l != found) {
-            return Err(ItemError::ContentChanged {
-                found,
-                loaded: loaded.clone(),
-            });
+    let Some(taken) = origin::find_committed(ctx, source, item).await? else {
+        // Gone from the origin, which happens only after the local copy was durable.
+        let client = ctx.pool.get().await?;
+        if !queue::finish(&client, item, state, None).await? {
+            return Err(ItemError::LeaseLost);
         }
+        info!("already gone from the origin; item finished");
+        return Ok(());
+    };
+    let bytes = download(ctx, source, &taken.name, &attempt.staged).await?;
+    let found = file_facts(item, &attempt.staged).await?.sha256;
+    if let Some(loaded) = item.prior_sha256.as_ref().filter(|l| **l != found) {
+        return Err(ItemError::ContentChanged {
+            found,
+            loaded: loaded.clone(),
+        });
     }
-    set_aside(ctx, item, name, source, staged, state).await
+    if bytes != taken.seen.size {
+        return Err(ItemError::Unsettled(format!(
+            "{}: {bytes} bytes read of {}",
+            taken.name, taken.seen.size
+        )));
+    }
+    attempt.verified.store(true, Ordering::SeqCst);
+    set_aside(ctx, item, attempt, source, &taken, state).await
+}
+
+/// Proves the attempt still holds its item, for at least one more lease.
+async fn still_ours(ctx: &Context, item: &Claimed) -> Result<(), ItemError> {
+    if queue::heartbeat(&ctx.leases.get().await?, item, ctx.config.lease()).await? {
+        Ok(())
+    } else {
+        Err(ItemError::LeaseLost)
+    }
 }
 
 /// Moves the staged file to backup (loaded) or quarantine (layout failure), durably,
-/// then deletes it at the origin and makes the item final.
+/// then deletes exactly what was taken at the origin and makes the item final.
 async fn set_aside(
     ctx: &Context,
     item: &Claimed,
-    name: &RemoteName,
+    attempt: &Attempt,
     source: &Source,
-    staged: &Path,
+    taken: &Taken,
     state: Final,
 ) -> Result<(), ItemError> {
     let dir = match state {
-        Final::Done => ctx.dirs.backup_day(ctx.business_date()),
+        Final::Done => ctx.dirs.backup_day(item.business_date),
         Final::Failed => ctx.dirs.quarantine(),
     };
-    let to = dir.join(format!("{}-{}", item.bitacora_id, file_part(item)));
-    let backing_up = std::time::Instant::now();
-    durable_move(staged, &to).map_err(ItemError::disk(format!(
+    let to = dir.join(local_name(item));
+    let backing_up = Instant::now();
+    still_ours(ctx, item).await?;
+    durable_move(&attempt.staged, &to).map_err(ItemError::disk(format!(
         "moving the file to {}",
         to.display()
     )))?;
     metrics::stage("backup", backing_up.elapsed());
     let client = ctx.pool.get().await?;
-    audit::record_local_copy(&client, item.bitacora_id, &to.display().to_string()).await?;
-    (|| source.delete(name))
-        .retry(ctx.step_backoff())
-        .when(SourceError::is_transient)
-        .notify(on_step_retry("delete at the origin"))
-        .await?;
-    queue::finish(&client, item.id, state, None).await?;
+    if !audit::record_local_copy(&client, item.into(), &to.display().to_string()).await? {
+        return Err(ItemError::LeaseLost);
+    }
+    shared::fault::pause("before_delete").await;
+    still_ours(ctx, item).await?;
+    origin::delete(ctx, source, taken).await?;
+    if !queue::finish(&client, item, state, None).await? {
+        return Err(ItemError::LeaseLost);
+    }
     info!(local_copy = %to.display(), "deleted at the origin; item finished");
     Ok(())
 }

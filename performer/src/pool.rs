@@ -1,8 +1,9 @@
 //! The worker pool: N workers claim items (woken by NOTIFY, polling as a fallback)
 //! and process them; shutdown is checked between items, never inside one.
 
-use crate::pipeline::{Context, process};
-use shared::queue;
+use crate::context::Context;
+use crate::pipeline::process;
+use shared::queue::{self, Rescuer};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -56,12 +57,14 @@ async fn work(
     let lease = ctx.config.lease();
     while !shutdown.is_cancelled() {
         let next = async {
-            let client = ctx.pool.get().await?;
-            let rescued = queue::rescue_expired(&client).await?;
+            let mut client = ctx.pool.get().await?;
+            let rescued = Rescuer::run_once(&client).await?.rescued;
             if rescued > 0 {
+                crate::metrics::rescued(rescued);
                 warn!(rescued, "took back items whose performer stopped answering");
             }
-            let claimed = queue::claim(&client, &worker, lease).await?;
+            let claimed =
+                queue::claim(&mut client, &worker, lease, &ctx.reach, ctx.business_date()).await?;
             let open = match claimed {
                 Some(_) => 1,
                 None => queue::open_items(&client).await?,
@@ -110,8 +113,10 @@ async fn process_or_abandon(
     }
     warn!(work_item_id = item.id, file = %item.file_name, "shutdown grace period over: item abandoned, handed back");
     let handed_back = async {
-        let client = ctx.pool.get().await?;
-        queue::release(&client, &item).await?;
+        let mut client = ctx.pool.get().await?;
+        if !queue::release(&mut client, &item).await? {
+            warn!(work_item_id = item.id, "already taken back by another attempt");
+        }
         Ok::<_, crate::error::ItemError>(())
     };
     // If the rollback still holds a lock, the lease expiry hands the item back instead.

@@ -79,3 +79,47 @@ pub fn describe(e: &tokio_postgres::Error) -> String {
         },
     }
 }
+
+/// The one classifier of database errors: a broken connection or a transient server
+/// condition may pass; anything the server refused on its merits (a constraint, bad
+/// data, a missing table) will not.
+pub fn is_transient(e: &tokio_postgres::Error) -> bool {
+    is_transient_sqlstate(e.as_db_error().map(|db| db.code().code()))
+}
+
+/// [`is_transient`] by SQLSTATE; `None`: no server error (the connection broke or timed out).
+pub fn is_transient_sqlstate(code: Option<&str>) -> bool {
+    // Class 08 connection, 40 serialization/deadlock, 53 resources,
+    // 57 operator intervention (admin shutdown, terminated backend), 58 system I/O.
+    code.is_none_or(|code| {
+        ["08", "40", "53", "57", "58"]
+            .iter()
+            .any(|class| code.starts_with(class))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_transient_sqlstate;
+
+    #[test]
+    fn database_errors_are_transient_only_when_they_may_pass() {
+        for (code, transient) in [
+            (None, true),
+            (Some("08006"), true), // connection failure
+            (Some("40001"), true), // serialization failure
+            (Some("40P01"), true), // deadlock
+            (Some("53100"), true), // disk full
+            (Some("57P01"), true), // admin shutdown
+            (Some("57014"), true), // query cancelled
+            (Some("58030"), true), // I/O error
+            (Some("23505"), false), // unique violation
+            (Some("23514"), false), // check violation
+            (Some("22021"), false), // bad encoding (e.g. a NUL)
+            (Some("42P01"), false), // undefined table
+            (Some("P0001"), false), // raised by a trigger
+        ] {
+            assert_eq!(is_transient_sqlstate(code), transient, "{code:?}");
+        }
+    }
+}

@@ -9,13 +9,14 @@
 //!    visitor rows are updated by one load at a time, each seeing the rows of the
 //!    loads committed before it, so counters are exact under concurrency.
 
-use crate::audit::{FileFacts, Unloaded, record_unloaded};
+use crate::audit::{self, Fence, FileFacts, LoadCounts, Unloaded, record_unloaded};
 use crate::copy_writer::{CopyError, CopyWriter};
-use crate::feed::{FilePart, Rejected, StreamError, Visits};
+use crate::feed::{self, EndOfFile, FilePart, Rejected, StreamError, VISITS, Visits};
 use crate::queue::Claimed;
 use chrono::{DateTime, NaiveDate, NaiveDateTime};
 use deadpool_postgres::Client;
 use polars::prelude::{DataFrame, PolarsError};
+use std::path::Path;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc::Receiver;
 use tokio_postgres::types::{ToSql, Type};
@@ -38,41 +39,34 @@ pub enum LoadError {
     /// Reading or validating the staged file failed.
     #[error(transparent)]
     Input(#[from] StreamError),
-}
-
-impl LoadError {
-    /// A broken connection or a transient server condition can pass; a constraint violation cannot.
-    pub fn is_transient(&self) -> bool {
-        match self {
-            LoadError::Db(e) => e.as_db_error().is_none_or(|db| {
-                let code = db.code().code();
-                // Class 08 connection, 40 serialization/deadlock, 53 resources, 57 operator intervention.
-                ["08", "40", "53", "57"].iter().any(|c| code.starts_with(c))
-            }),
-            LoadError::Frame(_) | LoadError::Input(StreamError::Engine(_)) => false,
-            LoadError::Input(StreamError::Io(_)) => true,
-            // A send fails when the connection does; an encoding error cannot pass.
-            LoadError::Copy(e) => e.downcast_ref::<tokio_postgres::Error>().is_some(),
-        }
-    }
+    /// The validator stopped (or panicked) before the end of the file: nothing committed.
+    #[error("the validator stopped before the end of the file; nothing committed")]
+    InputEnded,
+    /// What pass 2 read is not what pass 1 hashed: nothing committed.
+    #[error(
+        "the staged file changed while it was read (hashed {hashed_bytes} bytes, SHA-256 {hashed_sha256}; \
+         read {read_bytes} bytes, SHA-256 {read_sha256}); nothing committed"
+    )]
+    InputChanged {
+        /// Bytes hashed by pass 1.
+        hashed_bytes: i64,
+        /// SHA-256 of pass 1.
+        hashed_sha256: String,
+        /// Bytes read by pass 2.
+        read_bytes: u64,
+        /// SHA-256 of pass 2.
+        read_sha256: String,
+    },
+    /// The attempt no longer holds its item (taken back): the load rolled back.
+    #[error("lease lost: the item was taken back by another attempt; the load rolled back")]
+    LeaseLost,
 }
 
 /// What a committed load did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LoadOutcome {
-    /// Rows loaded; `status` is `COMPLETADO` or `COMPLETADO_CON_ERRORES`.
-    Loaded {
-        /// Final status.
-        status: &'static str,
-        /// Valid records.
-        valid: i32,
-        /// Rejected records.
-        rejected: i32,
-        /// Visitors created by this file.
-        new_visitors: i32,
-        /// Visitors updated by this file.
-        updated_visitors: i32,
-    },
+    /// Rows loaded.
+    Loaded(LoadCounts),
     /// The same content was already loaded under this `bitacora_control.id`.
     Duplicate {
         /// The earlier load.
@@ -80,45 +74,68 @@ pub enum LoadOutcome {
     },
 }
 
+/// Staged file → tables, in one call: validates the staged file on a blocking thread
+/// (pass 2) while its batches are copied, and commits only after the validator's end
+/// arrived and matched pass 1 (`facts`). A try whose COMMIT acknowledgement was lost
+/// is recognised on the next: it finds its own row final and returns what it recorded.
+pub async fn load_file(
+    client: &mut Client,
+    item: &Claimed,
+    facts: &FileFacts,
+    staged: &Path,
+    batch_rows: usize,
+) -> Result<LoadOutcome, LoadError> {
+    if let Some(outcome) = audit::committed_outcome(&*client, item.bitacora_id).await? {
+        tracing::warn!("this attempt's load had committed (its acknowledgement was lost)");
+        return Ok(outcome);
+    }
+    // The channel holds one batch, so memory stays bounded.
+    let (sender, parts) = tokio::sync::mpsc::channel(1);
+    let (path, encoding, as_of) = (staged.to_path_buf(), facts.encoding, facts.business_date);
+    let validator = tokio::task::spawn_blocking(move || {
+        feed::validate_file(&path, encoding, &VISITS, batch_rows, as_of, |part| {
+            sender.blocking_send(part).is_ok()
+        })
+    });
+    let loaded = load(client, item, facts, parts).await;
+    // A panicked validator closed the channel early: `load` saw no end and rolled back.
+    if let Err(panic) = validator.await {
+        tracing::error!(error = %panic, "the validator thread failed");
+    }
+    loaded
+}
+
 /// Loads a file, arriving as validated batches, in one transaction (see the module doc
 /// for the locks). Each batch is copied as it comes, so memory stays bounded; the
 /// file's visitor aggregate, which arrives last, is upserted once at the end.
-pub async fn load(
+async fn load(
     client: &mut Client,
     item: &Claimed,
     facts: &FileFacts,
     mut parts: Receiver<Result<FilePart, StreamError>>,
 ) -> Result<LoadOutcome, LoadError> {
+    let fence = Fence::from(item);
     let tx = client.transaction().await?;
     tx.execute(
         "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
         &[&facts.sha256],
     )
     .await?;
-    let earlier = tx
-        .query_opt(
-            "SELECT id FROM bitacora_control
-             WHERE sha256 = $1 AND estatus IN ('COMPLETADO', 'COMPLETADO_CON_ERRORES') AND id <> $2
-             LIMIT 1",
-            &[&facts.sha256, &item.bitacora_id],
-        )
-        .await?;
-    if let Some(row) = earlier {
-        let of: i64 = row.get(0);
+    if let Some(of) = audit::loaded_elsewhere(&tx, &facts.sha256, item.bitacora_id).await? {
         let message =
             format!("same content (SHA-256) as bitacora_control.id = {of}; nothing loaded");
-        record_unloaded(&tx, item, facts, Unloaded::Duplicate, &message).await?;
+        if !record_unloaded(&tx, fence, facts, Unloaded::Duplicate, &message).await? {
+            return Err(LoadError::LeaseLost);
+        }
         tx.commit().await?;
         return Ok(LoadOutcome::Duplicate { of });
     }
 
-    let (mut valid, mut rejected, mut visitors) = (0i32, 0i32, None);
+    let (mut valid, mut rejected, mut end) = (0i32, 0i32, None::<EndOfFile>);
     let (started, mut waited) = (Instant::now(), Duration::ZERO);
-    loop {
+    while end.is_none() {
         let waiting = Instant::now();
-        let Some(part) = parts.recv().await else {
-            break;
-        };
+        let part = parts.recv().await.ok_or(LoadError::InputEnded)?;
         waited += waiting.elapsed();
         match part? {
             FilePart::Rows(batch) => {
@@ -127,55 +144,40 @@ pub async fn load(
                 valid += batch.valid().height() as i32;
                 rejected += batch.rejected().len() as i32;
             }
-            FilePart::Visitors(aggregate) => visitors = Some(aggregate),
+            FilePart::End(last) => end = Some(last),
         }
     }
+    let end = end.expect("the loop ends at the end");
+    if end.bytes != facts.size as u64 || end.sha256 != facts.sha256 {
+        return Err(LoadError::InputChanged {
+            hashed_bytes: facts.size,
+            hashed_sha256: facts.sha256.clone(),
+            read_bytes: end.bytes,
+            read_sha256: end.sha256,
+        });
+    }
     let copied = started.elapsed();
-    let (new_visitors, updated_visitors) = match visitors {
-        Some(aggregate) => upsert_visitors(&tx, &aggregate, facts.business_date).await?,
-        None => (0, 0),
-    };
+    let (new_visitors, updated_visitors) =
+        upsert_visitors(&tx, &end.visitors, facts.business_date).await?;
     tracing::info!(
         copy_ms = copied.as_millis() as u64,
         waiting_for_validation_ms = waited.as_millis() as u64,
         visitors_ms = (started.elapsed() - copied).as_millis() as u64,
         "rows copied and visitors upserted; committing"
     );
-    let status = if rejected == 0 {
-        "COMPLETADO"
-    } else {
-        "COMPLETADO_CON_ERRORES"
-    };
-    tx.execute(
-        "UPDATE bitacora_control
-         SET estatus = $2, sha256 = $3, tamano_bytes = $4, encoding = $5, fecha_negocio = $6,
-             registros_totales = $7::int + $8::int, registros_validos = $7, registros_error = $8,
-             visitantes_nuevos = $9, visitantes_actualizados = $10, mensaje_error = NULL, fin = now(),
-             duracion_ms = (extract(epoch FROM now() - inicio) * 1000)::bigint
-         WHERE id = $1",
-        &[
-            &item.bitacora_id,
-            &status,
-            &facts.sha256,
-            &facts.size,
-            &facts.encoding.label(),
-            &facts.business_date,
-            &valid,
-            &rejected,
-            &new_visitors,
-            &updated_visitors,
-        ],
-    )
-    .await?;
-    crate::fault::pause("load").await;
-    tx.commit().await?;
-    Ok(LoadOutcome::Loaded {
-        status,
+    let counts = LoadCounts {
         valid,
         rejected,
         new_visitors,
         updated_visitors,
-    })
+    };
+    crate::fault::pause("load").await;
+    // Last, under the item's row lock: only the attempt that still holds the item commits.
+    if !audit::record_loaded(&tx, fence, facts, &counts).await? {
+        return Err(LoadError::LeaseLost);
+    }
+    tx.commit().await?;
+    Ok(LoadOutcome::Loaded(counts))
 }
 
 async fn copy_valid(

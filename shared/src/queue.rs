@@ -1,246 +1,406 @@
-//! The work queue in PostgreSQL (`work_items`): enqueue, claim, lease, rescue, retry.
+//! The work queue in PostgreSQL (`work_items`): every statement that writes it lives here.
 //!
-//! Statements are prepared once per pooled connection (`prepare_cached`): a claim is
-//! then one round trip. A claim commits at once and leaves the item `running` under a lease
-//! (`locked_until`) that the worker extends by heartbeat; no transaction stays
-//! open during the slow work. Each item has one `bitacora_control` row, created
-//! with it and kept in step here.
+//! A claim commits at once and leaves the item `running` under a lease (`locked_until`)
+//! and a fencing token (`claim_token`, new for every claim). Every later write of that
+//! attempt — heartbeat, retry, release, final state, and (through [`OWNER_LOCK`]) its
+//! audit rows and the load's COMMIT — names the token, so an attempt whose item was
+//! taken back can change nothing. Statements the two drivers share are one SQL text.
 
-use chrono::{DateTime, Utc};
-use deadpool_postgres::GenericClient;
+use crate::audit::{self, AuditStatus};
+use chrono::{DateTime, NaiveDate, Utc};
+use deadpool_postgres::{Client, GenericClient};
 use sqlx::PgPool;
 use std::time::Duration;
 
 /// The LISTEN/NOTIFY channel that wakes idle performers.
 pub const CHANNEL: &str = "visitas_work_items";
 
+/// Locks the item's row if, and only if, the attempt `($1, $2)` = (item id, claim token)
+/// still holds it. Inside a transaction, the item cannot be taken back until it ends:
+/// a write joined to it is fenced up to its COMMIT.
+pub(crate) const OWNER_LOCK: &str = "SELECT id FROM work_items
+     WHERE id = $1 AND claim_token = $2 AND state = 'running' FOR NO KEY UPDATE";
+
+/// Items not yet final (pending, whatever their `run_at`, or running): zero means drained.
+pub const OPEN_ITEMS: &str = "SELECT count(*) FROM work_items WHERE state IN ('pending', 'running')";
+
+/// The state of a work item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ItemState {
+    /// Waiting to be claimed (at `run_at`).
+    Pending,
+    /// Claimed under a lease.
+    Running,
+    /// Loaded or duplicate: nothing more to do.
+    Done,
+    /// Layout or system failure: waits for an operator (or tier 4).
+    Failed,
+}
+
+impl ItemState {
+    /// Every state, in the order operators read them.
+    pub const ALL: [ItemState; 4] = [Self::Pending, Self::Running, Self::Done, Self::Failed];
+
+    /// The value stored in `work_items.state`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Running => "running",
+            Self::Done => "done",
+            Self::Failed => "failed",
+        }
+    }
+
+    /// Whether the item may still change without an operator.
+    pub fn is_open(self) -> bool {
+        matches!(self, Self::Pending | Self::Running)
+    }
+}
+
+/// Where an item's file lives: the origin directory, and for a local one, its host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    /// The directory as a URL without credentials (`sftp://user@host:port/dir`, `file:///dir`).
+    pub url: String,
+    /// For `file://`: the host that holds the directory (only its performers claim the item).
+    pub host: Option<String>,
+}
+
+impl Origin {
+    /// A directory on this host.
+    pub fn local(dir: &std::path::Path) -> Self {
+        Self {
+            url: format!("file://{}", dir.display()),
+            host: Some(crate::host::name()),
+        }
+    }
+}
+
 /// A file to enqueue.
 #[derive(Debug, Clone)]
 pub struct NewItem {
-    /// Full path at the origin.
-    pub source_path: String,
-    /// File name.
+    /// Where it lives.
+    pub origin: Origin,
+    /// Its name in the origin directory now (the listed name).
+    pub source_name: String,
+    /// Its logical file name (`archivo`).
     pub file_name: String,
+    /// Full path at the origin, for operators (`ruta_origen`).
+    pub source_path: String,
     /// Size at listing time.
     pub size: u64,
     /// Modification time at listing time.
     pub mtime: DateTime<Utc>,
 }
 
-/// Enqueues files in one transaction (idempotent on the listing identity),
-/// creates their `PENDIENTE` audit rows and notifies performers. Returns the new ids.
+/// Enqueues listed files in one transaction, creates their `PENDIENTE` audit rows and
+/// notifies performers; returns the new ids. A file is skipped while an item for the same
+/// listing identity is open, or finished after `listed_at` (the listing saw the file that
+/// item took); anything else under a listed name is new content (see the migration 0005).
 pub async fn enqueue(
     pool: &PgPool,
     dispatch_run: Option<i64>,
     items: &[NewItem],
     max_attempts: u32,
+    listed_at: DateTime<Utc>,
 ) -> sqlx::Result<Vec<i64>> {
     let mut tx = pool.begin().await?;
     let mut ids = Vec::new();
     for item in items {
         let id: Option<i64> = sqlx::query_scalar(
-            "INSERT INTO work_items (source_path, file_name, size_bytes, mtime, max_attempts, dispatch_run_id)
-             VALUES ($1, $2, $3, $4, $5, $6)
-             ON CONFLICT (source_path, size_bytes, mtime) WHERE retry_of IS NULL DO NOTHING
+            "INSERT INTO work_items (origin, origin_host, source_name, source_path, file_name, size_bytes, mtime,
+                                     max_attempts, dispatch_run_id)
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9
+             WHERE NOT EXISTS (
+                 SELECT 1 FROM work_items o
+                 WHERE (o.source_path, o.size_bytes, o.mtime) = ($4, $6, $7) AND o.retry_of IS NULL
+                   AND (o.state IN ('pending', 'running') OR o.updated_at >= $10))
+             ON CONFLICT (source_path, size_bytes, mtime) WHERE retry_of IS NULL AND state IN ('pending', 'running')
+             DO NOTHING
              RETURNING id",
         )
+        .bind(&item.origin.url)
+        .bind(&item.origin.host)
+        .bind(&item.source_name)
         .bind(&item.source_path)
         .bind(&item.file_name)
         .bind(item.size as i64)
         .bind(item.mtime)
         .bind(max_attempts as i32)
         .bind(dispatch_run)
+        .bind(listed_at)
         .fetch_optional(&mut *tx)
         .await?;
         if let Some(id) = id {
-            sqlx::query(
-                "INSERT INTO bitacora_control (work_item_id, archivo, ruta_origen, tamano_bytes)
-                 VALUES ($1, $2, $3, $4)",
-            )
-            .bind(id)
-            .bind(&item.file_name)
-            .bind(&item.source_path)
-            .bind(item.size as i64)
-            .execute(&mut *tx)
-            .await?;
+            audit::create(&mut tx, id, &item.file_name, &item.source_path, item.size, None).await?;
             ids.push(id);
         }
     }
     if !ids.is_empty() {
-        // Delivered at COMMIT; performers also poll, so a lost notification only delays.
-        sqlx::query("SELECT pg_notify($1, '')")
-            .bind(CHANNEL)
-            .execute(&mut *tx)
-            .await?;
+        notify(&mut tx).await?;
     }
     tx.commit().await?;
     Ok(ids)
 }
 
-/// An item this worker now holds under lease.
+/// An operator's retry of the item behind audit row `retry_of`: a new item (and audit row)
+/// for the same file, at `origin` under `source_name`. Returns the new audit row's id.
+pub async fn enqueue_retry(
+    tx: &mut sqlx::PgConnection,
+    retry_of: i64,
+    item: &NewItem,
+    max_attempts: i32,
+) -> sqlx::Result<i64> {
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO work_items (origin, origin_host, source_name, source_path, file_name, size_bytes, mtime,
+                                 max_attempts, retry_of)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+    )
+    .bind(&item.origin.url)
+    .bind(&item.origin.host)
+    .bind(&item.source_name)
+    .bind(&item.source_path)
+    .bind(&item.file_name)
+    .bind(item.size as i64)
+    .bind(item.mtime)
+    .bind(max_attempts)
+    .bind(retry_of)
+    .fetch_one(&mut *tx)
+    .await?;
+    let bitacora_id = audit::create(
+        tx,
+        id,
+        &item.file_name,
+        &item.source_path,
+        item.size,
+        Some(retry_of),
+    )
+    .await?;
+    stop_nightly_retries(tx, retry_of).await?;
+    notify(tx).await?;
+    Ok(bitacora_id)
+}
+
+async fn notify(tx: &mut sqlx::PgConnection) -> sqlx::Result<()> {
+    // Delivered at COMMIT; performers also poll, so a lost notification only delays.
+    sqlx::query("SELECT pg_notify($1, '')")
+        .bind(CHANNEL)
+        .execute(tx)
+        .await?;
+    Ok(())
+}
+
+/// What a performer can reach: its configured origin, and local files on its own host.
+#[derive(Debug, Clone)]
+pub struct Reach {
+    /// The configured origin's URL (as [`Origin::url`]).
+    pub origin: String,
+    /// This host's name.
+    pub host: String,
+}
+
+/// An item this worker now holds under lease: one attempt, fenced by `token`.
 #[derive(Debug, Clone)]
 pub struct Claimed {
     /// `work_items.id`.
     pub id: i64,
+    /// This attempt's fencing token (`work_items.claim_token`).
+    pub token: i64,
     /// Its `bitacora_control.id`.
     pub bitacora_id: i64,
-    /// File name at the origin (unchecked).
+    /// Logical file name (unchecked).
     pub file_name: String,
-    /// Full origin path.
+    /// Where the file lives.
+    pub origin: Origin,
+    /// The file's name at the origin when listed (unchecked).
+    pub source_name: String,
+    /// Full origin path, for messages.
     pub source_path: String,
+    /// Size at listing.
+    pub size: i64,
+    /// Modification time at listing.
+    pub mtime: DateTime<Utc>,
     /// This attempt's number (1-based).
     pub attempts: i32,
     /// Attempts allowed before `FALLO_SISTEMA`.
     pub max_attempts: i32,
+    /// The item's business date, fixed at its first claim.
+    pub business_date: NaiveDate,
     /// The audit status before this claim: a final one means an earlier attempt
-    /// committed and died before the backup or the delete.
-    pub prior_status: String,
+    /// committed and stopped before the backup or the delete.
+    pub prior_status: AuditStatus,
     /// SHA-256 recorded by an earlier attempt, if any.
     pub prior_sha256: Option<String>,
-    /// For an operator's retry: the local copy to load instead of the origin's file.
-    pub local_path: Option<String>,
 }
 
-/// Claims the next due item, or `None`. One statement: lock with SKIP LOCKED,
-/// mark running under lease, count the attempt, mark the audit row `EN_PROCESO`.
+/// Claims the next due item this performer can reach, or `None`: locks it with SKIP
+/// LOCKED, marks it running under a new lease and token, counts the attempt, fixes its
+/// business date (`business_date` on its first claim) and marks the audit row in progress.
 pub async fn claim(
-    client: &impl GenericClient,
+    client: &mut Client,
     worker: &str,
     lease: Duration,
+    reach: &Reach,
+    business_date: NaiveDate,
 ) -> Result<Option<Claimed>, tokio_postgres::Error> {
-    let row = client
+    let tx = client.transaction().await?;
+    let row = tx
         .query_opt(
-            &client.prepare_cached("WITH next AS (
-                 SELECT id FROM work_items
-                 WHERE state = 'pending' AND run_at <= now()
-                 ORDER BY run_at, id
-                 FOR UPDATE SKIP LOCKED
-                 LIMIT 1
-             ), claimed AS (
+            &tx.prepare_cached(
+                "WITH next AS (
+                     SELECT id FROM work_items
+                     WHERE state = 'pending' AND run_at <= now()
+                       AND ((origin_host IS NULL AND origin = $3) OR origin_host = $4)
+                     ORDER BY run_at, id
+                     FOR UPDATE SKIP LOCKED
+                     LIMIT 1)
                  UPDATE work_items w
                  SET state = 'running', attempts = w.attempts + 1, locked_by = $1,
-                     locked_until = now() + make_interval(secs => $2), updated_at = now()
+                     locked_until = now() + make_interval(secs => $2),
+                     claim_token = nextval('work_items_claim_token_seq'),
+                     business_date = coalesce(w.business_date, $5), updated_at = now()
                  FROM next WHERE w.id = next.id
-                 RETURNING w.id, w.file_name, w.source_path, w.attempts, w.max_attempts, w.local_path
-             ), prior AS (
-                 SELECT b.id, b.estatus, b.sha256 FROM bitacora_control b
-                 JOIN claimed c ON b.work_item_id = c.id
-             ), audit AS (
-                 UPDATE bitacora_control b
-                 SET estatus = CASE WHEN b.estatus IN ('PENDIENTE', 'EN_PROCESO', 'FALLO_SISTEMA')
-                                    THEN 'EN_PROCESO' ELSE b.estatus END,
-                     intentos = c.attempts, worker = $1,
-                     -- Each attempt is timed anew; a committed one keeps its times.
-                     inicio = CASE WHEN b.estatus IN ('PENDIENTE', 'EN_PROCESO', 'FALLO_SISTEMA')
-                                   THEN now() ELSE b.inicio END
-                 FROM claimed c WHERE b.work_item_id = c.id
-                 RETURNING b.id
-             )
-             SELECT c.id, p.id AS bitacora_id, c.file_name, c.source_path, c.attempts, c.max_attempts,
-                    p.estatus, p.sha256, c.local_path
-             FROM claimed c, prior p, audit a WHERE a.id = p.id").await?,
-            &[&worker, &lease.as_secs_f64()],
+                 RETURNING w.id, w.claim_token, w.file_name, w.origin, w.origin_host, w.source_name,
+                           w.source_path, w.size_bytes, w.mtime, w.attempts, w.max_attempts, w.business_date",
+            )
+            .await?,
+            &[
+                &worker,
+                &lease.as_secs_f64(),
+                &reach.origin,
+                &reach.host,
+                &business_date,
+            ],
         )
         .await?;
-    Ok(row.map(|r| Claimed {
-        id: r.get(0),
-        bitacora_id: r.get(1),
+    let Some(r) = row else {
+        return Ok(None);
+    };
+    let (id, attempts): (i64, i32) = (r.get(0), r.get(9));
+    let prior = audit::begin_attempt(&tx, id, attempts, worker).await?;
+    tx.commit().await?;
+    Ok(Some(Claimed {
+        id,
+        token: r.get(1),
+        bitacora_id: prior.bitacora_id,
         file_name: r.get(2),
-        source_path: r.get(3),
-        attempts: r.get(4),
-        max_attempts: r.get(5),
-        prior_status: r.get(6),
-        prior_sha256: r.get(7),
-        local_path: r.get(8),
+        origin: Origin {
+            url: r.get(3),
+            host: r.get(4),
+        },
+        source_name: r.get(5),
+        source_path: r.get(6),
+        size: r.get(7),
+        mtime: r.get(8),
+        attempts,
+        max_attempts: r.get(10),
+        business_date: r.get(11),
+        prior_status: prior.status,
+        prior_sha256: prior.sha256,
     }))
 }
 
-/// Extends the lease; `false` when the item is no longer ours (rescued by another performer).
+/// Extends the lease; `false` when the attempt no longer holds the item (taken back).
 pub async fn heartbeat(
     client: &impl GenericClient,
-    id: i64,
-    worker: &str,
+    item: &Claimed,
     lease: Duration,
 ) -> Result<bool, tokio_postgres::Error> {
     let n = client
         .execute(
-            &client.prepare_cached("UPDATE work_items SET locked_until = now() + make_interval(secs => $3), updated_at = now()
-             WHERE id = $1 AND locked_by = $2 AND state = 'running'").await?,
-            &[&id, &worker, &lease.as_secs_f64()],
+            &client
+                .prepare_cached(
+                    "UPDATE work_items SET locked_until = now() + make_interval(secs => $3), updated_at = now()
+                     WHERE id = $1 AND claim_token = $2 AND state = 'running'",
+                )
+                .await?,
+            &[&item.id, &item.token, &lease.as_secs_f64()],
         )
         .await?;
     Ok(n == 1)
 }
 
-/// Hands back running items whose lease expired (their performer died); returns how many.
-/// The attempt they used stays counted.
-pub async fn rescue_expired(client: &impl GenericClient) -> Result<u64, tokio_postgres::Error> {
-    client
-        .execute(
-            &client
-                .prepare_cached(
-                    "UPDATE work_items
-             SET state = 'pending', locked_by = NULL, locked_until = NULL, run_at = now(),
-                 last_error = 'lease expired: its performer stopped answering', updated_at = now()
-             WHERE state = 'running' AND locked_until < now()",
-                )
-                .await?,
-            &[],
-        )
-        .await
+/// What one rescue pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RescueCounts {
+    /// Running items whose lease had expired, handed back to the queue.
+    pub rescued: u64,
 }
 
-/// Gives an item back for a later attempt (tier 2), recording why.
+/// Takes back running items whose lease expired (their performer died or froze): they
+/// go back to pending with their attempt counted, and the old token is dead.
+pub struct Rescuer;
+
+impl Rescuer {
+    /// One pass over the expired leases.
+    pub async fn run_once(client: &impl GenericClient) -> Result<RescueCounts, tokio_postgres::Error> {
+        let rescued = client
+            .execute(
+                &client
+                    .prepare_cached(
+                        "UPDATE work_items
+                         SET state = 'pending', locked_by = NULL, locked_until = NULL, run_at = now(),
+                             last_error = 'lease expired: its performer stopped answering', updated_at = now()
+                         WHERE state = 'running' AND locked_until < now()",
+                    )
+                    .await?,
+                &[],
+            )
+            .await?;
+        Ok(RescueCounts { rescued })
+    }
+}
+
+/// Gives an item back for a later attempt (tier 2), recording why; `false` (and nothing
+/// written) when the attempt no longer holds it.
 pub async fn retry_later(
-    client: &impl GenericClient,
+    client: &mut Client,
     item: &Claimed,
     error: &str,
     delay: Duration,
-) -> Result<(), tokio_postgres::Error> {
-    client
+) -> Result<bool, tokio_postgres::Error> {
+    let tx = client.transaction().await?;
+    let n = tx
         .execute(
-            &client
-                .prepare_cached(
-                    "WITH w AS (
-                 UPDATE work_items
-                 SET state = 'pending', locked_by = NULL, locked_until = NULL, last_error = $2,
-                     run_at = now() + make_interval(secs => $3), updated_at = now()
-                 WHERE id = $1 RETURNING id
-             )
-             UPDATE bitacora_control SET estatus = 'PENDIENTE', mensaje_error = $2
-             WHERE work_item_id = $1 AND estatus = 'EN_PROCESO'",
-                )
-                .await?,
-            &[&item.id, &error, &delay.as_secs_f64()],
+            &tx.prepare_cached(
+                "UPDATE work_items
+                 SET state = 'pending', locked_by = NULL, locked_until = NULL, last_error = $3,
+                     run_at = now() + make_interval(secs => $4), updated_at = now()
+                 WHERE id = $1 AND claim_token = $2 AND state = 'running'",
+            )
+            .await?,
+            &[&item.id, &item.token, &error, &delay.as_secs_f64()],
         )
         .await?;
-    Ok(())
+    if n == 1 {
+        audit::back_to_pending(&tx, item.id, Some(error)).await?;
+    }
+    tx.commit().await?;
+    Ok(n == 1)
 }
 
-/// Hands an item back at once without counting the attempt (graceful shutdown).
-pub async fn release(
-    client: &impl GenericClient,
-    item: &Claimed,
-) -> Result<(), tokio_postgres::Error> {
-    client
+/// Hands an item back at once without counting the attempt (graceful shutdown);
+/// `false` when the attempt no longer holds it.
+pub async fn release(client: &mut Client, item: &Claimed) -> Result<bool, tokio_postgres::Error> {
+    let tx = client.transaction().await?;
+    let n = tx
         .execute(
-            &client
-                .prepare_cached(
-                    "WITH w AS (
-                 UPDATE work_items
+            &tx.prepare_cached(
+                "UPDATE work_items
                  SET state = 'pending', locked_by = NULL, locked_until = NULL, run_at = now(),
                      attempts = greatest(attempts - 1, 0), last_error = 'handed back at shutdown',
                      updated_at = now()
-                 WHERE id = $1 AND state = 'running' RETURNING id
-             )
-             UPDATE bitacora_control SET estatus = 'PENDIENTE'
-             WHERE work_item_id = $1 AND estatus = 'EN_PROCESO'",
-                )
-                .await?,
-            &[&item.id],
+                 WHERE id = $1 AND claim_token = $2 AND state = 'running'",
+            )
+            .await?,
+            &[&item.id, &item.token],
         )
         .await?;
-    Ok(())
+    if n == 1 {
+        audit::back_to_pending(&tx, item.id, None).await?;
+    }
+    tx.commit().await?;
+    Ok(n == 1)
 }
 
 /// Final queue state of an item.
@@ -252,137 +412,202 @@ pub enum Final {
     Failed,
 }
 
-/// Marks an item finished and drops its lease.
+impl From<Final> for ItemState {
+    fn from(f: Final) -> Self {
+        match f {
+            Final::Done => ItemState::Done,
+            Final::Failed => ItemState::Failed,
+        }
+    }
+}
+
+/// Makes an item final and drops its lease; `false` when the attempt no longer holds it.
 pub async fn finish(
     client: &impl GenericClient,
-    id: i64,
+    item: &Claimed,
     state: Final,
     error: Option<&str>,
-) -> Result<(), tokio_postgres::Error> {
-    let state = match state {
-        Final::Done => "done",
-        Final::Failed => "failed",
-    };
-    client
+) -> Result<bool, tokio_postgres::Error> {
+    let n = client
         .execute(
             &client
                 .prepare_cached(
-                    "UPDATE work_items SET state = $2, locked_by = NULL, locked_until = NULL,
-                 last_error = coalesce($3, last_error), updated_at = now()
-             WHERE id = $1",
+                    "UPDATE work_items SET state = $3, locked_by = NULL, locked_until = NULL,
+                         last_error = coalesce($4, last_error), updated_at = now()
+                     WHERE id = $1 AND claim_token = $2 AND state = 'running'",
                 )
                 .await?,
-            &[&id, &state, &error],
+            &[
+                &item.id,
+                &item.token,
+                &ItemState::from(state).as_str(),
+                &error,
+            ],
         )
         .await?;
-    Ok(())
+    Ok(n == 1)
 }
 
-/// Items not yet final (pending, whatever their `run_at`, or running): zero means drained.
-pub async fn open_items(client: &impl GenericClient) -> Result<i64, tokio_postgres::Error> {
-    let row = client
-        .query_one(
+/// Records that the file at the origin is not what was listed (it changed since):
+/// the item's listing identity becomes what was found, so the next attempt reads it
+/// once it has stopped changing. `false` when the attempt no longer holds the item.
+pub async fn relist(
+    client: &impl GenericClient,
+    item: &Claimed,
+    size: i64,
+    mtime: DateTime<Utc>,
+) -> Result<bool, tokio_postgres::Error> {
+    let n = client
+        .execute(
             &client
                 .prepare_cached(
-                    "SELECT count(*) FROM work_items WHERE state IN ('pending', 'running')",
+                    "UPDATE work_items SET size_bytes = $3, mtime = $4, updated_at = now()
+                     WHERE id = $1 AND claim_token = $2 AND state = 'running'",
                 )
                 .await?,
-            &[],
+            &[&item.id, &item.token, &size, &mtime],
         )
+        .await?;
+    Ok(n == 1)
+}
+
+/// Items not yet final (see [`OPEN_ITEMS`]).
+pub async fn open_items(client: &impl GenericClient) -> Result<i64, tokio_postgres::Error> {
+    let row = client
+        .query_one(&client.prepare_cached(OPEN_ITEMS).await?, &[])
         .await?;
     Ok(row.get(0))
 }
 
-/// Tier 4: `FALLO_SISTEMA` items whose file is still at the origin (same listing
-/// identity) go back to the queue, at most `max_runs` times. Returns
-/// (items re-enqueued, items that used up their runs and wait for an operator).
+/// Items not yet final (see [`OPEN_ITEMS`]), for the sqlx side.
+pub async fn open_items_sqlx(pool: &PgPool) -> sqlx::Result<i64> {
+    sqlx::query_scalar(OPEN_ITEMS).fetch_one(pool).await
+}
+
+/// Tier 4: `FALLO_SISTEMA` items whose file is still at the origin — the item ids whose
+/// in-flight file the listing found — go back to the queue, at most `max_runs` times.
+/// Returns (items re-enqueued, items that used up their runs and wait for an operator).
 pub async fn retry_system_failures(
     pool: &PgPool,
     dispatch_run: i64,
-    at_origin: &[NewItem],
+    at_origin: &[i64],
     max_runs: u32,
 ) -> sqlx::Result<(Vec<i64>, i64)> {
-    let paths: Vec<&str> = at_origin.iter().map(|i| i.source_path.as_str()).collect();
-    let sizes: Vec<i64> = at_origin.iter().map(|i| i.size as i64).collect();
-    let mtimes: Vec<DateTime<Utc>> = at_origin.iter().map(|i| i.mtime).collect();
     let mut tx = pool.begin().await?;
     let retried: Vec<i64> = sqlx::query_scalar(
-        "WITH listed AS (SELECT * FROM unnest($1::text[], $2::bigint[], $3::timestamptz[]) AS l(p, s, m)),
-         due AS (
-             SELECT w.id FROM work_items w
-             JOIN listed l ON (w.source_path, w.size_bytes, w.mtime) = (l.p, l.s, l.m)
-             JOIN bitacora_control b ON b.work_item_id = w.id
-             WHERE w.state = 'failed' AND b.estatus = 'FALLO_SISTEMA' AND w.system_retry_days < $4
-             FOR UPDATE OF w
-         ), retried AS (
-             UPDATE work_items w
-             SET state = 'pending', attempts = 0, run_at = now(), system_retry_days = w.system_retry_days + 1,
-                 dispatch_run_id = $5, last_error = 'retried by the nightly run (tier 4) after: ' || coalesce(w.last_error, ''),
-                 updated_at = now()
-             FROM due WHERE w.id = due.id
-             RETURNING w.id
-         )
-         UPDATE bitacora_control b SET estatus = 'PENDIENTE'
-         FROM retried r WHERE b.work_item_id = r.id
-         RETURNING r.id",
+        "UPDATE work_items w
+         SET state = 'pending', attempts = 0, run_at = now(), system_retry_days = w.system_retry_days + 1,
+             dispatch_run_id = $3,
+             last_error = 'retried by the nightly run (tier 4) after: ' || coalesce(w.last_error, ''),
+             updated_at = now()
+         FROM bitacora_control b
+         WHERE w.id = ANY($1) AND b.work_item_id = w.id AND w.state = 'failed'
+           AND b.estatus = 'FALLO_SISTEMA' AND b.descartado_en IS NULL AND w.system_retry_days < $2
+           AND NOT EXISTS (SELECT 1 FROM work_items r WHERE r.retry_of = b.id)
+         RETURNING w.id",
     )
-    .bind(&paths)
-    .bind(&sizes)
-    .bind(&mtimes)
+    .bind(at_origin)
     .bind(max_runs as i32)
     .bind(dispatch_run)
     .fetch_all(&mut *tx)
     .await?;
+    audit::back_to_pending_all(&mut tx, &retried).await?;
     let waiting: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM work_items w
-         JOIN unnest($1::text[], $2::bigint[], $3::timestamptz[]) AS l(p, s, m)
-           ON (w.source_path, w.size_bytes, w.mtime) = (l.p, l.s, l.m)
-         JOIN bitacora_control b ON b.work_item_id = w.id
-         WHERE w.state = 'failed' AND b.estatus = 'FALLO_SISTEMA' AND w.system_retry_days >= $4",
+        "SELECT count(*) FROM work_items w JOIN bitacora_control b ON b.work_item_id = w.id
+         WHERE w.id = ANY($1) AND w.state = 'failed' AND b.estatus = 'FALLO_SISTEMA'
+           AND w.system_retry_days >= $2 AND b.descartado_en IS NULL
+           AND NOT EXISTS (SELECT 1 FROM work_items r WHERE r.retry_of = b.id)",
     )
-    .bind(&paths)
-    .bind(&sizes)
-    .bind(&mtimes)
+    .bind(at_origin)
     .bind(max_runs as i32)
     .fetch_one(&mut *tx)
     .await?;
     if !retried.is_empty() {
-        sqlx::query("SELECT pg_notify($1, '')")
-            .bind(CHANNEL)
-            .execute(&mut *tx)
-            .await?;
+        notify(&mut tx).await?;
     }
     tx.commit().await?;
     Ok((retried, waiting))
+}
+
+/// The state of the items whose ids are given (the dispatcher's view of in-flight files).
+pub async fn states_of(pool: &PgPool, ids: &[i64]) -> sqlx::Result<Vec<(i64, ItemState)>> {
+    let rows: Vec<(i64, String)> =
+        sqlx::query_as("SELECT id, state FROM work_items WHERE id = ANY($1)")
+            .bind(ids)
+            .fetch_all(pool)
+            .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(id, s)| {
+            ItemState::ALL
+                .into_iter()
+                .find(|state| state.as_str() == s)
+                .map(|state| (id, state))
+        })
+        .collect())
+}
+
+/// The nightly tier 4 leaves the item of audit row `bitacora_id` alone from now on:
+/// an operator took it over.
+pub async fn stop_nightly_retries(
+    tx: &mut sqlx::PgConnection,
+    bitacora_id: i64,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE work_items SET system_retry_days = 999
+         FROM bitacora_control b WHERE b.id = $1 AND work_items.id = b.work_item_id",
+    )
+    .bind(bitacora_id)
+    .execute(tx)
+    .await?;
+    Ok(())
 }
 
 /// Items by state, and how long the oldest due pending item has waited.
 #[derive(Debug, Clone, Default)]
 pub struct Depth {
     /// Every state with its count (zero included).
-    pub by_state: Vec<(&'static str, i64)>,
+    pub by_state: Vec<(ItemState, i64)>,
     /// Seconds since the oldest pending item became due (0 when none).
     pub oldest_pending_secs: f64,
 }
 
-/// The queue's depth, for metrics and `dispatcher status`.
+/// The queue's depth, for metrics and `dispatcher status`: per state, the count and the
+/// seconds since the oldest due item of that state became due.
+pub const DEPTH: &str = "SELECT s.state, count(w.id),
+        coalesce(extract(epoch FROM now() - min(w.run_at) FILTER (WHERE w.run_at <= now())), 0)::float8
+     FROM unnest(ARRAY['pending', 'running', 'done', 'failed']) WITH ORDINALITY AS s(state, n)
+     LEFT JOIN work_items w ON w.state = s.state
+     GROUP BY s.state, s.n ORDER BY s.n";
+
+/// The queue's depth, for metrics.
 pub async fn depth(client: &impl GenericClient) -> Result<Depth, tokio_postgres::Error> {
-    let row = client
-        .query_one(
-            &client.prepare_cached("SELECT count(*) FILTER (WHERE state = 'pending'), count(*) FILTER (WHERE state = 'running'),
-                    count(*) FILTER (WHERE state = 'done'), count(*) FILTER (WHERE state = 'failed'),
-                    coalesce(extract(epoch FROM now() - min(run_at) FILTER (WHERE state = 'pending' AND run_at <= now())), 0)::float8
-             FROM work_items").await?,
-            &[],
+    let rows = client.query(&client.prepare_cached(DEPTH).await?, &[]).await?;
+    let mut depth = Depth::default();
+    for (state, row) in ItemState::ALL.into_iter().zip(rows) {
+        depth.by_state.push((state, row.get(1)));
+        if state == ItemState::Pending {
+            depth.oldest_pending_secs = row.get(2);
+        }
+    }
+    Ok(depth)
+}
+
+/// Inserts `n` empty items (and their audit rows) for the queue benchmark.
+pub async fn insert_bench_items(client: &mut Client, n: i64) -> Result<(), tokio_postgres::Error> {
+    let tx = client.transaction().await?;
+    let ids: Vec<i64> = tx
+        .query(
+            "INSERT INTO work_items (origin, source_name, source_path, file_name, size_bytes, mtime)
+             SELECT 'bench:', 'bench_' || g || '.txt', 'bench/' || g, 'bench_' || g || '.txt', 0, now()
+             FROM generate_series(1, $1::bigint) g
+             RETURNING id",
+            &[&n],
         )
-        .await?;
-    Ok(Depth {
-        by_state: vec![
-            ("pending", row.get(0)),
-            ("running", row.get(1)),
-            ("done", row.get(2)),
-            ("failed", row.get(3)),
-        ],
-        oldest_pending_secs: row.get(4),
-    })
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    audit::create_bench(&tx, &ids).await?;
+    tx.commit().await
 }

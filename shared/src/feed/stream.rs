@@ -101,9 +101,25 @@ impl OwnedLine {
     }
 }
 
+/// A reader that hashes and counts every byte read through it.
+struct Hashing<R> {
+    inner: R,
+    hasher: Sha256,
+    bytes: u64,
+}
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+}
+
 /// Pass 2: the file's lines in batches; blank lines at the end of the file are dropped.
 pub struct BatchReader {
-    reader: BufReader<File>,
+    reader: BufReader<Hashing<File>>,
     encoding: Encoding,
     number: u32,
     /// Blank lines not yet known to be in the middle (records) or at the end (ignored).
@@ -115,7 +131,14 @@ impl BatchReader {
     /// Opens the file; `encoding` comes from [`fingerprint`].
     pub fn open(path: &Path, encoding: Encoding) -> io::Result<Self> {
         Ok(Self {
-            reader: BufReader::with_capacity(READ_BUFFER, File::open(path)?),
+            reader: BufReader::with_capacity(
+                READ_BUFFER,
+                Hashing {
+                    inner: File::open(path)?,
+                    hasher: Sha256::new(),
+                    bytes: 0,
+                },
+            ),
             encoding,
             number: 0,
             blanks: Vec::new(),
@@ -155,6 +178,15 @@ impl BatchReader {
         self.read_line()
     }
 
+    /// What was read so far: (bytes, SHA-256 hex). At the end of the file, the whole file's.
+    pub fn read_so_far(&self) -> (u64, String) {
+        let inner = self.reader.get_ref();
+        (
+            inner.bytes,
+            crate::hash::to_hex(&inner.hasher.clone().finalize()),
+        )
+    }
+
     /// Up to `max` records (more only to flush blank lines); empty at the end.
     pub fn next_batch(&mut self, max: usize) -> io::Result<Vec<OwnedLine>> {
         let mut batch = Vec::with_capacity(max.min(1 << 16));
@@ -176,8 +208,19 @@ impl BatchReader {
 pub enum FilePart {
     /// One validated batch of records.
     Rows(ValidatedBatch),
-    /// Last: the visitor aggregate of the whole file, in e-mail order.
-    Visitors(Vec<(String, Visits)>),
+    /// Last, and only once the whole file was read: without it the input is incomplete.
+    End(EndOfFile),
+}
+
+/// The validator's final part: the file's visitor aggregate, and what pass 2 read, so
+/// the loader can check it is exactly what pass 1 hashed.
+pub struct EndOfFile {
+    /// The visitor aggregate of the whole file, in e-mail order.
+    pub visitors: Vec<(String, Visits)>,
+    /// Bytes read by pass 2.
+    pub bytes: u64,
+    /// SHA-256 (hex) of the bytes read by pass 2.
+    pub sha256: String,
 }
 
 /// Reads the records after the header in batches and validates each, handing them to
@@ -198,10 +241,16 @@ pub fn validate_file(
         loop {
             let lines = reader.next_batch(batch_rows)?;
             if lines.is_empty() {
-                send(Ok(FilePart::Visitors(visitors.into_sorted())));
+                let (bytes, sha256) = reader.read_so_far();
+                send(Ok(FilePart::End(EndOfFile {
+                    visitors: visitors.into_sorted(),
+                    bytes,
+                    sha256,
+                })));
                 return Ok(());
             }
             let borrowed: Vec<Line<'_>> = lines.iter().map(OwnedLine::as_line).collect();
+            crate::fault::panic_at("validate");
             let batch = validate_batch(&borrowed, layout)?;
             visitors.add(batch.valid())?;
             if !send(Ok(FilePart::Rows(batch))) {

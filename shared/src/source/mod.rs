@@ -1,12 +1,15 @@
 //! Where visit files come from: an SFTP directory or a local one, behind one interface.
 
+mod in_flight;
 mod local;
 mod remote_name;
 mod sftp;
 
+pub use in_flight::{in_flight_name, parse_in_flight};
 pub use remote_name::{RemoteName, RemoteNameError};
 
 use crate::config::{Config, SourceLocation};
+use crate::queue::Origin;
 use chrono::{DateTime, Utc};
 use std::path::Path;
 
@@ -43,6 +46,20 @@ pub enum SourceError {
     /// The file is not (any more) at the origin.
     #[error("{path}: not found at the origin")]
     NotFound {
+        /// Remote path.
+        path: String,
+    },
+    /// The origin refused the operation (permissions): not retried in place.
+    #[error("{path}: {doing} refused by the origin (permission denied)")]
+    Denied {
+        /// Remote path.
+        path: String,
+        /// What was refused.
+        doing: String,
+    },
+    /// A rename's target name is taken (renames never replace a file).
+    #[error("{path}: already exists at the origin")]
+    Exists {
         /// Remote path.
         path: String,
     },
@@ -114,6 +131,24 @@ impl Source {
         Source::Local(local::LocalSource::new(dir.into()))
     }
 
+    /// Opens an item's own origin: the configured one, or a directory on this host (the
+    /// claim only hands out items this host can reach; anything else is refused).
+    pub async fn for_origin(config: &Config, origin: &Origin) -> Result<Self, SourceError> {
+        if configured_origin(config).is_ok_and(|o| o.url == origin.url) {
+            return Self::connect(config).await;
+        }
+        let on_this_host = origin.host.as_deref() == Some(crate::host::name().as_str());
+        url::Url::parse(&origin.url)
+            .ok()
+            .filter(|u| u.scheme() == "file" && on_this_host)
+            .and_then(|u| u.to_file_path().ok())
+            .map(Self::local)
+            .ok_or_else(|| SourceError::Setup {
+                what: format!("origin {}", origin.url),
+                reason: "not reachable from this performer (another origin or another host)".into(),
+            })
+    }
+
     /// Every regular file in the directory.
     pub async fn list(&self) -> Result<Vec<RemoteFile>, SourceError> {
         match self {
@@ -122,7 +157,24 @@ impl Source {
         }
     }
 
-    /// Streams `name` into `dest` (created or truncated); returns the bytes written.
+    /// Size and modification time of `name`, or `None` when it is not there.
+    pub async fn stat(&self, name: &RemoteName) -> Result<Option<RemoteFile>, SourceError> {
+        match self {
+            Source::Local(s) => s.stat(name).await,
+            Source::Sftp(s) => s.stat(name).await,
+        }
+    }
+
+    /// Renames `from` to `to` atomically, never replacing a file: [`SourceError::Exists`]
+    /// when `to` is taken, [`SourceError::NotFound`] when `from` is gone.
+    pub async fn rename(&self, from: &RemoteName, to: &RemoteName) -> Result<(), SourceError> {
+        match self {
+            Source::Local(s) => s.rename(from, to).await,
+            Source::Sftp(s) => s.rename(from, to).await,
+        }
+    }
+
+    /// Streams `name` into `dest`, which must not exist yet; returns the bytes written.
     pub async fn download(&self, name: &RemoteName, dest: &Path) -> Result<u64, SourceError> {
         match self {
             Source::Local(s) => s.download(name, dest).await,
@@ -152,6 +204,36 @@ impl Source {
             (*s).close().await;
         }
     }
+}
+
+/// The configured origin as recorded in `work_items.origin` (its URL without credentials;
+/// a `file://` origin is bound to this host).
+pub fn configured_origin(config: &Config) -> Result<Origin, crate::config::ConfigError> {
+    Ok(match config.source_location()? {
+        SourceLocation::Local { dir } => Origin::local(&dir),
+        SourceLocation::Sftp {
+            host,
+            port,
+            user,
+            dir,
+        } => Origin {
+            url: format!("sftp://{user}@{host}:{port}{dir}"),
+            host: None,
+        },
+    })
+}
+
+/// Creates a staging file that must not exist yet: each attempt downloads into its own.
+pub(crate) async fn create_staged(
+    dest: &Path,
+) -> Result<tokio::io::BufWriter<tokio::fs::File>, SourceError> {
+    let file = tokio::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(dest)
+        .await
+        .map_err(|e| staging_error(dest, e))?;
+    Ok(tokio::io::BufWriter::with_capacity(1 << 20, file))
 }
 
 pub(crate) fn staging_error(dest: &Path, e: std::io::Error) -> SourceError {

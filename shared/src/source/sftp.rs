@@ -12,12 +12,10 @@ use russh_sftp::protocol::StatusCode;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncWriteExt, BufWriter};
+use tokio::io::AsyncWriteExt;
 
 /// Reads in flight per download: with one, throughput drops to a fifth on loopback.
 const CONCURRENT_READS: usize = 16;
-/// Local write buffer for downloads.
-const WRITE_BUFFER: usize = 1 << 20;
 
 /// Verifies the server key against known_hosts; records why it refused.
 struct HostKeyCheck {
@@ -167,10 +165,7 @@ impl SftpSource {
             .open(path.clone())
             .await
             .map_err(|e| sftp_error(&path, "opening", e))?;
-        let file = tokio::fs::File::create(dest)
-            .await
-            .map_err(|e| staging_error(dest, e))?;
-        let mut local = BufWriter::with_capacity(WRITE_BUFFER, file);
+        let mut local = super::create_staged(dest).await?;
         crate::fault::pause("download").await;
         let copied = tokio::io::copy(&mut remote, &mut local).await;
         // Close the remote handle whatever happened: drop does not wait for the server.
@@ -178,6 +173,38 @@ impl SftpSource {
         let bytes = copied.map_err(|e| SourceError::io(format!("downloading {path}"), e))?;
         local.flush().await.map_err(|e| staging_error(dest, e))?;
         Ok(bytes)
+    }
+
+    pub(super) async fn stat(&self, name: &RemoteName) -> Result<Option<RemoteFile>, SourceError> {
+        let path = self.path(name.as_str());
+        match self.sftp.metadata(path.clone()).await {
+            Ok(meta) => Ok(Some(RemoteFile {
+                name: name.to_string(),
+                size: meta.size.unwrap_or(0),
+                mtime: DateTime::from_timestamp(i64::from(meta.mtime.unwrap_or(0)), 0)
+                    .unwrap_or_default(),
+            })),
+            Err(e) => match sftp_error(&path, "reading the attributes of", e) {
+                SourceError::NotFound { .. } => Ok(None),
+                other => Err(other),
+            },
+        }
+    }
+
+    /// SSH_FXP_RENAME, which OpenSSH refuses when the target exists (it never replaces).
+    pub(super) async fn rename(&self, from: &RemoteName, to: &RemoteName) -> Result<(), SourceError> {
+        let (old, new) = (self.path(from.as_str()), self.path(to.as_str()));
+        match self.sftp.rename(old.clone(), new.clone()).await {
+            Ok(()) => Ok(()),
+            Err(e) => match sftp_error(&old, "renaming", e) {
+                SourceError::NotFound { path } => Err(SourceError::NotFound { path }),
+                other if self.stat(to).await.is_ok_and(|t| t.is_some()) => {
+                    tracing::debug!(error = %other, "rename refused: the target exists");
+                    Err(SourceError::Exists { path: new })
+                }
+                other => Err(other),
+            },
+        }
     }
 
     pub(super) async fn delete(&self, name: &RemoteName) -> Result<(), SourceError> {
@@ -245,6 +272,10 @@ fn sftp_error(path: &str, doing: &str, e: russh_sftp::client::error::Error) -> S
         Error::Status(s) if s.status_code == StatusCode::NoSuchFile => {
             SourceError::NotFound { path: path.into() }
         }
+        Error::Status(s) if s.status_code == StatusCode::PermissionDenied => SourceError::Denied {
+            path: path.into(),
+            doing: doing.into(),
+        },
         other => SourceError::io(format!("{doing} {path}"), other),
     }
 }

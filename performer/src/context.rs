@@ -1,0 +1,45 @@
+//! What every worker of a performer shares.
+
+use backon::ExponentialBuilder;
+use chrono::NaiveDate;
+use chrono_tz::Tz;
+use deadpool_postgres::Pool;
+use shared::business_date::business_date;
+use shared::config::Config;
+use shared::paths::Dirs;
+use shared::queue::Reach;
+use std::time::Duration;
+
+/// The performer's shared state.
+pub struct Context {
+    /// The configuration.
+    pub config: Config,
+    /// Local directories.
+    pub dirs: Dirs,
+    /// The performer's database pool (claims, loads, final states).
+    pub pool: Pool,
+    /// A one-connection pool for heartbeats alone: long loads holding every pooled
+    /// connection must never starve the leases they run under.
+    pub leases: Pool,
+    /// `--as-of`, if given.
+    pub as_of: Option<NaiveDate>,
+    /// Business time zone.
+    pub tz: Tz,
+    /// The origins this performer can reach.
+    pub reach: Reach,
+}
+
+impl Context {
+    /// Today's business date (fixed on an item at its first claim).
+    pub fn business_date(&self) -> NaiveDate {
+        business_date(self.as_of, self.tz)
+    }
+
+    /// Tier 1: in-place retries of one network or database step, exponential with jitter.
+    pub fn step_backoff(&self) -> ExponentialBuilder {
+        ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(self.config.performer.step_backoff_ms))
+            .with_max_times(self.config.performer.step_tries.saturating_sub(1))
+            .with_jitter()
+    }
+}

@@ -1,0 +1,112 @@
+//! The retry tiers, decided in one place from the error's type (DESIGN: tiered retries).
+
+use crate::error::ItemError;
+use shared::load::LoadError;
+
+/// What becomes of an item after a failed attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// Tier 2: back to the queue for a later attempt.
+    RetryLater,
+    /// Tier 3: `FALLO_SISTEMA`, quarantine, alert.
+    GiveUp,
+    /// The attempt lost its item to another: it changes nothing more.
+    Abandon,
+}
+
+/// Whether the same step may succeed if tried again (tier 1, and the input to tier 2).
+pub fn is_transient(e: &ItemError) -> bool {
+    match e {
+        ItemError::Source(e) => e.is_transient(),
+        ItemError::Load(e) => match e {
+            LoadError::Db(e) => shared::db::is_transient(e),
+            // A send fails when the connection does; an encoding error cannot pass.
+            LoadError::Copy(e) => e
+                .downcast_ref::<tokio_postgres::Error>()
+                .is_some_and(shared::db::is_transient),
+            LoadError::Input(shared::feed::StreamError::Io(_))
+            | LoadError::InputEnded
+            | LoadError::InputChanged { .. } => true,
+            LoadError::Input(shared::feed::StreamError::Engine(_))
+            | LoadError::Frame(_)
+            | LoadError::LeaseLost => false,
+        },
+        ItemError::Db(e) => shared::db::is_transient(e),
+        ItemError::Pool(_) | ItemError::Disk { .. } | ItemError::Unsettled(_) => true,
+        ItemError::Name(_)
+        | ItemError::Engine(_)
+        | ItemError::ContentChanged { .. }
+        | ItemError::Exhausted { .. }
+        | ItemError::LeaseLost => false,
+    }
+}
+
+/// Whether the error says the attempt no longer holds its item.
+fn lost_lease(e: &ItemError) -> bool {
+    matches!(e, ItemError::LeaseLost | ItemError::Load(LoadError::LeaseLost))
+}
+
+/// The tier after attempt `attempt` of `max` failed with `e`. An item whose load
+/// `committed` is never given up: what is left (backup, delete) is retried until done.
+pub fn decide(e: &ItemError, attempt: i32, max: i32, committed: bool) -> Decision {
+    if lost_lease(e) {
+        Decision::Abandon
+    } else if committed || (is_transient(e) && attempt < max) {
+        Decision::RetryLater
+    } else {
+        Decision::GiveUp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::source::{RemoteName, SourceError};
+
+    fn io() -> std::io::Error {
+        std::io::Error::other("disk full")
+    }
+
+    fn every_kind() -> Vec<(&'static str, ItemError, bool)> {
+        vec![
+            ("source io", ItemError::Source(SourceError::Io { context: "downloading".into(), reason: "reset".into() }), true),
+            ("source not found", ItemError::Source(SourceError::NotFound { path: "/x".into() }), false),
+            ("source auth", ItemError::Source(SourceError::Auth { user: "u".into() }), false),
+            ("source host key", ItemError::Source(SourceError::HostKey { host: "h".into(), port: 22, reason: "changed".into() }), false),
+            ("source setup", ItemError::Source(SourceError::Setup { what: "key".into(), reason: "missing".into() }), false),
+            ("load input io", ItemError::Load(LoadError::Input(io().into())), true),
+            ("load input ended", ItemError::Load(LoadError::InputEnded), true),
+            ("load input changed", ItemError::Load(LoadError::InputChanged { hashed_bytes: 1, hashed_sha256: "a".into(), read_bytes: 2, read_sha256: "b".into() }), true),
+            ("load lease lost", ItemError::Load(LoadError::LeaseLost), false),
+            ("load frame", ItemError::Load(LoadError::Frame(polars::prelude::PolarsError::NoData("x".into()))), false),
+            ("pool", ItemError::Pool(deadpool_postgres::PoolError::Closed), true),
+            ("disk", ItemError::Disk { context: "moving".into(), source: io() }, true),
+            ("unsettled", ItemError::Unsettled("grew".into()), true),
+            ("name", ItemError::Name(RemoteName::parse("../x").unwrap_err()), false),
+            ("engine", ItemError::Engine(polars::prelude::PolarsError::NoData("x".into())), false),
+            ("exhausted", ItemError::Exhausted { attempts: 3 }, false),
+            ("content changed", ItemError::ContentChanged { found: "a".into(), loaded: "b".into() }, false),
+            ("lease lost", ItemError::LeaseLost, false),
+        ]
+    }
+
+    #[test]
+    fn every_error_kind_and_attempt_edge_has_its_tier() {
+        for (name, e, transient) in every_kind() {
+            assert_eq!(is_transient(&e), transient, "{name}");
+            let lost = lost_lease(&e);
+            for (attempt, max) in [(1, 3), (2, 3), (3, 3), (4, 3), (1, 1)] {
+                let expected = if lost {
+                    Decision::Abandon
+                } else if transient && attempt < max {
+                    Decision::RetryLater
+                } else {
+                    Decision::GiveUp
+                };
+                assert_eq!(decide(&e, attempt, max, false), expected, "{name} at {attempt}/{max}");
+                let after_commit = if lost { Decision::Abandon } else { Decision::RetryLater };
+                assert_eq!(decide(&e, attempt, max, true), after_commit, "{name} after commit, {attempt}/{max}");
+            }
+        }
+    }
+}
