@@ -4,8 +4,8 @@
 use crate::archive::{self, ArchiveError};
 use crate::retention::{self, Removed};
 use chrono::NaiveDate;
-use shared::config::Config;
 use shared::audit;
+use shared::config::Config;
 use shared::paths::Dirs;
 use shared::queue;
 use sqlx::PgPool;

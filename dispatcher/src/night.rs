@@ -102,6 +102,7 @@ async fn locked_run(
     let (retried, waiting) = queue::retry_system_failures(
         pool,
         run_id,
+        &listed.ready,
         &failed_ids,
         config.dispatcher.system_retry_runs,
     )

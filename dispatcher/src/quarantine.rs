@@ -2,9 +2,9 @@
 //! operator, re-enqueueing it (e.g. after fixing its header), or setting it aside for good.
 
 use crate::output::{Format, Rows};
+use shared::audit::{self, AuditStatus};
 use shared::config::Config;
 use shared::paths::{Dirs, durable_move};
-use shared::audit::{self, AuditStatus};
 use shared::queue::{self, ItemState, NewItem, Origin};
 use shared::source::{RemoteName, Source, in_flight_name};
 use sqlx::{PgPool, Row};
@@ -75,7 +75,11 @@ pub async fn retry(pool: &PgPool, config: &Config, id: i64) -> anyhow::Result<()
     }
     let status = AuditStatus::parse(&estatus);
     let failed = old.get::<String, _>(13) == ItemState::Failed.as_str();
-    if !matches!(status, Some(AuditStatus::FalloLayout | AuditStatus::FalloSistema)) || !failed {
+    if !matches!(
+        status,
+        Some(AuditStatus::FalloLayout | AuditStatus::FalloSistema)
+    ) || !failed
+    {
         anyhow::bail!(
             "{archivo} (id {id}) is {estatus}: only FALLO_LAYOUT and FALLO_SISTEMA files can be retried"
         );
@@ -92,7 +96,9 @@ pub async fn retry(pool: &PgPool, config: &Config, id: i64) -> anyhow::Result<()
                 Some(path)
             } else {
                 // Not the whole file that was listed: the origin still holds that one.
-                println!("{path}: not a verified copy (SHA-256 {found}); removed, the origin is used");
+                println!(
+                    "{path}: not a verified copy (SHA-256 {found}); removed, the origin is used"
+                );
                 std::fs::remove_file(&path)?;
                 None
             }
@@ -105,7 +111,11 @@ pub async fn retry(pool: &PgPool, config: &Config, id: i64) -> anyhow::Result<()
             let meta = std::fs::metadata(path)?;
             NewItem {
                 origin: Origin::local(path.parent().unwrap_or(Path::new("/"))),
-                source_name: path.file_name().unwrap_or_default().to_string_lossy().into_owned(),
+                source_name: path
+                    .file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned(),
                 file_name: archivo.clone(),
                 source_path: path.display().to_string(),
                 size: meta.len(),
@@ -162,7 +172,10 @@ async fn at_origin(
     }
     source.close().await;
     found.ok_or_else(|| {
-        anyhow::anyhow!("{archivo}: no longer at the origin {}; nothing to retry", origin.url)
+        anyhow::anyhow!(
+            "{archivo}: no longer at the origin {}; nothing to retry",
+            origin.url
+        )
     })
 }
 

@@ -2,8 +2,8 @@
 //! retries, queue depth and the age of the oldest pending item.
 
 use crate::context::Context;
-use shared::audit::AuditStatus;
 use metrics::{counter, gauge, histogram};
+use shared::audit::AuditStatus;
 use std::sync::Arc;
 use std::time::Duration;
 

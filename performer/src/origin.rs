@@ -40,11 +40,12 @@ pub async fn take(ctx: &Context, source: &Source, item: &Claimed) -> Result<Take
             // NotFound / Exists: a retried rename whose first try went through, or
             // another attempt of this item was first; either way the in-flight name holds it.
             Ok(()) | Err(SourceError::NotFound { .. }) | Err(SourceError::Exists { .. }) => {
-                let seen = stat(ctx, source, &in_flight).await?.ok_or_else(|| {
-                    SourceError::NotFound {
-                        path: item.source_path.clone(),
-                    }
-                })?;
+                let seen =
+                    stat(ctx, source, &in_flight)
+                        .await?
+                        .ok_or_else(|| SourceError::NotFound {
+                            path: item.source_path.clone(),
+                        })?;
                 Taken {
                     name: in_flight,
                     renamed: true,
@@ -53,11 +54,12 @@ pub async fn take(ctx: &Context, source: &Source, item: &Claimed) -> Result<Take
             }
             Err(SourceError::Denied { .. }) => {
                 warn!("the origin refuses renames: reading the file in place");
-                let seen = stat(ctx, source, &listed)
-                    .await?
-                    .ok_or_else(|| SourceError::NotFound {
-                        path: item.source_path.clone(),
-                    })?;
+                let seen =
+                    stat(ctx, source, &listed)
+                        .await?
+                        .ok_or_else(|| SourceError::NotFound {
+                            path: item.source_path.clone(),
+                        })?;
                 Taken {
                     name: listed,
                     renamed: false,
@@ -102,7 +104,10 @@ pub async fn check_unchanged(
         taken.name,
         downloaded,
         taken.seen.size,
-        now.map_or("gone".into(), |f| format!("{} bytes, modified {}", f.size, f.mtime))
+        now.map_or("gone".into(), |f| format!(
+            "{} bytes, modified {}",
+            f.size, f.mtime
+        ))
     )))
 }
 

@@ -40,10 +40,12 @@ struct Attempt {
 impl Attempt {
     fn new(ctx: &Context, item: &Claimed) -> Self {
         Self {
-            staged: ctx
-                .dirs
-                .staging()
-                .join(format!("{}-{}-{}", item.id, item.token, file_part(item))),
+            staged: ctx.dirs.staging().join(format!(
+                "{}-{}-{}",
+                item.id,
+                item.token,
+                file_part(item)
+            )),
             verified: AtomicBool::new(false),
             committed: AtomicBool::new(item.prior_status.is_final()),
         }
@@ -140,7 +142,9 @@ async fn on_failure(ctx: &Context, item: &Claimed, attempt: &Attempt, e: ItemErr
                     warn!("lease lost: the item was taken back; nothing recorded");
                 }
             }
-            Decision::GiveUp => give_up(ctx, item, attempt, &message, retry::is_transient(&e)).await?,
+            Decision::GiveUp => {
+                give_up(ctx, item, attempt, &message, retry::is_transient(&e)).await?
+            }
         }
         Ok::<_, ItemError>(())
     };
@@ -191,7 +195,8 @@ async fn give_up(
     error!(error = %message, attempt = item.attempts, transient,
            "FALLO_SISTEMA: the item will not be retried automatically today");
     metrics::file_finished(AuditStatus::FalloSistema);
-    let alert = Alert::new("FALLO_SISTEMA", message).about(&item.file_name, item.bitacora_id, item.id);
+    let alert =
+        Alert::new("FALLO_SISTEMA", message).about(&item.file_name, item.bitacora_id, item.id);
     alert::send(&ctx.config.alerts, &alert).await;
     Ok(())
 }
@@ -247,13 +252,19 @@ async fn handle_connected(
         Err(layout) => {
             let message = format!("{}: {layout}", item.file_name);
             let client = ctx.pool.get().await?;
-            if !audit::record_unloaded(&client, item.into(), &facts, Unloaded::Layout, &message).await? {
+            if !audit::record_unloaded(&client, item.into(), &facts, Unloaded::Layout, &message)
+                .await?
+            {
                 return Err(ItemError::LeaseLost);
             }
             attempt.committed.store(true, Ordering::SeqCst);
             warn!(error = %message, "FALLO_LAYOUT: nothing loaded; the file goes to quarantine");
             metrics::file_finished(AuditStatus::FalloLayout);
-            let alert = Alert::new("FALLO_LAYOUT", &message).about(&item.file_name, item.bitacora_id, item.id);
+            let alert = Alert::new("FALLO_LAYOUT", &message).about(
+                &item.file_name,
+                item.bitacora_id,
+                item.id,
+            );
             alert::send(&ctx.config.alerts, &alert).await;
             set_aside(ctx, item, attempt, source, &taken, Final::Failed).await
         }

@@ -115,7 +115,10 @@ async fn process_or_abandon(
     let handed_back = async {
         let mut client = ctx.pool.get().await?;
         if !queue::release(&mut client, &item).await? {
-            warn!(work_item_id = item.id, "already taken back by another attempt");
+            warn!(
+                work_item_id = item.id,
+                "already taken back by another attempt"
+            );
         }
         Ok::<_, crate::error::ItemError>(())
     };

@@ -43,7 +43,10 @@ pub fn is_transient(e: &ItemError) -> bool {
 
 /// Whether the error says the attempt no longer holds its item.
 fn lost_lease(e: &ItemError) -> bool {
-    matches!(e, ItemError::LeaseLost | ItemError::Load(LoadError::LeaseLost))
+    matches!(
+        e,
+        ItemError::LeaseLost | ItemError::Load(LoadError::LeaseLost)
+    )
 }
 
 /// The tier after attempt `attempt` of `max` failed with `e`. An item whose load
@@ -69,23 +72,106 @@ mod tests {
 
     fn every_kind() -> Vec<(&'static str, ItemError, bool)> {
         vec![
-            ("source io", ItemError::Source(SourceError::Io { context: "downloading".into(), reason: "reset".into() }), true),
-            ("source not found", ItemError::Source(SourceError::NotFound { path: "/x".into() }), false),
-            ("source auth", ItemError::Source(SourceError::Auth { user: "u".into() }), false),
-            ("source host key", ItemError::Source(SourceError::HostKey { host: "h".into(), port: 22, reason: "changed".into() }), false),
-            ("source setup", ItemError::Source(SourceError::Setup { what: "key".into(), reason: "missing".into() }), false),
-            ("load input io", ItemError::Load(LoadError::Input(io().into())), true),
-            ("load input ended", ItemError::Load(LoadError::InputEnded), true),
-            ("load input changed", ItemError::Load(LoadError::InputChanged { hashed_bytes: 1, hashed_sha256: "a".into(), read_bytes: 2, read_sha256: "b".into() }), true),
-            ("load lease lost", ItemError::Load(LoadError::LeaseLost), false),
-            ("load frame", ItemError::Load(LoadError::Frame(polars::prelude::PolarsError::NoData("x".into()))), false),
-            ("pool", ItemError::Pool(deadpool_postgres::PoolError::Closed), true),
-            ("disk", ItemError::Disk { context: "moving".into(), source: io() }, true),
+            (
+                "source io",
+                ItemError::Source(SourceError::Io {
+                    context: "downloading".into(),
+                    reason: "reset".into(),
+                }),
+                true,
+            ),
+            (
+                "source not found",
+                ItemError::Source(SourceError::NotFound { path: "/x".into() }),
+                false,
+            ),
+            (
+                "source auth",
+                ItemError::Source(SourceError::Auth { user: "u".into() }),
+                false,
+            ),
+            (
+                "source host key",
+                ItemError::Source(SourceError::HostKey {
+                    host: "h".into(),
+                    port: 22,
+                    reason: "changed".into(),
+                }),
+                false,
+            ),
+            (
+                "source setup",
+                ItemError::Source(SourceError::Setup {
+                    what: "key".into(),
+                    reason: "missing".into(),
+                }),
+                false,
+            ),
+            (
+                "load input io",
+                ItemError::Load(LoadError::Input(io().into())),
+                true,
+            ),
+            (
+                "load input ended",
+                ItemError::Load(LoadError::InputEnded),
+                true,
+            ),
+            (
+                "load input changed",
+                ItemError::Load(LoadError::InputChanged {
+                    hashed_bytes: 1,
+                    hashed_sha256: "a".into(),
+                    read_bytes: 2,
+                    read_sha256: "b".into(),
+                }),
+                true,
+            ),
+            (
+                "load lease lost",
+                ItemError::Load(LoadError::LeaseLost),
+                false,
+            ),
+            (
+                "load frame",
+                ItemError::Load(LoadError::Frame(polars::prelude::PolarsError::NoData(
+                    "x".into(),
+                ))),
+                false,
+            ),
+            (
+                "pool",
+                ItemError::Pool(deadpool_postgres::PoolError::Closed),
+                true,
+            ),
+            (
+                "disk",
+                ItemError::Disk {
+                    context: "moving".into(),
+                    source: io(),
+                },
+                true,
+            ),
             ("unsettled", ItemError::Unsettled("grew".into()), true),
-            ("name", ItemError::Name(RemoteName::parse("../x").unwrap_err()), false),
-            ("engine", ItemError::Engine(polars::prelude::PolarsError::NoData("x".into())), false),
+            (
+                "name",
+                ItemError::Name(RemoteName::parse("../x").unwrap_err()),
+                false,
+            ),
+            (
+                "engine",
+                ItemError::Engine(polars::prelude::PolarsError::NoData("x".into())),
+                false,
+            ),
             ("exhausted", ItemError::Exhausted { attempts: 3 }, false),
-            ("content changed", ItemError::ContentChanged { found: "a".into(), loaded: "b".into() }, false),
+            (
+                "content changed",
+                ItemError::ContentChanged {
+                    found: "a".into(),
+                    loaded: "b".into(),
+                },
+                false,
+            ),
             ("lease lost", ItemError::LeaseLost, false),
         ]
     }
@@ -103,9 +189,21 @@ mod tests {
                 } else {
                     Decision::GiveUp
                 };
-                assert_eq!(decide(&e, attempt, max, false), expected, "{name} at {attempt}/{max}");
-                let after_commit = if lost { Decision::Abandon } else { Decision::RetryLater };
-                assert_eq!(decide(&e, attempt, max, true), after_commit, "{name} after commit, {attempt}/{max}");
+                assert_eq!(
+                    decide(&e, attempt, max, false),
+                    expected,
+                    "{name} at {attempt}/{max}"
+                );
+                let after_commit = if lost {
+                    Decision::Abandon
+                } else {
+                    Decision::RetryLater
+                };
+                assert_eq!(
+                    decide(&e, attempt, max, true),
+                    after_commit,
+                    "{name} after commit, {attempt}/{max}"
+                );
             }
         }
     }

@@ -174,7 +174,7 @@ pub async fn begin_attempt(
     let row = tx
         .query_one(
             &tx.prepare_cached(
-                "WITH prior AS (SELECT id, estatus, sha256 FROM bitacora_control WHERE work_item_id = $1 FOR UPDATE)
+                "WITH prior AS (SELECT id, estatus, sha256, inicio FROM bitacora_control WHERE work_item_id = $1 FOR UPDATE)
                  UPDATE bitacora_control b
                  SET estatus = CASE WHEN p.estatus IN ('PENDIENTE', 'EN_PROCESO', 'FALLO_SISTEMA')
                                     THEN 'EN_PROCESO' ELSE p.estatus END,
@@ -380,8 +380,9 @@ pub async fn record_unloaded(
 
 static RECORD_SYSTEM_FAILURE: LazyLock<String> = LazyLock::new(|| {
     // A committed load's row is never made a failure by a later step.
-    fenced(&format!("estatus = 'FALLO_SISTEMA', mensaje_error = $3, {TIMED}"))
-        + " AND b.estatus IN ('PENDIENTE', 'EN_PROCESO', 'FALLO_SISTEMA')"
+    fenced(&format!(
+        "estatus = 'FALLO_SISTEMA', mensaje_error = $3, {TIMED}"
+    )) + " AND b.estatus IN ('PENDIENTE', 'EN_PROCESO', 'FALLO_SISTEMA')"
 });
 
 /// Records `FALLO_SISTEMA` (in the transaction that fails the item).

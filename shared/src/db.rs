@@ -106,13 +106,13 @@ mod tests {
     fn database_errors_are_transient_only_when_they_may_pass() {
         for (code, transient) in [
             (None, true),
-            (Some("08006"), true), // connection failure
-            (Some("40001"), true), // serialization failure
-            (Some("40P01"), true), // deadlock
-            (Some("53100"), true), // disk full
-            (Some("57P01"), true), // admin shutdown
-            (Some("57014"), true), // query cancelled
-            (Some("58030"), true), // I/O error
+            (Some("08006"), true),  // connection failure
+            (Some("40001"), true),  // serialization failure
+            (Some("40P01"), true),  // deadlock
+            (Some("53100"), true),  // disk full
+            (Some("57P01"), true),  // admin shutdown
+            (Some("57014"), true),  // query cancelled
+            (Some("58030"), true),  // I/O error
             (Some("23505"), false), // unique violation
             (Some("23514"), false), // check violation
             (Some("22021"), false), // bad encoding (e.g. a NUL)

@@ -41,7 +41,9 @@ pub async fn pause(point: &str) {
 /// Panics at `point` if `VISITAS_FAULT_PANIC_AT` names it: a defect in a worker thread,
 /// on demand (the validator's thread, to prove a load never commits without its end).
 pub fn panic_at(point: &str) {
-    if std::env::var("VISITAS_FAULT_PANIC_AT").is_ok_and(|p| p.split(',').any(|p| p.trim() == point)) {
+    if std::env::var("VISITAS_FAULT_PANIC_AT")
+        .is_ok_and(|p| p.split(',').any(|p| p.trim() == point))
+    {
         panic!("fault hook: panic at {point}");
     }
 }

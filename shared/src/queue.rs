@@ -22,7 +22,8 @@ pub(crate) const OWNER_LOCK: &str = "SELECT id FROM work_items
      WHERE id = $1 AND claim_token = $2 AND state = 'running' FOR NO KEY UPDATE";
 
 /// Items not yet final (pending, whatever their `run_at`, or running): zero means drained.
-pub const OPEN_ITEMS: &str = "SELECT count(*) FROM work_items WHERE state IN ('pending', 'running')";
+pub const OPEN_ITEMS: &str =
+    "SELECT count(*) FROM work_items WHERE state IN ('pending', 'running')";
 
 /// The state of a work item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,8 +96,10 @@ pub struct NewItem {
 
 /// Enqueues listed files in one transaction, creates their `PENDIENTE` audit rows and
 /// notifies performers; returns the new ids. A file is skipped while an item for the same
-/// listing identity is open, or finished after `listed_at` (the listing saw the file that
-/// item took); anything else under a listed name is new content (see the migration 0005).
+/// listing identity is open, finished after `listed_at` (the listing saw the file that
+/// item took) or failed as `FALLO_SISTEMA` (the origin keeps such a file); anything else
+/// under a listed name is new content: a finished item took its file off the listed name
+/// before reading it (see migration 0005).
 pub async fn enqueue(
     pool: &PgPool,
     dispatch_run: Option<i64>,
@@ -112,9 +115,11 @@ pub async fn enqueue(
                                      max_attempts, dispatch_run_id)
              SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9
              WHERE NOT EXISTS (
-                 SELECT 1 FROM work_items o
+                 SELECT 1 FROM work_items o JOIN bitacora_control b ON b.work_item_id = o.id
                  WHERE (o.source_path, o.size_bytes, o.mtime) = ($4, $6, $7) AND o.retry_of IS NULL
-                   AND (o.state IN ('pending', 'running') OR o.updated_at >= $10))
+                   AND (o.state IN ('pending', 'running') OR o.updated_at >= $10
+                        -- The origin keeps a FALLO_SISTEMA file: tier 4's or an operator's.
+                        OR (o.state = 'failed' AND b.estatus = 'FALLO_SISTEMA')))
              ON CONFLICT (source_path, size_bytes, mtime) WHERE retry_of IS NULL AND state IN ('pending', 'running')
              DO NOTHING
              RETURNING id",
@@ -132,7 +137,15 @@ pub async fn enqueue(
         .fetch_optional(&mut *tx)
         .await?;
         if let Some(id) = id {
-            audit::create(&mut tx, id, &item.file_name, &item.source_path, item.size, None).await?;
+            audit::create(
+                &mut tx,
+                id,
+                &item.file_name,
+                &item.source_path,
+                item.size,
+                None,
+            )
+            .await?;
             ids.push(id);
         }
     }
@@ -333,7 +346,9 @@ pub struct Rescuer;
 
 impl Rescuer {
     /// One pass over the expired leases.
-    pub async fn run_once(client: &impl GenericClient) -> Result<RescueCounts, tokio_postgres::Error> {
+    pub async fn run_once(
+        client: &impl GenericClient,
+    ) -> Result<RescueCounts, tokio_postgres::Error> {
         let rescued = client
             .execute(
                 &client
@@ -484,48 +499,58 @@ pub async fn open_items_sqlx(pool: &PgPool) -> sqlx::Result<i64> {
     sqlx::query_scalar(OPEN_ITEMS).fetch_one(pool).await
 }
 
-/// Tier 4: `FALLO_SISTEMA` items whose file is still at the origin — the item ids whose
-/// in-flight file the listing found — go back to the queue, at most `max_runs` times.
-/// Returns (items re-enqueued, items that used up their runs and wait for an operator).
+/// Tier 4: `FALLO_SISTEMA` items whose file is still at the origin — still as listed
+/// (`at_origin`, by listing identity) or under the item's in-flight name (`in_flight`
+/// item ids) — go back to the queue, at most `max_runs` times. Returns (items
+/// re-enqueued, items that used up their runs and wait for an operator).
 pub async fn retry_system_failures(
     pool: &PgPool,
     dispatch_run: i64,
-    at_origin: &[i64],
+    at_origin: &[NewItem],
+    in_flight: &[i64],
     max_runs: u32,
 ) -> sqlx::Result<(Vec<i64>, i64)> {
+    let paths: Vec<&str> = at_origin.iter().map(|i| i.source_path.as_str()).collect();
+    let sizes: Vec<i64> = at_origin.iter().map(|i| i.size as i64).collect();
+    let mtimes: Vec<DateTime<Utc>> = at_origin.iter().map(|i| i.mtime).collect();
     let mut tx = pool.begin().await?;
+    let candidates: Vec<i64> = sqlx::query_scalar(
+        "SELECT w.id FROM work_items w JOIN bitacora_control b ON b.work_item_id = w.id
+         WHERE (w.id = ANY($4)
+                OR (w.source_path, w.size_bytes, w.mtime) IN
+                   (SELECT * FROM unnest($1::text[], $2::bigint[], $3::timestamptz[])))
+           AND w.state = 'failed' AND b.estatus = 'FALLO_SISTEMA' AND b.descartado_en IS NULL
+           AND NOT EXISTS (SELECT 1 FROM work_items r WHERE r.retry_of = b.id)",
+    )
+    .bind(&paths)
+    .bind(&sizes)
+    .bind(&mtimes)
+    .bind(in_flight)
+    .fetch_all(&mut *tx)
+    .await?;
     let retried: Vec<i64> = sqlx::query_scalar(
         "UPDATE work_items w
          SET state = 'pending', attempts = 0, run_at = now(), system_retry_days = w.system_retry_days + 1,
              dispatch_run_id = $3,
              last_error = 'retried by the nightly run (tier 4) after: ' || coalesce(w.last_error, ''),
              updated_at = now()
-         FROM bitacora_control b
-         WHERE w.id = ANY($1) AND b.work_item_id = w.id AND w.state = 'failed'
-           AND b.estatus = 'FALLO_SISTEMA' AND b.descartado_en IS NULL AND w.system_retry_days < $2
-           AND NOT EXISTS (SELECT 1 FROM work_items r WHERE r.retry_of = b.id)
+         WHERE w.id = ANY($1) AND w.system_retry_days < $2
+           -- Never two open items for one listing identity.
+           AND NOT EXISTS (SELECT 1 FROM work_items o WHERE o.state IN ('pending', 'running')
+                           AND o.retry_of IS NULL AND (o.source_path, o.size_bytes, o.mtime) = (w.source_path, w.size_bytes, w.mtime))
          RETURNING w.id",
     )
-    .bind(at_origin)
+    .bind(&candidates)
     .bind(max_runs as i32)
     .bind(dispatch_run)
     .fetch_all(&mut *tx)
     .await?;
     audit::back_to_pending_all(&mut tx, &retried).await?;
-    let waiting: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM work_items w JOIN bitacora_control b ON b.work_item_id = w.id
-         WHERE w.id = ANY($1) AND w.state = 'failed' AND b.estatus = 'FALLO_SISTEMA'
-           AND w.system_retry_days >= $2 AND b.descartado_en IS NULL
-           AND NOT EXISTS (SELECT 1 FROM work_items r WHERE r.retry_of = b.id)",
-    )
-    .bind(at_origin)
-    .bind(max_runs as i32)
-    .fetch_one(&mut *tx)
-    .await?;
     if !retried.is_empty() {
         notify(&mut tx).await?;
     }
     tx.commit().await?;
+    let waiting = (candidates.len() - retried.len()) as i64;
     Ok((retried, waiting))
 }
 
@@ -582,7 +607,9 @@ pub const DEPTH: &str = "SELECT s.state, count(w.id),
 
 /// The queue's depth, for metrics.
 pub async fn depth(client: &impl GenericClient) -> Result<Depth, tokio_postgres::Error> {
-    let rows = client.query(&client.prepare_cached(DEPTH).await?, &[]).await?;
+    let rows = client
+        .query(&client.prepare_cached(DEPTH).await?, &[])
+        .await?;
     let mut depth = Depth::default();
     for (state, row) in ItemState::ALL.into_iter().zip(rows) {
         depth.by_state.push((state, row.get(1)));

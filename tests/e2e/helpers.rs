@@ -210,9 +210,23 @@ impl TestApp {
             .unwrap();
     }
 
-    /// Whether a file is still at the origin.
+    /// The origin's URL as configured (what the dispatcher records on its items).
+    pub fn origin_url(&self) -> String {
+        let config = std::fs::read_to_string(&self.config).unwrap();
+        let line = config.lines().find(|l| l.starts_with("url = ")).unwrap();
+        line.trim_start_matches("url = ")
+            .trim_matches('"')
+            .to_string()
+    }
+
+    /// Whether a file is still at the origin: under its name, or under the private
+    /// in-flight name an item took it by (`.visitas-inflight-<id>-<name>`).
     pub fn at_origin(&self, name: &str) -> bool {
         self.origin.join(name).exists()
+            || std::fs::read_dir(&self.origin).unwrap().any(|e| {
+                shared::source::parse_in_flight(&e.unwrap().file_name().to_string_lossy())
+                    .is_some_and(|(_, original)| original == name)
+            })
     }
 
     /// Runs a binary of the workspace with this test's configuration.

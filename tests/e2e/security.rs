@@ -64,9 +64,11 @@ async fn remote_names_with_dot_dot_or_slash_are_refused() {
         "report_1..txt".to_string(),
     ] {
         let id: i64 = sqlx::query_scalar(
-            "INSERT INTO work_items (source_path, file_name, size_bytes, mtime) VALUES ($1, $1, 1, now()) RETURNING id",
+            "INSERT INTO work_items (origin, source_name, source_path, file_name, size_bytes, mtime)
+             VALUES ($2, $1, $1, $1, 1, now()) RETURNING id",
         )
         .bind(&name)
+        .bind(app.origin_url())
         .fetch_one(&app.db)
         .await
         .unwrap();

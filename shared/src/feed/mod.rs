@@ -11,6 +11,7 @@ pub use decode::{Encoding, decode};
 pub use layout::{ErrorCode, LayoutError, VISITS};
 pub use rules::{FeedError, Rejected, ValidatedBatch, validate, validate_batch};
 pub use stream::{
-    BATCH_ROWS, BatchReader, EndOfFile, FilePart, Fingerprint, StreamError, fingerprint, validate_file,
+    BATCH_ROWS, BatchReader, EndOfFile, FilePart, Fingerprint, StreamError, fingerprint,
+    validate_file,
 };
 pub use visitors::{VisitorTally, Visits};

@@ -31,7 +31,11 @@ mod tests {
         let taken = in_flight_name(42, &name);
         assert_eq!(taken.as_str(), ".visitas-inflight-42-report_12.txt");
         assert_eq!(parse_in_flight(taken.as_str()), Some((42, "report_12.txt")));
-        for other in ["report_12.txt", ".visitas-inflight-x-report_1.txt", ".visitas-inflight-7"] {
+        for other in [
+            "report_12.txt",
+            ".visitas-inflight-x-report_1.txt",
+            ".visitas-inflight-7",
+        ] {
             assert_eq!(parse_in_flight(other), None, "{other}");
         }
     }

@@ -3,8 +3,8 @@
 use super::{RemoteFile, RemoteName, SourceError, staging_error};
 use chrono::{DateTime, Utc};
 use std::io::ErrorKind;
-use tokio::io::AsyncWriteExt;
 use std::path::{Path, PathBuf};
+use tokio::io::AsyncWriteExt;
 
 /// A local origin directory.
 pub struct LocalSource {
@@ -56,7 +56,11 @@ impl LocalSource {
         }
     }
 
-    pub(super) async fn rename(&self, from: &RemoteName, to: &RemoteName) -> Result<(), SourceError> {
+    pub(super) async fn rename(
+        &self,
+        from: &RemoteName,
+        to: &RemoteName,
+    ) -> Result<(), SourceError> {
         let (from, to) = (self.dir.join(from.as_str()), self.dir.join(to.as_str()));
         let renamed = tokio::task::spawn_blocking({
             let (from, to) = (from.clone(), to.clone());
@@ -129,7 +133,8 @@ fn rename_noreplace(from_path: &Path, to_path: &Path) -> std::io::Result<()> {
     use std::ffi::CString;
     use std::os::unix::ffi::OsStrExt;
     let c = |p: &Path| {
-        CString::new(p.as_os_str().as_bytes()).map_err(|e| std::io::Error::new(ErrorKind::InvalidInput, e))
+        CString::new(p.as_os_str().as_bytes())
+            .map_err(|e| std::io::Error::new(ErrorKind::InvalidInput, e))
     };
     let (from, to) = (c(from_path)?, c(to_path)?);
     // SAFETY: both are valid NUL-terminated paths; AT_FDCWD with absolute or relative paths.

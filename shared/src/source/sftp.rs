@@ -192,7 +192,11 @@ impl SftpSource {
     }
 
     /// SSH_FXP_RENAME, which OpenSSH refuses when the target exists (it never replaces).
-    pub(super) async fn rename(&self, from: &RemoteName, to: &RemoteName) -> Result<(), SourceError> {
+    pub(super) async fn rename(
+        &self,
+        from: &RemoteName,
+        to: &RemoteName,
+    ) -> Result<(), SourceError> {
         let (old, new) = (self.path(from.as_str()), self.path(to.as_str()));
         match self.sftp.rename(old.clone(), new.clone()).await {
             Ok(()) => Ok(()),
