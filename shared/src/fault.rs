@@ -1,21 +1,25 @@
 //! Test-only fault hooks, so the fault-injection suite can stop a real process at a
-//! precise point. Inert unless `VISITAS_FAULT_PAUSE_AT` names the point.
+//! precise point. Compiled in only with the `fault-hooks` cargo feature (the test
+//! command builds the binaries with it); without it every hook is a no-op and the
+//! variables below are never read, so release binaries cannot be made to stall.
 //!
 //! `VISITAS_FAULT_PAUSE_AT=load` (comma-separated points) makes the process log
 //! "fault hook: pausing" and sleep `VISITAS_FAULT_PAUSE_SECS` (default 30) there,
 //! the first time it gets there.
 //! Points: `download` (remote file open, local file created), `load` (rows copied,
-//! transaction not committed), `after_commit` (committed, not yet backed up or deleted).
-
-use std::collections::HashSet;
-use std::sync::Mutex;
-use std::time::Duration;
-
-/// Points already paused at: each pauses once per process, so retries run through.
-static PAUSED: Mutex<Option<HashSet<String>>> = Mutex::new(None);
+//! transaction not committed), `after_commit` (committed, not yet backed up or deleted),
+//! `close` (`dispatcher close` holding the dispatcher's lock, nothing archived yet).
 
 /// Pauses at `point` (once per process) if the environment asks for it.
+#[cfg(feature = "fault-hooks")]
 pub async fn pause(point: &str) {
+    use std::collections::HashSet;
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    /// Points already paused at: each pauses once per process, so retries run through.
+    static PAUSED: Mutex<Option<HashSet<String>>> = Mutex::new(None);
+
     let Ok(points) = std::env::var("VISITAS_FAULT_PAUSE_AT") else {
         return;
     };
@@ -36,4 +40,32 @@ pub async fn pause(point: &str) {
         .unwrap_or(30);
     tracing::warn!(point, secs, "fault hook: pausing");
     tokio::time::sleep(Duration::from_secs(secs)).await;
+}
+
+/// Pauses at `point` (once per process) if the environment asks for it.
+#[cfg(not(feature = "fault-hooks"))]
+pub async fn pause(_point: &str) {}
+
+/// Whether the test-only switch `variable` is set (always false without `fault-hooks`).
+pub fn armed(variable: &str) -> bool {
+    cfg!(feature = "fault-hooks") && std::env::var_os(variable).is_some()
+}
+
+#[cfg(all(test, not(feature = "fault-hooks")))]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn without_the_feature_the_hooks_ignore_the_environment() {
+        // SAFETY: no other test reads these variables (configuration reads only
+        // `VISITAS_SECTION__KEY` names).
+        unsafe {
+            std::env::set_var("VISITAS_FAULT_PAUSE_AT", "load");
+            std::env::set_var("VISITAS_FAULT_PAUSE_SECS", "3600");
+            std::env::set_var("VISITAS_FAULT_CORRUPT_ARCHIVE", "1");
+        }
+        let paused = tokio::time::timeout(std::time::Duration::from_secs(5), pause("load")).await;
+        assert!(paused.is_ok(), "a build without fault-hooks never pauses");
+        assert!(!armed("VISITAS_FAULT_CORRUPT_ARCHIVE"));
+    }
 }

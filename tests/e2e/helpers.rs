@@ -35,7 +35,7 @@ fn bin(name: &str) -> PathBuf {
     let path = bin_dir().join(name);
     assert!(
         path.exists(),
-        "{} missing: run `cargo build --workspace --bins` first",
+        "{} missing: run `cargo build --workspace --bins --features dispatcher/fault-hooks,performer/fault-hooks` first",
         path.display()
     );
     path
