@@ -1,11 +1,17 @@
 //! Closing the day: zip the loose backups, set aside what staging still holds,
 //! apply retention. Safe to run again: each step redoes only what is left.
+//!
+//! Runs under the dispatcher's lock (the one `dispatcher run` holds), so two closes
+//! never overlap; performers may run meanwhile (an undrained night), so a loose copy is
+//! removed only once its audit row points into the verified zip, and files still being
+//! moved (temporary names) are left alone. Every directory changed is fsynced.
 
 use crate::archive::{self, ArchiveError};
 use crate::retention::{self, Removed};
 use chrono::NaiveDate;
 use shared::config::Config;
-use shared::paths::{Dirs, durable_move};
+use shared::paths::{Dirs, durable_move, sync_dir};
+use shared::service_lock::Lease;
 use sqlx::PgPool;
 use tracing::{error, info, warn};
 
@@ -46,12 +52,38 @@ impl Closed {
     }
 }
 
-/// Runs every step of the close; a failing day does not stop the others.
-pub async fn close_day(config: &Config, pool: &PgPool, today: NaiveDate) -> anyhow::Result<Closed> {
+/// `dispatcher close`: takes the dispatcher's lock and closes; `None` (said on stdout)
+/// when a run or another close holds the lock.
+pub async fn close_locked(
+    config: &Config,
+    pool: &PgPool,
+    today: NaiveDate,
+) -> anyhow::Result<Option<Closed>> {
+    let Some(lease) = crate::lock::take(config, pool, "close").await? else {
+        return Ok(None);
+    };
+    let closed = close_day(config, pool, today, &lease).await;
+    lease.release().await?;
+    let closed = closed?;
+    println!("{}", closed.describe());
+    Ok(Some(closed))
+}
+
+/// Runs every step of the close under `lease`; a failing day does not stop the others.
+pub async fn close_day(
+    config: &Config,
+    pool: &PgPool,
+    today: NaiveDate,
+    lease: &Lease,
+) -> anyhow::Result<Closed> {
     let dirs = Dirs::new(&config.paths.root);
     dirs.create()?;
     let mut closed = Closed::default();
+    shared::fault::pause("close").await;
+    // Only a lock holder writes zips: any temporary zip left is from a close that died.
+    archive::remove_stale_zips(&dirs.backup())?;
     for (day, loose) in archive::loose_days(&dirs.backup())? {
+        lease.ensure_held()?;
         match archive_one(pool, &dirs, day, &loose).await {
             Ok(n) => {
                 closed.zips += 1;
@@ -63,6 +95,7 @@ pub async fn close_day(config: &Config, pool: &PgPool, today: NaiveDate) -> anyh
             }
         }
     }
+    lease.ensure_held()?;
     let (quarantined, removed) = sweep_staging(pool, &dirs).await?;
     closed.quarantined = quarantined;
     closed.staging_removed = removed;
@@ -94,20 +127,28 @@ async fn archive_one(
     })
     .await?
     .map_err(|e: ArchiveError| anyhow::anyhow!(e))?;
+    let mut removed = 0;
     for (path, entry) in &archived.moved {
-        // The audit row follows the file into the zip before the loose copy goes.
-        sqlx::query("UPDATE bitacora_control SET ruta_backup = $2 WHERE ruta_backup = $1")
-            .bind(path.display().to_string())
-            .bind(format!("{}#{entry}", archived.zip.display()))
-            .execute(pool)
-            .await?;
+        // The audit row follows the file into the zip before the loose copy goes; a copy
+        // no row names yet (its performer is between the move and the record) stays.
+        let zip_entry = format!("{}#{entry}", archived.zip.display());
+        if shared::audit::record_archived(pool, &path.display().to_string(), &zip_entry).await? == 0
+        {
+            warn!(file = %path.display(), "loose copy kept: no audit row names it yet; a later close retires it");
+            continue;
+        }
         std::fs::remove_file(path)?;
+        removed += 1;
+    }
+    if removed > 0 {
+        sync_dir(loose)?;
     }
     if std::fs::read_dir(loose)?.next().is_none() {
         std::fs::remove_dir(loose)?;
+        sync_dir(&dirs.backup())?;
     }
-    info!(day = %day, zip = %archived.zip.display(), files = archived.moved.len(), "day archived and verified");
-    Ok(archived.moved.len())
+    info!(day = %day, zip = %archived.zip.display(), files = removed, "day archived and verified");
+    Ok(removed)
 }
 
 /// Staged files of items no longer running: copies of `FALLO_SISTEMA` items go to
@@ -128,23 +169,18 @@ async fn sweep_staging(pool: &PgPool, dirs: &Dirs) -> anyhow::Result<(usize, usi
             warn!(file = %path.display(), "unknown file in staging left alone");
             continue;
         };
-        let row: Option<(String, String, i64)> = sqlx::query_as(
-            "SELECT w.state, b.estatus, b.id FROM work_items w JOIN bitacora_control b ON b.work_item_id = w.id WHERE w.id = $1",
-        )
-        .bind(id)
-        .fetch_optional(pool)
-        .await?;
-        match row {
+        match shared::queue::staged_item(pool, id).await? {
             Some((state, _, _)) if state == "running" || state == "pending" => {}
             Some((_, estatus, bitacora_id)) if estatus == "FALLO_SISTEMA" => {
                 let file = name.split_once('-').map_or(name.as_str(), |(_, f)| f);
                 let to = dirs.quarantine().join(format!("{bitacora_id}-{file}"));
                 durable_move(&path, &to)?;
-                sqlx::query("UPDATE bitacora_control SET ruta_backup = $2 WHERE id = $1")
-                    .bind(bitacora_id)
-                    .bind(to.display().to_string())
-                    .execute(pool)
-                    .await?;
+                shared::audit::record_quarantined_copy(
+                    pool,
+                    bitacora_id,
+                    &to.display().to_string(),
+                )
+                .await?;
                 quarantined += 1;
             }
             _ => {
@@ -152,6 +188,9 @@ async fn sweep_staging(pool: &PgPool, dirs: &Dirs) -> anyhow::Result<(usize, usi
                 removed += 1;
             }
         }
+    }
+    if removed > 0 {
+        sync_dir(&dirs.staging())?;
     }
     Ok((quarantined, removed))
 }

@@ -5,6 +5,7 @@ mod archive;
 mod close;
 mod generate;
 mod listing;
+mod lock;
 mod night;
 mod output;
 mod progress;
@@ -53,7 +54,8 @@ enum Command {
         #[arg(long, value_name = "YYYY-MM-DD")]
         as_of: Option<NaiveDate>,
     },
-    /// Close the day now: zip loose backups, sweep staging, apply retention.
+    /// Close the day now: zip loose backups, sweep staging, apply retention. Holds the
+    /// same lock as `run`: while a run or another close holds it, says so and exits 0.
     Close {
         /// Business date for retention (default: today in business.time_zone).
         #[arg(long, value_name = "YYYY-MM-DD")]
@@ -141,9 +143,10 @@ async fn main() -> anyhow::Result<ExitCode> {
             }
         }
         Command::Close { as_of } => {
-            let closed = close::close_day(&config, &pool, today(as_of)?).await?;
-            println!("{}", closed.describe());
-            if !closed.failed_days.is_empty() {
+            // Busy (a run or another close holds the lock): said, exit 0, like `run`.
+            if let Some(closed) = close::close_locked(&config, &pool, today(as_of)?).await?
+                && !closed.failed_days.is_empty()
+            {
                 return Ok(ExitCode::from(EXIT_CLOSE_FAILED));
             }
         }

@@ -102,3 +102,33 @@ pub async fn record_local_copy(
         .await?;
     Ok(())
 }
+
+/// Points the audit rows naming the loose backup copy `loose` at its entry in the day's
+/// zip (`zip#entry`); returns how many rows now do. Zero means no row names that copy
+/// yet (its performer moved it but has not recorded it): the caller keeps the copy.
+pub async fn record_archived(
+    pool: &sqlx::PgPool,
+    loose: &str,
+    zip_entry: &str,
+) -> sqlx::Result<u64> {
+    let done = sqlx::query("UPDATE bitacora_control SET ruta_backup = $2 WHERE ruta_backup = $1")
+        .bind(loose)
+        .bind(zip_entry)
+        .execute(pool)
+        .await?;
+    Ok(done.rows_affected())
+}
+
+/// Records that the close moved a `FALLO_SISTEMA` file's staged copy to quarantine.
+pub async fn record_quarantined_copy(
+    pool: &sqlx::PgPool,
+    bitacora_id: i64,
+    path: &str,
+) -> sqlx::Result<()> {
+    sqlx::query("UPDATE bitacora_control SET ruta_backup = $2 WHERE id = $1")
+        .bind(bitacora_id)
+        .bind(path)
+        .execute(pool)
+        .await?;
+    Ok(())
+}

@@ -386,3 +386,14 @@ pub async fn depth(client: &impl GenericClient) -> Result<Depth, tokio_postgres:
         oldest_pending_secs: row.get(4),
     })
 }
+
+/// The queue state, audit status and audit id of item `id`, for the close's sweep of
+/// staged files (`None` when no such item).
+pub async fn staged_item(pool: &PgPool, id: i64) -> sqlx::Result<Option<(String, String, i64)>> {
+    sqlx::query_as(
+        "SELECT w.state, b.estatus, b.id FROM work_items w JOIN bitacora_control b ON b.work_item_id = w.id WHERE w.id = $1",
+    )
+    .bind(id)
+    .fetch_optional(pool)
+    .await
+}
