@@ -30,7 +30,7 @@ const EXIT_CLOSE_FAILED: u8 = 4;
 
 /// Finds visit files and enqueues them for the performers; closes the day; operator commands.
 #[derive(Parser)]
-#[command(version, about)]
+#[command(version = shared::fault::VERSION, about)]
 struct Cli {
     /// Configuration file (TOML); every key can be overridden by `VISITAS_…` variables.
     #[arg(long, env = "VISITAS_CONFIG", default_value = DEFAULT_CONFIG_PATH)]

@@ -10,6 +10,13 @@
 //! transaction not committed), `after_commit` (committed, not yet backed up or deleted),
 //! `close` (`dispatcher close` holding the dispatcher's lock, nothing archived yet).
 
+/// The version the binaries print, marked when built with the hooks (the tests check it).
+pub const VERSION: &str = if cfg!(feature = "fault-hooks") {
+    concat!(env!("CARGO_PKG_VERSION"), " (fault-hooks)")
+} else {
+    env!("CARGO_PKG_VERSION")
+};
+
 /// Pauses at `point` (once per process) if the environment asks for it.
 #[cfg(feature = "fault-hooks")]
 pub async fn pause(point: &str) {
