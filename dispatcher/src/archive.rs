@@ -80,13 +80,23 @@ pub fn zip_path(backup: &Path, day: NaiveDate) -> PathBuf {
     backup.join(format!("backup_{}.zip", day.format("%Y%m%d")))
 }
 
-/// Writes, verifies and installs the zip of `day` holding its old entries and the loose files.
+/// Writes, verifies and installs the zip of `day` holding its old entries and the loose
+/// files; writes nothing when no loose file is finished.
 pub fn archive_day(
     backup: &Path,
     day: NaiveDate,
     loose_dir: &Path,
 ) -> Result<Archived, ArchiveError> {
     let zip = zip_path(backup, day);
+    let finished =
+        finished_files(loose_dir).map_err(io_err(format!("listing {}", loose_dir.display())))?;
+    if finished.is_empty() {
+        // Only moves in progress (or nothing): no zip to write yet.
+        return Ok(Archived {
+            zip,
+            moved: Vec::new(),
+        });
+    }
     let tmp = backup.join(temporary_name(&zip));
     let result = write_and_verify(&zip, &tmp, loose_dir);
     if result.is_err() {
@@ -328,9 +338,11 @@ mod tests {
         let day = NaiveDate::from_ymd_opt(2026, 11, 24).unwrap();
         let loose = backup.join("20261124");
         std::fs::create_dir_all(&loose).unwrap();
-        std::fs::write(loose.join("1-report_1.txt"), b"one").unwrap();
         let moving = loose.join(temporary_name(&loose.join("2-report_2.txt")));
         std::fs::write(&moving, b"half").unwrap();
+        let nothing = archive_day(&backup, day, &loose).unwrap();
+        assert!(nothing.moved.is_empty() && !zip_path(&backup, day).exists());
+        std::fs::write(loose.join("1-report_1.txt"), b"one").unwrap();
         let archived = archive_day(&backup, day, &loose).unwrap();
         assert_eq!(
             archived.moved,

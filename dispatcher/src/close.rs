@@ -85,7 +85,8 @@ pub async fn close_day(
     for (day, loose) in archive::loose_days(&dirs.backup())? {
         lease.ensure_held()?;
         match archive_one(pool, &dirs, day, &loose).await {
-            Ok(n) => {
+            Ok(None) => {}
+            Ok(Some(n)) => {
                 closed.zips += 1;
                 closed.archived_files += n;
             }
@@ -120,13 +121,17 @@ async fn archive_one(
     dirs: &Dirs,
     day: NaiveDate,
     loose: &std::path::Path,
-) -> anyhow::Result<usize> {
+) -> anyhow::Result<Option<usize>> {
     let archived = tokio::task::spawn_blocking({
         let (backup, loose) = (dirs.backup(), loose.to_path_buf());
         move || archive::archive_day(&backup, day, &loose)
     })
     .await?
     .map_err(|e: ArchiveError| anyhow::anyhow!(e))?;
+    if archived.moved.is_empty() {
+        remove_if_empty(dirs, loose)?;
+        return Ok(None);
+    }
     let mut removed = 0;
     for (path, entry) in &archived.moved {
         // The audit row follows the file into the zip before the loose copy goes; a copy
@@ -143,12 +148,18 @@ async fn archive_one(
     if removed > 0 {
         sync_dir(loose)?;
     }
+    remove_if_empty(dirs, loose)?;
+    info!(day = %day, zip = %archived.zip.display(), files = removed, "day archived and verified");
+    Ok(Some(removed))
+}
+
+/// Removes a day directory left empty (durably).
+fn remove_if_empty(dirs: &Dirs, loose: &std::path::Path) -> std::io::Result<()> {
     if std::fs::read_dir(loose)?.next().is_none() {
         std::fs::remove_dir(loose)?;
         sync_dir(&dirs.backup())?;
     }
-    info!(day = %day, zip = %archived.zip.display(), files = removed, "day archived and verified");
-    Ok(removed)
+    Ok(())
 }
 
 /// Staged files of items no longer running: copies of `FALLO_SISTEMA` items go to
