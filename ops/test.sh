@@ -5,6 +5,7 @@ cd "$(dirname "$0")/.."
 ops/check-toolchain.sh
 ops/testbed.sh
 cargo fmt --all -- --check
-cargo build --workspace --bins
+# The e2e tests run these binaries; they need the test-only fault hooks (shared/src/fault.rs).
+cargo build --workspace --bins --features dispatcher/fault-hooks,performer/fault-hooks
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 cargo test --workspace

@@ -1,18 +1,23 @@
 //! The nightly close: each day's loose backups become `backup/backup_YYYYMMDD.zip`.
 //!
-//! Written to a temporary name, read back (every entry's CRC and size checked),
-//! renamed over the old zip, and only then may the caller remove the loose copies.
-//! A second close of the same day copies the old entries into the new zip first.
+//! Written to a temporary name unique to the process, read back (every entry's CRC and
+//! size checked), renamed over the old zip, and only then may the caller remove the
+//! loose copies. A second close of the same day copies the old entries into the new zip
+//! first. Only finished files are zipped: a file still being moved in has a temporary
+//! name (`shared::paths::is_temporary`) until it is complete.
 
 use chrono::NaiveDate;
+use shared::paths::{is_temporary, sync_dir, temporary_name};
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, BufWriter};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, ZipArchive, ZipWriter};
 
-/// Test-only fault hook: when set, the temporary zip is damaged before it is verified.
+/// Test-only fault hook (`fault-hooks` builds only): when set, the temporary zip is
+/// damaged before it is verified.
 pub const CORRUPT_HOOK: &str = "VISITAS_FAULT_CORRUPT_ARCHIVE";
 
 /// Why a day could not be archived; the loose copies and the old zip are untouched.
@@ -75,17 +80,27 @@ pub fn zip_path(backup: &Path, day: NaiveDate) -> PathBuf {
     backup.join(format!("backup_{}.zip", day.format("%Y%m%d")))
 }
 
-/// Writes, verifies and installs the zip of `day` holding its old entries and the loose files.
+/// Writes, verifies and installs the zip of `day` holding its old entries and the loose
+/// files; writes nothing when no loose file is finished.
 pub fn archive_day(
     backup: &Path,
     day: NaiveDate,
     loose_dir: &Path,
 ) -> Result<Archived, ArchiveError> {
     let zip = zip_path(backup, day);
-    let tmp = backup.join(format!(".backup_{}.zip.tmp", day.format("%Y%m%d")));
+    let finished =
+        finished_files(loose_dir).map_err(io_err(format!("listing {}", loose_dir.display())))?;
+    if finished.is_empty() {
+        // Only moves in progress (or nothing): no zip to write yet.
+        return Ok(Archived {
+            zip,
+            moved: Vec::new(),
+        });
+    }
+    let tmp = backup.join(temporary_name(&zip));
     let result = write_and_verify(&zip, &tmp, loose_dir);
     if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+        let _ = std::fs::remove_file(&tmp).and_then(|()| sync_dir(backup));
         return result;
     }
     std::fs::rename(&tmp, &zip).map_err(io_err(format!(
@@ -93,19 +108,59 @@ pub fn archive_day(
         tmp.display(),
         zip.display()
     )))?;
-    File::open(backup)
-        .and_then(|d| d.sync_all())
-        .map_err(io_err(format!("syncing {}", backup.display())))?;
+    sync_dir(backup).map_err(io_err(format!("syncing {}", backup.display())))?;
     result
 }
 
+/// Removes temporary zips (`.backup_*.tmp`) left by a close that died; returns how many.
+/// Only the holder of the dispatcher's lock writes zips, so under it they are all stale.
+pub fn remove_stale_zips(backup: &Path) -> io::Result<usize> {
+    let mut removed = 0;
+    for entry in std::fs::read_dir(backup)? {
+        let name = entry?.file_name().to_string_lossy().into_owned();
+        if is_temporary(&name) && name.starts_with(".backup_") && name.ends_with(".tmp") {
+            std::fs::remove_file(backup.join(&name))?;
+            removed += 1;
+        }
+    }
+    if removed > 0 {
+        sync_dir(backup)?;
+    }
+    Ok(removed)
+}
+
+/// The finished files of a loose day directory, sorted. Temporary names are files still
+/// being moved in; one untouched for [`STALE_MOVE`] belongs to a mover that died (a
+/// stalled one finds it gone, its rename fails, and its item is retried) and is removed.
+fn finished_files(loose_dir: &Path) -> io::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    let mut removed = false;
+    for entry in std::fs::read_dir(loose_dir)? {
+        let entry = entry?;
+        let (path, meta) = (entry.path(), entry.metadata()?);
+        if !meta.is_file() {
+            continue;
+        }
+        if !is_temporary(&entry.file_name().to_string_lossy()) {
+            files.push(path);
+        } else if meta.modified()?.elapsed().unwrap_or_default() > STALE_MOVE {
+            std::fs::remove_file(&path)?;
+            removed = true;
+        }
+    }
+    if removed {
+        sync_dir(loose_dir)?;
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// How long a temporary file may stay untouched before it counts as abandoned.
+const STALE_MOVE: Duration = Duration::from_secs(3600);
+
 fn write_and_verify(zip: &Path, tmp: &Path, loose_dir: &Path) -> Result<Archived, ArchiveError> {
-    let mut loose: Vec<PathBuf> = std::fs::read_dir(loose_dir)
-        .map_err(io_err(format!("listing {}", loose_dir.display())))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_file())
-        .collect();
-    loose.sort();
+    let loose =
+        finished_files(loose_dir).map_err(io_err(format!("listing {}", loose_dir.display())))?;
     let out = File::create(tmp).map_err(io_err(format!("creating {}", tmp.display())))?;
     let mut writer = ZipWriter::new(BufWriter::new(out));
     let mut expected: BTreeMap<String, u64> = BTreeMap::new();
@@ -168,7 +223,7 @@ fn write_and_verify(zip: &Path, tmp: &Path, loose_dir: &Path) -> Result<Archived
     file.sync_all()
         .map_err(io_err(format!("syncing {}", tmp.display())))?;
     drop(file);
-    if std::env::var_os(CORRUPT_HOOK).is_some() {
+    if shared::fault::armed(CORRUPT_HOOK) {
         corrupt(tmp);
     }
     verify(tmp, &expected)?;
@@ -274,6 +329,33 @@ mod tests {
             Some(b"two".as_slice())
         );
         assert_eq!(loose_days(&backup).unwrap(), vec![(day, loose)]);
+        std::fs::remove_dir_all(&backup).unwrap();
+    }
+
+    #[test]
+    fn files_still_being_moved_in_are_not_zipped() {
+        let backup = scratch("moving");
+        let day = NaiveDate::from_ymd_opt(2026, 11, 24).unwrap();
+        let loose = backup.join("20261124");
+        std::fs::create_dir_all(&loose).unwrap();
+        let moving = loose.join(temporary_name(&loose.join("2-report_2.txt")));
+        std::fs::write(&moving, b"half").unwrap();
+        let nothing = archive_day(&backup, day, &loose).unwrap();
+        assert!(nothing.moved.is_empty() && !zip_path(&backup, day).exists());
+        std::fs::write(loose.join("1-report_1.txt"), b"one").unwrap();
+        let archived = archive_day(&backup, day, &loose).unwrap();
+        assert_eq!(
+            archived.moved,
+            vec![(loose.join("1-report_1.txt"), "1-report_1.txt".into())]
+        );
+        let found = entries(&zip_path(&backup, day));
+        assert_eq!(found.keys().collect::<Vec<_>>(), ["1-report_1.txt"]);
+        assert!(moving.exists(), "a live move is left alone");
+        let names: Vec<String> = std::fs::read_dir(&backup)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(names.iter().all(|n| !is_temporary(n)), "{names:?}");
         std::fs::remove_dir_all(&backup).unwrap();
     }
 }

@@ -1,13 +1,18 @@
 //! Closing the day: zip the loose backups, set aside what staging still holds,
 //! apply retention. Safe to run again: each step redoes only what is left.
+//!
+//! Runs under the dispatcher's lock (the one `dispatcher run` holds), so two closes
+//! never overlap; performers may run meanwhile (an undrained night), so a loose copy is
+//! removed only once its audit row points into the verified zip, and files still being
+//! moved (temporary names) are left alone. Every directory changed is fsynced.
 
 use crate::archive::{self, ArchiveError};
 use crate::retention::{self, Removed};
 use chrono::NaiveDate;
-use shared::audit;
 use shared::config::Config;
-use shared::paths::Dirs;
+use shared::paths::{Dirs, sync_dir};
 use shared::queue;
+use shared::service_lock::Lease;
 use sqlx::PgPool;
 use tracing::{error, info, warn};
 
@@ -48,14 +53,41 @@ impl Closed {
     }
 }
 
-/// Runs every step of the close; a failing day does not stop the others.
-pub async fn close_day(config: &Config, pool: &PgPool, today: NaiveDate) -> anyhow::Result<Closed> {
+/// `dispatcher close`: takes the dispatcher's lock and closes; `None` (said on stdout)
+/// when a run or another close holds the lock.
+pub async fn close_locked(
+    config: &Config,
+    pool: &PgPool,
+    today: NaiveDate,
+) -> anyhow::Result<Option<Closed>> {
+    let Some(lease) = crate::lock::take(config, pool, "close").await? else {
+        return Ok(None);
+    };
+    let closed = close_day(config, pool, today, &lease).await;
+    lease.release().await?;
+    let closed = closed?;
+    println!("{}", closed.describe());
+    Ok(Some(closed))
+}
+
+/// Runs every step of the close under `lease`; a failing day does not stop the others.
+pub async fn close_day(
+    config: &Config,
+    pool: &PgPool,
+    today: NaiveDate,
+    lease: &Lease,
+) -> anyhow::Result<Closed> {
     let dirs = Dirs::new(&config.paths.root);
     dirs.create()?;
     let mut closed = Closed::default();
+    shared::fault::pause("close").await;
+    // Only a lock holder writes zips: any temporary zip left is from a close that died.
+    archive::remove_stale_zips(&dirs.backup())?;
     for (day, loose) in archive::loose_days(&dirs.backup())? {
+        lease.ensure_held()?;
         match archive_one(pool, &dirs, day, &loose).await {
-            Ok(n) => {
+            Ok(None) => {}
+            Ok(Some(n)) => {
                 closed.zips += 1;
                 closed.archived_files += n;
             }
@@ -65,6 +97,7 @@ pub async fn close_day(config: &Config, pool: &PgPool, today: NaiveDate) -> anyh
             }
         }
     }
+    lease.ensure_held()?;
     let (quarantined, removed) = sweep_staging(pool, &dirs).await?;
     closed.quarantined = quarantined;
     closed.staging_removed = removed;
@@ -89,28 +122,45 @@ async fn archive_one(
     dirs: &Dirs,
     day: NaiveDate,
     loose: &std::path::Path,
-) -> anyhow::Result<usize> {
+) -> anyhow::Result<Option<usize>> {
     let archived = tokio::task::spawn_blocking({
         let (backup, loose) = (dirs.backup(), loose.to_path_buf());
         move || archive::archive_day(&backup, day, &loose)
     })
     .await?
     .map_err(|e: ArchiveError| anyhow::anyhow!(e))?;
-    for (path, entry) in &archived.moved {
-        // The audit row follows the file into the zip before the loose copy goes.
-        audit::copy_moved(
-            pool,
-            &path.display().to_string(),
-            &format!("{}#{entry}", archived.zip.display()),
-        )
-        .await?;
-        std::fs::remove_file(path)?;
+    if archived.moved.is_empty() {
+        remove_if_empty(dirs, loose)?;
+        return Ok(None);
     }
+    let mut removed = 0;
+    for (path, entry) in &archived.moved {
+        // The audit row follows the file into the zip before the loose copy goes; a copy
+        // no row names yet (its performer is between the move and the record) stays.
+        let zip_entry = format!("{}#{entry}", archived.zip.display());
+        if shared::audit::record_archived(pool, &path.display().to_string(), &zip_entry).await? == 0
+        {
+            warn!(file = %path.display(), "loose copy kept: no audit row names it yet; a later close retires it");
+            continue;
+        }
+        std::fs::remove_file(path)?;
+        removed += 1;
+    }
+    if removed > 0 {
+        sync_dir(loose)?;
+    }
+    remove_if_empty(dirs, loose)?;
+    info!(day = %day, zip = %archived.zip.display(), files = removed, "day archived and verified");
+    Ok(Some(removed))
+}
+
+/// Removes a day directory left empty (durably).
+fn remove_if_empty(dirs: &Dirs, loose: &std::path::Path) -> std::io::Result<()> {
     if std::fs::read_dir(loose)?.next().is_none() {
         std::fs::remove_dir(loose)?;
+        sync_dir(&dirs.backup())?;
     }
-    info!(day = %day, zip = %archived.zip.display(), files = archived.moved.len(), "day archived and verified");
-    Ok(archived.moved.len())
+    Ok(())
 }
 
 /// Staged files of items no longer running are removed: a staged file is one attempt's
@@ -140,6 +190,9 @@ async fn sweep_staging(pool: &PgPool, dirs: &Dirs) -> anyhow::Result<(usize, usi
             std::fs::remove_file(&path)?;
             removed += 1;
         }
+    }
+    if removed > 0 {
+        sync_dir(&dirs.staging())?;
     }
     Ok((0, removed))
 }

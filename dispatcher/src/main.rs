@@ -5,6 +5,7 @@ mod archive;
 mod close;
 mod generate;
 mod listing;
+mod lock;
 mod night;
 mod output;
 mod progress;
@@ -29,7 +30,7 @@ const EXIT_CLOSE_FAILED: u8 = 4;
 
 /// Finds visit files and enqueues them for the performers; closes the day; operator commands.
 #[derive(Parser)]
-#[command(version, about)]
+#[command(version = shared::fault::VERSION, about)]
 struct Cli {
     /// Configuration file (TOML); every key can be overridden by `VISITAS_…` variables.
     #[arg(long, env = "VISITAS_CONFIG", default_value = DEFAULT_CONFIG_PATH)]
@@ -53,7 +54,8 @@ enum Command {
         #[arg(long, value_name = "YYYY-MM-DD")]
         as_of: Option<NaiveDate>,
     },
-    /// Close the day now: zip loose backups, sweep staging, apply retention.
+    /// Close the day now: zip loose backups, sweep staging, apply retention. Holds the
+    /// same lock as `run`: while a run or another close holds it, says so and exits 0.
     Close {
         /// Business date for retention (default: today in business.time_zone).
         #[arg(long, value_name = "YYYY-MM-DD")]
@@ -141,9 +143,10 @@ async fn main() -> anyhow::Result<ExitCode> {
             }
         }
         Command::Close { as_of } => {
-            let closed = close::close_day(&config, &pool, today(as_of)?).await?;
-            println!("{}", closed.describe());
-            if !closed.failed_days.is_empty() {
+            // Busy (a run or another close holds the lock): said, exit 0, like `run`.
+            if let Some(closed) = close::close_locked(&config, &pool, today(as_of)?).await?
+                && !closed.failed_days.is_empty()
+            {
                 return Ok(ExitCode::from(EXIT_CLOSE_FAILED));
             }
         }

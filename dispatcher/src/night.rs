@@ -2,8 +2,8 @@
 //! yesterday's system failures (tier 4), wait for the queue to drain (bounded),
 //! close the day and print its summary.
 //!
-//! Concurrency: the whole run holds the session advisory lock [`DISPATCH_LOCK`]
-//! (`pg_try_advisory_lock`); a second run started meanwhile says so and exits 0.
+//! Concurrency: the whole run holds the dispatcher's lock (`crate::lock`, shared with
+//! `dispatcher close`); a second run started meanwhile says so and exits 0.
 //! The unique listing key of `work_items` would stop a double enqueue anyway.
 
 use crate::listing::{Verdict, classify};
@@ -13,13 +13,11 @@ use regex::Regex;
 use shared::alert::{self, Alert};
 use shared::config::Config;
 use shared::queue::{self, ItemState, NewItem};
+use shared::service_lock::Lease;
 use shared::source::{RemoteFile, Source, configured_origin};
 use sqlx::PgPool;
 use std::time::{Duration, Instant};
 use tracing::{error, info, warn};
-
-/// Advisory lock key of `dispatcher run` ("VISITAS" + 1).
-pub const DISPATCH_LOCK: i64 = 0x5649_5349_5441_5301;
 
 /// How a run ended.
 #[derive(Debug, PartialEq, Eq)]
@@ -53,27 +51,11 @@ pub async fn run(
     wait: bool,
     today: NaiveDate,
 ) -> anyhow::Result<Outcome> {
-    let mut lock = pool.acquire().await?;
-    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
-        .bind(DISPATCH_LOCK)
-        .fetch_one(&mut *lock)
-        .await?;
-    if !locked {
-        let holder: Option<i64> =
-            sqlx::query_scalar("SELECT max(id) FROM dispatch_runs WHERE finished_at IS NULL")
-                .fetch_one(pool)
-                .await?;
-        warn!(dispatch_run = ?holder, "another dispatcher run is in progress; nothing to do");
-        println!(
-            "another dispatcher run is in progress (dispatch_runs.id = {holder:?}); nothing to do"
-        );
+    let Some(lease) = crate::lock::take(config, pool, "run").await? else {
         return Ok(Outcome::Busy);
-    }
-    let outcome = locked_run(config, pool, wait, today).await;
-    sqlx::query("SELECT pg_advisory_unlock($1)")
-        .bind(DISPATCH_LOCK)
-        .execute(&mut *lock)
-        .await?;
+    };
+    let outcome = locked_run(config, pool, wait, today, &lease).await;
+    lease.release().await?;
     outcome
 }
 
@@ -82,6 +64,7 @@ async fn locked_run(
     pool: &PgPool,
     wait: bool,
     today: NaiveDate,
+    lease: &Lease,
 ) -> anyhow::Result<Outcome> {
     let run_id: i64 = sqlx::query_scalar(
         "INSERT INTO dispatch_runs (host, source, fecha_negocio) VALUES ($1, $2, $3) RETURNING id",
@@ -163,7 +146,7 @@ async fn locked_run(
     }
 
     let drained = wait_for_drain(config, pool).await?;
-    let closed = close::close_day(config, pool, today).await?;
+    let closed = close::close_day(config, pool, today, lease).await?;
     let lines = summary::day(pool, today).await?;
     let table = summary::render(today, &lines);
     info!(summary = %table, zips = closed.zips, archived = closed.archived_files, quarantined = closed.quarantined,

@@ -1,8 +1,9 @@
-//! Retention: backup zips and log directories older than their limit are removed.
+//! Retention: backup zips and log directories older than their limit are removed
+//! (the directories they leave are fsynced).
 
 use crate::archive::loose_days;
 use chrono::NaiveDate;
-use shared::paths::Dirs;
+use shared::paths::{Dirs, sync_dir};
 use std::io;
 
 /// What retention removed.
@@ -36,6 +37,9 @@ pub fn apply(
                 removed.backups += 1;
             }
         }
+        if removed.backups > 0 {
+            sync_dir(&dirs.backup())?;
+        }
     }
     if dirs.logs().exists() {
         for (day, path) in loose_days(&dirs.logs())? {
@@ -43,6 +47,9 @@ pub fn apply(
                 std::fs::remove_dir_all(path)?;
                 removed.log_days += 1;
             }
+        }
+        if removed.log_days > 0 {
+            sync_dir(&dirs.logs())?;
         }
     }
     Ok(removed)

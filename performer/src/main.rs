@@ -21,7 +21,7 @@ use tracing::info;
 
 /// Loads visit files from the work queue.
 #[derive(Parser)]
-#[command(version, about)]
+#[command(version = shared::fault::VERSION, about)]
 struct Cli {
     /// Configuration file (TOML); every key can be overridden by `VISITAS_…` variables.
     #[arg(long, env = "VISITAS_CONFIG", default_value = DEFAULT_CONFIG_PATH)]

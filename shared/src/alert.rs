@@ -1,5 +1,6 @@
-//! Alerts: a JSON POST to the configured webhook on `FALLO_LAYOUT`, `FALLO_SISTEMA`
-//! and a night that did not drain. Best effort: retried, then logged, never fatal.
+//! Alerts: a JSON POST to the configured webhook on `FALLO_LAYOUT`, `FALLO_SISTEMA`,
+//! a night that did not drain, and a night that found the dispatcher's lock stuck.
+//! Best effort: retried, then logged, never fatal.
 
 use crate::config::AlertsConfig;
 use backon::{ExponentialBuilder, Retryable};
@@ -11,7 +12,7 @@ use tracing::{error, info, warn};
 /// What an alert says.
 #[derive(Debug, Clone, Serialize)]
 pub struct Alert {
-    /// `FALLO_LAYOUT`, `FALLO_SISTEMA`, `NOCHE_SIN_DRENAR` or `ARCHIVO_ZIP_FALLIDO`.
+    /// `FALLO_LAYOUT`, `FALLO_SISTEMA`, `NOCHE_SIN_DRENAR`, `NOCHE_BLOQUEADA` or `ARCHIVO_ZIP_FALLIDO`.
     pub event: String,
     /// The file, if the alert is about one.
     pub file: Option<String>,

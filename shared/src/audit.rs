@@ -460,14 +460,20 @@ pub async fn back_to_pending_all(
     Ok(())
 }
 
-/// A loose copy moved into the day's zip: the rows that pointed to it follow it.
-pub async fn copy_moved(pool: &sqlx::PgPool, from: &str, to: &str) -> sqlx::Result<()> {
-    sqlx::query("UPDATE bitacora_control SET ruta_backup = $2 WHERE ruta_backup = $1")
-        .bind(from)
-        .bind(to)
+/// Points the audit rows naming the loose backup copy `loose` at its entry in the day's
+/// zip (`zip#entry`); returns how many rows now do. Zero means no row names that copy
+/// yet (its performer moved it but has not recorded it): the caller keeps the copy.
+pub async fn record_archived(
+    pool: &sqlx::PgPool,
+    loose: &str,
+    zip_entry: &str,
+) -> sqlx::Result<u64> {
+    let done = sqlx::query("UPDATE bitacora_control SET ruta_backup = $2 WHERE ruta_backup = $1")
+        .bind(loose)
+        .bind(zip_entry)
         .execute(pool)
         .await?;
-    Ok(())
+    Ok(done.rows_affected())
 }
 
 /// An operator discarded a quarantined file, with a reason; `moved_to` is its copy's new place.

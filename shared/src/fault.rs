@@ -1,21 +1,32 @@
 //! Test-only fault hooks, so the fault-injection suite can stop a real process at a
-//! precise point. Inert unless `VISITAS_FAULT_PAUSE_AT` names the point.
+//! precise point. Compiled in only with the `fault-hooks` cargo feature (the test
+//! command builds the binaries with it); without it every hook is a no-op and the
+//! variables below are never read, so release binaries cannot be made to stall.
 //!
 //! `VISITAS_FAULT_PAUSE_AT=load` (comma-separated points) makes the process log
 //! "fault hook: pausing" and sleep `VISITAS_FAULT_PAUSE_SECS` (default 30) there,
 //! the first time it gets there.
 //! Points: `download` (remote file open, local file created), `load` (rows copied,
-//! transaction not committed), `after_commit` (committed, not yet backed up or deleted).
+//! transaction not committed), `after_commit` (committed, not yet backed up or deleted),
+//! `close` (`dispatcher close` holding the dispatcher's lock, nothing archived yet).
 
-use std::collections::HashSet;
-use std::sync::Mutex;
-use std::time::Duration;
-
-/// Points already paused at: each pauses once per process, so retries run through.
-static PAUSED: Mutex<Option<HashSet<String>>> = Mutex::new(None);
+/// The version the binaries print, marked when built with the hooks (the tests check it).
+pub const VERSION: &str = if cfg!(feature = "fault-hooks") {
+    concat!(env!("CARGO_PKG_VERSION"), " (fault-hooks)")
+} else {
+    env!("CARGO_PKG_VERSION")
+};
 
 /// Pauses at `point` (once per process) if the environment asks for it.
+#[cfg(feature = "fault-hooks")]
 pub async fn pause(point: &str) {
+    use std::collections::HashSet;
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    /// Points already paused at: each pauses once per process, so retries run through.
+    static PAUSED: Mutex<Option<HashSet<String>>> = Mutex::new(None);
+
     let Ok(points) = std::env::var("VISITAS_FAULT_PAUSE_AT") else {
         return;
     };
@@ -41,9 +52,40 @@ pub async fn pause(point: &str) {
 /// Panics at `point` if `VISITAS_FAULT_PANIC_AT` names it: a defect in a worker thread,
 /// on demand (the validator's thread, to prove a load never commits without its end).
 pub fn panic_at(point: &str) {
-    if std::env::var("VISITAS_FAULT_PANIC_AT")
-        .is_ok_and(|p| p.split(',').any(|p| p.trim() == point))
+    if armed("VISITAS_FAULT_PANIC_AT")
+        && std::env::var("VISITAS_FAULT_PANIC_AT")
+            .is_ok_and(|p| p.split(',').any(|p| p.trim() == point))
     {
         panic!("fault hook: panic at {point}");
+    }
+}
+
+/// Pauses at `point` (once per process) if the environment asks for it.
+#[cfg(not(feature = "fault-hooks"))]
+pub async fn pause(_point: &str) {}
+
+/// Whether the test-only switch `variable` is set (always false without `fault-hooks`).
+pub fn armed(variable: &str) -> bool {
+    cfg!(feature = "fault-hooks") && std::env::var_os(variable).is_some()
+}
+
+#[cfg(all(test, not(feature = "fault-hooks")))]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn without_the_feature_the_hooks_ignore_the_environment() {
+        // SAFETY: no other test reads these variables (configuration reads only
+        // `VISITAS_SECTION__KEY` names).
+        unsafe {
+            std::env::set_var("VISITAS_FAULT_PAUSE_AT", "load");
+            std::env::set_var("VISITAS_FAULT_PAUSE_SECS", "3600");
+            std::env::set_var("VISITAS_FAULT_CORRUPT_ARCHIVE", "1");
+            std::env::set_var("VISITAS_FAULT_PANIC_AT", "validate");
+        }
+        let paused = tokio::time::timeout(std::time::Duration::from_secs(5), pause("load")).await;
+        assert!(paused.is_ok(), "a build without fault-hooks never pauses");
+        assert!(!armed("VISITAS_FAULT_CORRUPT_ARCHIVE"));
+        panic_at("validate");
     }
 }

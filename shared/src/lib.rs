@@ -10,6 +10,7 @@
 //! - [`load`]: the one load transaction; [`copy_writer`] its binary COPY.
 //! - [`audit`]: `bitacora_control` writes other than the load.
 //! - [`db`]: the two pools and the embedded migrations; [`paths`]: the ETL root and durable moves.
+//! - [`service_lock`]: the dispatcher's lease and the load's row locks, out of the read-only role's reach.
 //! - [`alert`], [`telemetry`]: webhook alerts, logs (stdout and per-day, per-file) and metrics.
 //! - [`fixtures`]: the generator of visit files (tests, demo, benchmarks); [`fault`]: test-only pause hooks.
 //! - [`hash`], [`host`]: SHA-256 hex and the host name.
@@ -30,5 +31,6 @@ pub mod load;
 pub mod paths;
 pub mod queue;
 pub mod secret;
+pub mod service_lock;
 pub mod source;
 pub mod telemetry;

@@ -1,11 +1,12 @@
 //! The load: one transaction puts a validated file into `estadisticas`, `errores`,
 //! `visitantes` and `bitacora_control`, or nothing at all.
 //!
-//! Locks, in this order (so loads never deadlock):
-//! 1. a transaction advisory lock on the file's SHA-256: two loads of the same
+//! Locks, in this order (so loads never deadlock), both row locks the read-only role
+//! cannot take (`crate::service_lock`):
+//! 1. the file's SHA-256 row in `content_locks`: two loads of the same
 //!    content serialise, and the second sees the first and ends `DUPLICADO`
 //!    (the unique index on loaded SHA-256 is the last line of defence);
-//! 2. after the bulk COPY, one transaction advisory lock for the visitor upsert:
+//! 2. after the bulk COPY, the `visitors` row of `service_locks` for the visitor upsert:
 //!    visitor rows are updated by one load at a time, each seeing the rows of the
 //!    loads committed before it, so counters are exact under concurrency.
 
@@ -20,9 +21,6 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc::Receiver;
 use tokio_postgres::types::{ToSql, Type};
-
-/// Advisory lock key (two-int form) serialising visitor upserts.
-const VISITORS_LOCK: (i32, i32) = (0x5649_5349, 1);
 
 /// Why a load did not commit.
 #[derive(Debug, thiserror::Error)]
@@ -116,11 +114,7 @@ async fn load(
 ) -> Result<LoadOutcome, LoadError> {
     let fence = Fence::from(item);
     let tx = client.transaction().await?;
-    tx.execute(
-        "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
-        &[&facts.sha256],
-    )
-    .await?;
+    crate::service_lock::lock_content(&tx, &facts.sha256).await?;
     if let Some(of) = audit::loaded_elsewhere(&tx, &facts.sha256, item.bitacora_id).await? {
         let message =
             format!("same content (SHA-256) as bitacora_control.id = {of}; nothing loaded");
@@ -337,11 +331,7 @@ async fn upsert_visitors(
     if visitors.is_empty() {
         return Ok((0, 0));
     }
-    tx.execute(
-        "SELECT pg_advisory_xact_lock($1, $2)",
-        &[&VISITORS_LOCK.0, &VISITORS_LOCK.1],
-    )
-    .await?;
+    crate::service_lock::lock_visitors(tx).await?;
     let emails: Vec<&str> = visitors.iter().map(|(e, _)| e.as_str()).collect();
     let mut known = vec![false; visitors.len()];
     for row in tx

@@ -16,8 +16,10 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id};
-use tracing::{Event, Subscriber};
-use tracing_subscriber::layer::{Context, SubscriberExt};
+use tracing::subscriber::Interest;
+use tracing::{Event, Level, Metadata, Subscriber};
+use tracing_subscriber::filter::{FilterExt, LevelFilter, filter_fn};
+use tracing_subscriber::layer::{Context, Filter, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
@@ -32,20 +34,75 @@ pub struct FileLogs {
     pub tz: Tz,
 }
 
-/// Installs the global subscriber; `RUST_LOG` overrides the default `info` level.
+/// Installs the global subscriber. `RUST_LOG` (default `info`) filters stdout only: the
+/// day-directory logs are a record operators rely on, so they always take `info` and up.
 pub fn init(files: Option<FileLogs>) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let events = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // Spans stay enabled whatever `RUST_LOG` says, so a warning inside an item still
+    // carries the item span's `work_item_id` and `file` on stdout.
+    let stdout_filter = events.or(filter_fn(|meta| {
+        meta.is_span() && *meta.level() <= Level::INFO
+    }));
     let stdout = tracing_subscriber::fmt::layer()
         .json()
         .flatten_event(true)
         .with_current_span(true)
         .with_span_list(false)
-        .with_writer(std::io::stdout);
+        .with_writer(std::io::stdout)
+        .with_filter(AskEveryTime(stdout_filter));
     tracing_subscriber::registry()
-        .with(filter)
         .with(stdout)
-        .with(files.map(DayFiles::new))
+        .with(files.map(|f| DayFiles::new(f).with_filter(AskEveryTime(LevelFilter::INFO))))
         .init();
+}
+
+/// A per-layer filter asked at every span and event, never cached as "always".
+///
+/// Works around tokio-rs/tracing#2519: `log::log_enabled!` (sqlx asks it after every
+/// query) runs the per-layer filters without an event, and their verdict then sticks to
+/// the next event of a callsite cached as "always", silently dropping it from the layer.
+struct AskEveryTime<F>(F);
+
+impl<S, F: Filter<S>> Filter<S> for AskEveryTime<F> {
+    fn enabled(&self, meta: &Metadata<'_>, cx: &Context<'_, S>) -> bool {
+        self.0.enabled(meta, cx)
+    }
+
+    fn callsite_enabled(&self, meta: &'static Metadata<'static>) -> Interest {
+        if self.0.callsite_enabled(meta).is_never() {
+            Interest::never()
+        } else {
+            Interest::sometimes()
+        }
+    }
+
+    fn max_level_hint(&self) -> Option<LevelFilter> {
+        self.0.max_level_hint()
+    }
+
+    fn event_enabled(&self, event: &Event<'_>, cx: &Context<'_, S>) -> bool {
+        self.0.event_enabled(event, cx)
+    }
+
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, cx: Context<'_, S>) {
+        self.0.on_new_span(attrs, id, cx)
+    }
+
+    fn on_record(&self, id: &Id, values: &tracing::span::Record<'_>, cx: Context<'_, S>) {
+        self.0.on_record(id, values, cx)
+    }
+
+    fn on_enter(&self, id: &Id, cx: Context<'_, S>) {
+        self.0.on_enter(id, cx)
+    }
+
+    fn on_exit(&self, id: &Id, cx: Context<'_, S>) {
+        self.0.on_exit(id, cx)
+    }
+
+    fn on_close(&self, id: Id, cx: Context<'_, S>) {
+        self.0.on_close(id, cx)
+    }
 }
 
 /// Serves Prometheus metrics on `listen` (`GET /metrics`).

@@ -35,10 +35,24 @@ fn bin(name: &str) -> PathBuf {
     let path = bin_dir().join(name);
     assert!(
         path.exists(),
-        "{} missing: run `cargo build --workspace --bins` first",
+        "{} missing: run `cargo build --workspace --bins --features dispatcher/fault-hooks,performer/fault-hooks` first",
         path.display()
     );
     path
+}
+
+/// A test that sets `VISITAS_FAULT_…` needs binaries built with the test-only hooks;
+/// without them the variables are ignored and the test would wait for nothing.
+fn require_fault_hooks(binary: &str, env: &[(String, String)]) {
+    if !env.iter().any(|(k, _)| k.starts_with("VISITAS_FAULT_")) {
+        return;
+    }
+    let out = Command::new(bin(binary)).arg("--version").output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("fault-hooks"),
+        "{binary} was built without the fault hooks: run \
+         `cargo build --workspace --bins --features dispatcher/fault-hooks,performer/fault-hooks`"
+    );
 }
 
 /// Where the files come from in a test.
@@ -231,6 +245,7 @@ impl TestApp {
 
     /// Runs a binary of the workspace with this test's configuration.
     pub fn run(&self, binary: &str, args: &[&str]) -> Output {
+        require_fault_hooks(binary, &self.env);
         let mut cmd = Command::new(bin(binary));
         cmd.args(args)
             .env("VISITAS_CONFIG", &self.config)
@@ -260,6 +275,7 @@ impl TestApp {
 
     /// Starts a binary in the background, output captured.
     pub fn spawn_bin(&self, binary: &str, args: &[&str]) -> std::process::Child {
+        require_fault_hooks(binary, &self.env);
         let mut cmd = Command::new(bin(binary));
         cmd.args(args)
             .env("VISITAS_CONFIG", &self.config)

@@ -12,5 +12,6 @@ mod queue;
 mod rules;
 mod runbook;
 mod security;
+mod stranded;
 mod systemd;
 mod visitors;

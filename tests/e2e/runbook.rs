@@ -9,12 +9,13 @@ use std::process::Command;
 const RUNBOOK: &str = include_str!("../../ops/RUNBOOK.md");
 
 /// The situations the runbook must cover, each with a test below.
-const SECTIONS: [&str; 8] = [
+const SECTIONS: [&str; 9] = [
     "SFTP server down",
     "Database down",
     "A layout failure",
     "A file stuck running",
     "A night that did not drain",
+    "A night blocked by a stuck lock",
     "Disk full",
     "Host key changed",
     "Re-loading a day from its backup zip",
@@ -269,6 +270,50 @@ async fn a_night_that_did_not_drain() {
             .await
             .unwrap();
     assert_eq!(drained, Some(true));
+    app.check_invariants().await;
+}
+
+#[tokio::test]
+async fn a_night_blocked_by_a_stuck_lock() {
+    let app = spawn(Origin::Local).await;
+    app.put("report_1.txt", &sample(40));
+    // A run on another host took the lock three hours ago and hangs, still renewing it.
+    sqlx::query(
+        "UPDATE service_locks SET holder = 'otherhost:777 dispatcher run', token = token + 1,
+             acquired_at = now() - interval '3 hours', expires_at = now() + interval '1 minute'
+         WHERE name = 'dispatch'",
+    )
+    .execute(&app.db)
+    .await
+    .unwrap();
+    let hour_timeout = TestApp {
+        env: vec![(
+            "VISITAS_DISPATCHER__DRAIN_TIMEOUT_SECS".into(),
+            "3600".into(),
+        )],
+        ..app.clone_handles()
+    };
+    let blocked = hour_timeout.run_ok("dispatcher", &["run"]);
+    assert!(
+        blocked.contains("longer than the drain timeout"),
+        "{blocked}"
+    );
+    let [see, rerun] = &blocks(Some("A night blocked by a stuck lock"))[..] else {
+        panic!("two blocks");
+    };
+    assert!(follow(&app, see, &[]).contains("otherhost:777"));
+    // The operator stops the stuck process; a minute later its lease has run out.
+    sqlx::query(
+        "UPDATE service_locks SET expires_at = now() - interval '1 second' WHERE name = 'dispatch'",
+    )
+    .execute(&app.db)
+    .await
+    .unwrap();
+    let performer = app.spawn_performer("2026-11-24");
+    let seen = follow(&app, rerun, &[]);
+    crate::helpers::terminate(performer);
+    assert!(seen.contains("Summary of"), "{seen}");
+    assert!(!follow(&app, see, &[]).contains("otherhost"));
     app.check_invariants().await;
 }
 
