@@ -14,12 +14,12 @@ use shared::alert::{self, Alert};
 use shared::audit::{self, FileFacts, Unloaded};
 use shared::business_date::business_date;
 use shared::config::Config;
-use shared::feed::layout::check_header;
-use shared::feed::{self, BatchReader, LayoutError, VISITS};
+use shared::feed::{self, LayoutError, VISITS};
 use shared::load::{self, LoadOutcome};
 use shared::paths::{Dirs, durable_move};
 use shared::queue::{self, Claimed, Final};
 use shared::source::{RemoteName, Source, SourceError};
+use shared::storable;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tokio_util::task::AbortOnDropHandle;
@@ -93,7 +93,7 @@ fn spawn_heartbeat(ctx: &Context, worker: &str, id: i64) -> tokio::task::JoinHan
 }
 
 async fn on_failure(ctx: &Context, item: &Claimed, e: ItemError) {
-    let message = e.to_string();
+    let message = storable::message(&e.to_string()).into_owned();
     let outcome = async {
         let mut client = ctx.pool.get().await?;
         if e.is_transient() && item.attempts < item.max_attempts {
@@ -182,7 +182,7 @@ async fn handle_connected(
     let facts = file_facts(ctx, &staged).await?;
     match check_layout(&staged, facts.encoding).await? {
         Err(layout) => {
-            let message = format!("{}: {layout}", item.file_name);
+            let message = storable::message(&format!("{}: {layout}", item.file_name)).into_owned();
             warn!(error = %message, "FALLO_LAYOUT: nothing loaded; the file goes to quarantine");
             let client = ctx.pool.get().await?;
             audit::record_unloaded(&client, item, &facts, Unloaded::Layout, &message).await?;
@@ -274,22 +274,16 @@ async fn file_facts(ctx: &Context, staged: &Path) -> Result<FileFacts, ItemError
     })
 }
 
-/// The header check (SPEC §3), reading only the first line.
+/// The header check (SPEC §3), reading only the first line(s).
 async fn check_layout(
     staged: &Path,
     encoding: feed::Encoding,
 ) -> Result<Result<(), LayoutError>, ItemError> {
     let path = staged.to_path_buf();
-    tokio::task::spawn_blocking(move || {
-        let header = BatchReader::open(&path, encoding)?.header()?;
-        Ok(check_header(
-            header.as_ref().map(|h| h.as_line()).as_ref(),
-            &VISITS,
-        ))
-    })
-    .await
-    .expect("reading a line does not panic")
-    .map_err(ItemError::disk("reading the staged file"))
+    tokio::task::spawn_blocking(move || feed::check_layout(&path, encoding, &VISITS))
+        .await
+        .expect("reading a line does not panic")
+        .map_err(ItemError::disk("reading the staged file"))
 }
 
 /// Tier 1: logs (cause and delay) and counts an in-place retry of one step.

@@ -59,7 +59,7 @@ pub async fn record_unloaded(
                 &facts.size,
                 &facts.encoding.label(),
                 &facts.business_date,
-                &message,
+                &crate::storable::message(message),
             ],
         )
         .await?;
@@ -78,10 +78,16 @@ pub async fn record_system_failure(
          SET estatus = 'FALLO_SISTEMA', mensaje_error = $2, fin = now(),
              duracion_ms = (extract(epoch FROM now() - inicio) * 1000)::bigint
          WHERE id = $1 AND estatus IN ('PENDIENTE', 'EN_PROCESO', 'FALLO_SISTEMA')",
-        &[&item.bitacora_id, &message],
+        &[&item.bitacora_id, &crate::storable::message(message)],
     )
     .await?;
-    finish(&tx, item.id, Final::Failed, Some(message)).await?;
+    finish(
+        &tx,
+        item.id,
+        Final::Failed,
+        Some(&crate::storable::message(message)),
+    )
+    .await?;
     tx.commit().await
 }
 

@@ -12,6 +12,7 @@
 //! - [`db`]: the two pools and the embedded migrations; [`paths`]: the ETL root and durable moves.
 //! - [`alert`], [`telemetry`]: webhook alerts, logs (stdout and per-day, per-file) and metrics.
 //! - [`fixtures`]: the generator of visit files (tests, demo, benchmarks); [`fault`]: test-only pause hooks.
+//! - [`storable`]: any text made storable in PostgreSQL and capped, for every message written.
 //! - [`hash`], [`host`]: SHA-256 hex and the host name.
 #![warn(missing_docs)]
 
@@ -31,4 +32,5 @@ pub mod paths;
 pub mod queue;
 pub mod secret;
 pub mod source;
+pub mod storable;
 pub mod telemetry;

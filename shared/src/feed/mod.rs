@@ -2,6 +2,7 @@
 
 pub mod decode;
 pub mod layout;
+pub mod quote;
 pub mod records;
 pub mod rules;
 pub mod stream;
@@ -9,8 +10,10 @@ pub mod visitors;
 
 pub use decode::{Encoding, decode};
 pub use layout::{ErrorCode, LayoutError, VISITS};
+pub use records::OwnedLine;
 pub use rules::{FeedError, Rejected, ValidatedBatch, validate, validate_batch};
 pub use stream::{
-    BATCH_ROWS, BatchReader, FilePart, Fingerprint, StreamError, fingerprint, validate_file,
+    BATCH_ROWS, BatchReader, FilePart, Fingerprint, StreamError, check_layout, fingerprint,
+    validate_file,
 };
 pub use visitors::{VisitorTally, Visits};
