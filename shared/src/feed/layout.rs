@@ -1,6 +1,6 @@
 //! The file layout (SPEC §3) as data, and the header check.
 
-use super::quote::{VALUE_CHARS, shown};
+use super::quote::{VALUE_CHARS, has_invisible, shown};
 use super::records::{FieldSplitter, LineReader, Malformed, bare_cr};
 use std::borrow::Cow;
 use std::io::{self, BufRead};
@@ -212,7 +212,7 @@ pub enum LayoutError {
         begins: String,
     },
     /// A column is renamed or out of place.
-    #[error("line 1, column {position}: found `{found}`, expected `{expected}`{}", invisible_hint(.found))]
+    #[error("line 1, column {position}: found `{found}`, expected `{expected}`{hint}")]
     ColumnName {
         /// 1-based column position.
         position: usize,
@@ -220,6 +220,8 @@ pub enum LayoutError {
         found: String,
         /// The name expected there.
         expected: &'static str,
+        /// What to remove, when the name holds invisible characters.
+        hint: &'static str,
     },
 }
 
@@ -234,9 +236,9 @@ fn blank_first_hint(first_text: u32, header_there: bool) -> String {
 }
 
 fn invisible_hint(found: &str) -> &'static str {
-    if found.contains("\\u{feff}") {
+    if found.contains('\u{feff}') {
         " (`\\u{feff}` is a byte-order mark left in the text, e.g. a second one: remove it)"
-    } else if found.contains('\\') {
+    } else if has_invisible(found) {
         " (it holds invisible characters, shown escaped: remove them)"
     } else {
         ""
@@ -316,6 +318,7 @@ fn check_names(header: &str, names: &[Cow<'_, str>], layout: &[Column]) -> Resul
                 position: i + 1,
                 found: shown(name, VALUE_CHARS),
                 expected: column.header,
+                hint: invisible_hint(name),
             });
         }
     }

@@ -1,7 +1,7 @@
 //! How a message shows a piece of a file to an operator: characters that print as
 //! nothing or move the cursor (controls, format characters such as a BOM, white space
 //! other than the plain space) are escaped as Rust writes them (`\t`, `\r`, `\0`,
-//! `\u{feff}`, `\u{a0}`), and long values are cut, saying so.
+//! `\u{feff}`, `\u{a0}`, and so `\` as `\\`), and long values are cut, saying so.
 
 use std::fmt::Write;
 
@@ -22,6 +22,7 @@ pub fn shown(value: &str, max_chars: usize) -> String {
             '\r' => out.push_str("\\r"),
             '\n' => out.push_str("\\n"),
             '\0' => out.push_str("\\0"),
+            '\\' => out.push_str("\\\\"),
             c if is_invisible(c) => {
                 let _ = write!(out, "\\u{{{:x}}}", c as u32);
             }
@@ -57,6 +58,8 @@ mod tests {
             "\\u{feff}email\\u{a0}x\\t\\r\\n\\0\\u{1b}[0m\\u{200b}ñ €"
         );
         assert!(has_invisible("a\u{feff}") && !has_invisible("José €"));
+        // A backslash is doubled, so `\0` in the file and a NUL read differently.
+        assert_eq!(shown("C:\\temp\\0\0", 80), "C:\\\\temp\\\\0\\0");
     }
 
     #[test]
