@@ -177,7 +177,7 @@ async fn check(app: &TestApp, case: &Case, name: &str, bytes: &[u8]) -> Vec<Stri
         format!("encoding {:?}, expected {}", a.encoding, case.encoding),
     );
     expect(!app.at_origin(name), "still at the origin".into());
-    match a.ruta_backup.as_deref().map(|p| std::fs::read(p)) {
+    match a.ruta_backup.as_deref().map(std::fs::read) {
         Some(Ok(copy)) => expect(
             copy == bytes,
             "the local copy differs from the file sent".into(),
@@ -273,13 +273,13 @@ async fn check(app: &TestApp, case: &Case, name: &str, bytes: &[u8]) -> Vec<Stri
                 detalle.chars().count()
             ),
         );
-        if let Some((Some(at), says)) = &case.says {
-            if *at == linea {
-                expect(
-                    detalle.contains(says.as_str()),
-                    format!("line {linea}: detalle {detalle:?} does not say {says:?}"),
-                );
-            }
+        if let Some((Some(at), says)) = &case.says
+            && *at == linea
+        {
+            expect(
+                detalle.contains(says.as_str()),
+                format!("line {linea}: detalle {detalle:?} does not say {says:?}"),
+            );
         }
     }
     expect(
@@ -287,4 +287,51 @@ async fn check(app: &TestApp, case: &Case, name: &str, bytes: &[u8]) -> Vec<Stri
         format!("errores {errores:?}, expected {:?}", case.errores),
     );
     wrong
+}
+
+/// The 5 MB one-line file once gave a 5-million-character message in the table,
+/// the log line and the webhook alike: each now says what to fix in a few lines.
+#[tokio::test]
+async fn a_huge_one_line_file_gets_a_short_message_everywhere_the_operator_looks() {
+    let mut app = spawn(Origin::Local).await;
+    let (url, received) = crate::operators::webhook_receiver();
+    app.env.push(("VISITAS_ALERTS__WEBHOOK_URL".into(), url));
+    app.env
+        .push(("VISITAS_ALERTS__TIMEOUT_SECS".into(), "2".into()));
+    let bytes = bytes_of("one-line-5mb-no-header.txt");
+    app.load(&[("report_1.txt", &bytes)], "2026-11-24");
+
+    let expected = "report_1.txt: line 1 has no line end in its first 65,536 bytes, so it cannot be the header (15 column names, about 140 characters): the header is missing or the lines do not end in LF or CRLF";
+    let audit = app.audit_of("report_1.txt").await;
+    assert_eq!(
+        (audit.estatus.as_str(), audit.mensaje.as_deref()),
+        ("FALLO_LAYOUT", Some(expected))
+    );
+    // The first POST is answered 500 on purpose; the retry carries the same alert.
+    let _ = received.recv_timeout(std::time::Duration::from_secs(10));
+    let alert: serde_json::Value = serde_json::from_str(
+        &received
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(alert["message"], expected);
+    let day = std::fs::read_dir(app.root.join("logs"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let log = std::fs::read_to_string(day.join("report_1.log")).unwrap();
+    let line = log
+        .lines()
+        .find(|l| l.contains("FALLO_LAYOUT"))
+        .unwrap_or_else(|| panic!("no FALLO_LAYOUT line in {log}"));
+    let line: serde_json::Value = serde_json::from_str(line).unwrap();
+    assert_eq!(line["error"], expected);
+    assert!(
+        log.len() < 20_000,
+        "the file's log is {} bytes long",
+        log.len()
+    );
 }

@@ -236,7 +236,7 @@ async fn each_file_gets_its_own_log_and_every_line_names_it() {
 
 /// A one-shot HTTP listener: records every request body, answers 500 to the first (to
 /// prove the retry) and 204 to the rest.
-fn webhook_receiver() -> (String, std::sync::mpsc::Receiver<String>) {
+pub fn webhook_receiver() -> (String, std::sync::mpsc::Receiver<String>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!(
         "http://{}/hook?token=s3cret",

@@ -1,4 +1,5 @@
-//! The visits feed: decoding, records, layout and row rules — pure functions of bytes.
+//! The visits feed: decoding, records (one line splitter, one field splitter), layout,
+//! row rules, and how messages quote a file — pure functions of bytes.
 
 pub mod decode;
 pub mod layout;
