@@ -3,8 +3,9 @@
 //! # Layout
 //! - [`config`]: the TOML file and `VISITAS_<SECTION>__<KEY>` overrides; [`secret`] keeps
 //!   secrets unprintable; [`business_date`] says which day a load belongs to.
-//! - [`feed`]: the data contract as code — decoding, records, the layout check, the row
-//!   rules (polars) and the two streaming passes over a staged file.
+//! - [`feed`]: the data contract as code — decoding, records (one line and one field
+//!   splitter), the header check, record-level and row rules (polars), how messages quote
+//!   a file, and the two streaming passes over a staged file.
 //! - [`source`]: the origin directory, SFTP (host key verified) or local, and safe remote names.
 //! - [`queue`]: `work_items` — enqueue, claim under lease, heartbeat, rescue, retry, finish.
 //! - [`load`]: the one load transaction; [`copy_writer`] its binary COPY.

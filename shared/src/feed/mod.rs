@@ -2,15 +2,18 @@
 //! row rules, and how messages quote a file — pure functions of bytes.
 
 pub mod decode;
+pub mod header;
 pub mod layout;
 pub mod quote;
 pub mod records;
 pub mod rules;
+pub mod shape;
 pub mod stream;
 pub mod visitors;
 
 pub use decode::{Encoding, decode};
-pub use layout::{ErrorCode, LayoutError, VISITS};
+pub use header::LayoutError;
+pub use layout::{ErrorCode, VISITS};
 pub use records::OwnedLine;
 pub use rules::{FeedError, Rejected, ValidatedBatch, validate, validate_batch};
 pub use stream::{

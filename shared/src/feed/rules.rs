@@ -3,9 +3,11 @@
 //! Rust loops only over rejected rows.
 
 use super::decode::Encoding;
-use super::layout::{Column, ErrorCode, Kind, LayoutError, MAX_EMAIL_CHARS, MAX_TEXT_CHARS};
+use super::header::{LayoutError, check_layout};
+use super::layout::{Column, ErrorCode, Kind, MAX_EMAIL_CHARS, MAX_TEXT_CHARS};
 use super::quote::{VALUE_CHARS, shown};
-use super::records::{FieldSplitter, Line, LineReader, Malformed, OwnedLine, bare_cr};
+use super::records::{FieldSplitter, Line, LineReader, OwnedLine};
+use super::shape;
 use super::stream::BatchReader;
 use polars::prelude::*;
 use std::borrow::Cow;
@@ -17,8 +19,6 @@ const EMAIL_PATTERN: &str = r"^[a-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[a-z0-9!#$%&'*+/=?
 const DATETIME_SHAPE: &str = r"^[0-9]{2}/[0-9]{2}/[0-9]{4} [0-9]{2}:[0-9]{2}$";
 const DATETIME_FORMAT: &str = "%d/%m/%Y %H:%M";
 const DIGITS: &str = r"^[0-9]+$";
-/// How `errores.fila_original` is written for a record holding a NUL (see `storable::line`).
-const ESCAPED_NOTE: &str = "fila_original is escaped: \\0 is NUL, \\\\ is \\";
 
 /// Why a file could not be validated.
 #[derive(Debug, thiserror::Error)]
@@ -71,7 +71,7 @@ impl ValidatedBatch {
 /// Checks the layout, then every record of a whole decoded text, by the same line
 /// and field splitters as files; a layout failure loads nothing.
 pub fn validate(text: &str, layout: &[Column]) -> Result<ValidatedBatch, FeedError> {
-    super::layout::check_layout(
+    check_layout(
         &mut LineReader::new(text.as_bytes(), Encoding::Utf8),
         layout,
     )
@@ -94,30 +94,20 @@ pub fn validate_batch(lines: &[Line<'_>], layout: &[Column]) -> PolarsResult<Val
         .map(|_| Vec::with_capacity(lines.len()))
         .collect();
     for line in lines {
-        let storable = crate::storable::is_storable(line.text);
-        let (code, detail) = match splitter.split(line.text) {
-            Ok(values) if values.len() == layout.len() && storable => {
+        match shape::fields(&mut splitter, line.text, layout) {
+            Ok(values) => {
                 for (column, value) in fields.iter_mut().zip(values) {
                     column.push(value);
                 }
                 kept.push(line);
-                continue;
             }
-            Ok(values) if values.len() == layout.len() => (
-                ErrorCode::CaracterInvalido,
-                unstorable_detail(&values, layout),
-            ),
-            parsed => (
-                ErrorCode::FieldCount,
-                field_count_detail(line.text, parsed, layout.len(), storable),
-            ),
-        };
-        rejected.push(Rejected {
-            line: line.number,
-            code,
-            detail,
-            original: line.text.to_string(),
-        });
+            Err((code, detail)) => rejected.push(Rejected {
+                line: line.number,
+                code,
+                detail,
+                original: line.text.to_string(),
+            }),
+        }
     }
 
     let mut columns: Vec<polars::prelude::Column> = Vec::with_capacity(layout.len() + 1);
@@ -297,74 +287,6 @@ fn ok_name(i: usize) -> String {
     format!("ok_{i}")
 }
 
-/// `errores.detalle` of a `FIELD_COUNT` record: what the line holds instead of 15
-/// well-formed fields, and what most likely happened.
-fn field_count_detail(
-    text: &str,
-    parsed: Result<Vec<Cow<'_, str>>, Malformed>,
-    expected: usize,
-    storable: bool,
-) -> String {
-    let code = ErrorCode::FieldCount.as_str();
-    let mut detail = match parsed {
-        _ if text.trim().is_empty() => format!("{code}: blank line, expected {expected} fields"),
-        Err(malformed) => format!("{code}: not well-formed CSV: {malformed}"),
-        Ok(values) => {
-            let n = values.len();
-            let mut d = format!(
-                "{code}: {n} field{}, expected {expected}",
-                if n == 1 { "" } else { "s" }
-            );
-            if let Some(at) = bare_cr(text) {
-                d.push_str(&format!(
-                    " (a carriage return (`\\r`) at character {at} does not end a line: only LF or CRLF do; two records joined by a CR?)"
-                ));
-            } else if n > expected && values[expected..].iter().all(|v| v.trim().is_empty()) {
-                let extra = n - expected;
-                d.push_str(&if extra == 1 {
-                    format!(" (field {n} is empty: a comma at the end of the line?)")
-                } else {
-                    format!(
-                        " (fields {}–{n} are empty: commas at the end of the line?)",
-                        expected + 1
-                    )
-                });
-            } else if let Some(name) = [('\t', "tabs (`\\t`)"), (';', "semicolons (`;`)")]
-                .into_iter()
-                .find(|(d, _)| n < expected && text.split(*d).count() == expected)
-                .map(|(_, name)| name)
-            {
-                d.push_str(&format!(
-                    " (the line seems separated by {name}, not commas)"
-                ));
-            }
-            d
-        }
-    };
-    if !storable {
-        detail.push_str("; the line holds NUL characters, which PostgreSQL cannot store: ");
-        detail.push_str(ESCAPED_NOTE);
-    }
-    detail
-}
-
-/// `errores.detalle` of a `CARACTER_INVALIDO` record: each field holding a NUL.
-fn unstorable_detail(values: &[Cow<'_, str>], layout: &[Column]) -> String {
-    let code = ErrorCode::CaracterInvalido.as_str();
-    let parts: Vec<String> = values
-        .iter()
-        .zip(layout)
-        .filter(|(v, _)| !crate::storable::is_storable(v))
-        .map(|(v, c)| format!("{}: {code} «{}»", c.header, shown(v, VALUE_CHARS)))
-        .collect();
-    // Every character of a well-formed line is in a field (a NUL beside a quote makes
-    // it malformed), so at least one part names a column.
-    format!(
-        "{} (NUL, U+0000: PostgreSQL text cannot store it; {ESCAPED_NOTE})",
-        parts.join("; ")
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -518,39 +440,6 @@ mod tests {
     }
 
     #[test]
-    fn field_count_details_name_their_rule_and_what_happened() {
-        let good = GOOD.join(",");
-        let plain = good.replace("\"189.1.1.1,200.2.2.2\"", "189.1.1.1");
-        let found = rejected(&[
-            format!("{good},"),
-            format!("{good},,"),
-            format!("{good}\r{good}"),
-            plain.replace(',', "\t"),
-            plain.replace(',', ";"),
-            good.replace("Chrome", "\"Chrome"),
-            good.replace("Chrome", "\"Chrome\"x"),
-            "  ".into(),
-            good.clone(),
-        ]);
-        let expected = [
-            "FIELD_COUNT: 16 fields, expected 15 (field 16 is empty: a comma at the end of the line?)",
-            "FIELD_COUNT: 17 fields, expected 15 (fields 16–17 are empty: commas at the end of the line?)",
-            &format!(
-                "FIELD_COUNT: 29 fields, expected 15 (a carriage return (`\\r`) at character {} does not end a line: only LF or CRLF do; two records joined by a CR?)",
-                good.chars().count() + 1
-            ),
-            "FIELD_COUNT: 1 field, expected 15 (the line seems separated by tabs (`\\t`), not commas)",
-            "FIELD_COUNT: 1 field, expected 15 (the line seems separated by semicolons (`;`), not commas)",
-            "FIELD_COUNT: not well-formed CSV: field 14 opens a quote that is never closed (a quoted field may not span lines)",
-            "FIELD_COUNT: not well-formed CSV: text after the closing quote of field 14",
-            "FIELD_COUNT: blank line, expected 15 fields",
-        ];
-        let details: Vec<&str> = found.iter().map(|(_, _, d)| d.as_str()).collect();
-        assert_eq!(details, expected);
-        assert!(found.iter().all(|(_, code, _)| *code == "FIELD_COUNT"));
-    }
-
-    #[test]
     fn a_bare_cr_inside_a_field_is_data_with_or_without_quotes_on_the_line() {
         let good = GOOD.join(",");
         let plain = good.replace("\"189.1.1.1,200.2.2.2\"", "189.1.1.1");
@@ -568,51 +457,6 @@ mod tests {
         assert_eq!(
             found[0].2, "email: EMAIL_INVALIDO «ana@exam\\rple.com»",
             "a CR in a value is shown escaped"
-        );
-    }
-
-    #[test]
-    fn a_nul_makes_a_record_caracter_invalido_and_names_its_fields() {
-        let good = GOOD.join(",");
-        let found = rejected(&[
-            good.replace("Chrome", "Chr\0ome").replace("Linux", "\0"),
-            good.replace("Chrome", "\"Chr\0ome\""),
-            good.replace(",Linux", "\0"),
-            "\0".into(),
-        ]);
-        let note = r"fila_original is escaped: \0 is NUL, \\ is \";
-        assert_eq!(
-            found,
-            vec![
-                (
-                    2,
-                    "CARACTER_INVALIDO",
-                    format!(
-                        "Navegadores: CARACTER_INVALIDO «Chr\\0ome»; Plataformas: CARACTER_INVALIDO «\\0» (NUL, U+0000: PostgreSQL text cannot store it; {note})"
-                    )
-                ),
-                (
-                    3,
-                    "CARACTER_INVALIDO",
-                    format!(
-                        "Navegadores: CARACTER_INVALIDO «Chr\\0ome» (NUL, U+0000: PostgreSQL text cannot store it; {note})"
-                    )
-                ),
-                (
-                    4,
-                    "FIELD_COUNT",
-                    format!(
-                        "FIELD_COUNT: 14 fields, expected 15; the line holds NUL characters, which PostgreSQL cannot store: {note}"
-                    )
-                ),
-                (
-                    5,
-                    "FIELD_COUNT",
-                    format!(
-                        "FIELD_COUNT: 1 field, expected 15; the line holds NUL characters, which PostgreSQL cannot store: {note}"
-                    )
-                ),
-            ]
         );
     }
 

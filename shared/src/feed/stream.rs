@@ -6,8 +6,8 @@
 //! bounded by the batch size whatever the file size, while line numbers run on.
 
 use super::decode::Encoding;
+use super::header::{self, LayoutError};
 use super::layout::Column;
-use super::layout::{self, LayoutError};
 use super::records::{Line, LineReader, OwnedLine};
 use super::rules::{ValidatedBatch, validate_batch};
 use super::visitors::{VisitorTally, Visits};
@@ -135,7 +135,7 @@ pub fn check_layout(
     layout: &[Column],
 ) -> io::Result<Result<(), LayoutError>> {
     let file = BufReader::with_capacity(64 * 1024, File::open(path)?);
-    layout::check_layout(&mut LineReader::new(file, encoding), layout)
+    header::check_layout(&mut LineReader::new(file, encoding), layout)
 }
 
 /// What [`validate_file`] hands to the loader, in order.
