@@ -72,22 +72,17 @@ pub async fn record_system_failure(
     item: &Claimed,
     message: &str,
 ) -> Result<(), tokio_postgres::Error> {
+    let message: &str = &crate::storable::message(message);
     let tx = client.transaction().await?;
     tx.execute(
         "UPDATE bitacora_control
          SET estatus = 'FALLO_SISTEMA', mensaje_error = $2, fin = now(),
              duracion_ms = (extract(epoch FROM now() - inicio) * 1000)::bigint
          WHERE id = $1 AND estatus IN ('PENDIENTE', 'EN_PROCESO', 'FALLO_SISTEMA')",
-        &[&item.bitacora_id, &crate::storable::message(message)],
+        &[&item.bitacora_id, &message],
     )
     .await?;
-    finish(
-        &tx,
-        item.id,
-        Final::Failed,
-        Some(&crate::storable::message(message)),
-    )
-    .await?;
+    finish(&tx, item.id, Final::Failed, Some(message)).await?;
     tx.commit().await
 }
 
