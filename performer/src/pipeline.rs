@@ -14,12 +14,12 @@ use crate::retry::{self, Decision};
 use backon::Retryable;
 use shared::alert::{self, Alert};
 use shared::audit::{self, AuditStatus, Fence, FileFacts, Unloaded};
-use shared::feed::layout::check_header;
-use shared::feed::{self, BatchReader, LayoutError, VISITS};
+use shared::feed::{self, LayoutError, VISITS};
 use shared::load::{self, LoadOutcome};
 use shared::paths::durable_move;
 use shared::queue::{self, Claimed, Final};
 use shared::source::{RemoteName, Source, SourceError};
+use shared::storable;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -115,7 +115,7 @@ fn spawn_heartbeat(
 }
 
 async fn on_failure(ctx: &Context, item: &Claimed, attempt: &Attempt, e: ItemError) {
-    let message = e.to_string();
+    let message = storable::message(&e.to_string()).into_owned();
     let committed = attempt.committed.load(Ordering::SeqCst);
     let outcome = async {
         match retry::decide(&e, item.attempts, item.max_attempts, committed) {
@@ -250,7 +250,7 @@ async fn handle_connected(
     attempt.verified.store(true, Ordering::SeqCst);
     match check_layout(&attempt.staged, facts.encoding).await? {
         Err(layout) => {
-            let message = format!("{}: {layout}", item.file_name);
+            let message = storable::message(&format!("{}: {layout}", item.file_name)).into_owned();
             let client = ctx.pool.get().await?;
             if !audit::record_unloaded(&client, item.into(), &facts, Unloaded::Layout, &message)
                 .await?
@@ -323,22 +323,16 @@ async fn file_facts(item: &Claimed, staged: &Path) -> Result<FileFacts, ItemErro
     })
 }
 
-/// The header check (SPEC §3), reading only the first line.
+/// The header check (SPEC §3), reading only the first line(s).
 async fn check_layout(
     staged: &Path,
     encoding: feed::Encoding,
 ) -> Result<Result<(), LayoutError>, ItemError> {
     let path = staged.to_path_buf();
-    tokio::task::spawn_blocking(move || {
-        let header = BatchReader::open(&path, encoding)?.header()?;
-        Ok(check_header(
-            header.as_ref().map(|h| h.as_line()).as_ref(),
-            &VISITS,
-        ))
-    })
-    .await
-    .expect("reading a line does not panic")
-    .map_err(ItemError::disk("reading the staged file"))
+    tokio::task::spawn_blocking(move || feed::check_layout(&path, encoding, &VISITS))
+        .await
+        .expect("reading a line does not panic")
+        .map_err(ItemError::disk("reading the staged file"))
 }
 
 /// Tier 1: logs (cause and delay) and counts an in-place retry of one step.

@@ -36,7 +36,7 @@ impl Alert {
             file: None,
             bitacora_id: None,
             work_item_id: None,
-            message: message.into(),
+            message: crate::storable::message(&message.into()).into_owned(),
             host: crate::host::name(),
             at: Utc::now(),
         }

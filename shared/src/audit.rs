@@ -371,7 +371,7 @@ pub async fn record_unloaded(
                 &facts.size,
                 &facts.encoding.label(),
                 &facts.business_date,
-                &message,
+                &crate::storable::message(message),
             ],
         )
         .await?;
@@ -391,6 +391,7 @@ pub async fn record_system_failure(
     fence: Fence,
     message: &str,
 ) -> Result<bool, tokio_postgres::Error> {
+    let message: &str = &crate::storable::message(message);
     let n = tx
         .execute(
             &tx.prepare_cached(&RECORD_SYSTEM_FAILURE).await?,
@@ -439,7 +440,7 @@ pub async fn back_to_pending(
              WHERE work_item_id = $1 AND estatus = 'EN_PROCESO'",
         )
         .await?,
-        &[&work_item_id, &why],
+        &[&work_item_id, &why.map(crate::storable::message)],
     )
     .await?;
     Ok(())

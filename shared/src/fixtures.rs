@@ -237,6 +237,7 @@ fn break_rule(fields: &mut Vec<String>, code: ErrorCode, rng: &mut fastrand::Rng
         ErrorCode::FieldCount => {
             fields.pop();
         }
+        ErrorCode::CaracterInvalido => fields[13].push('\0'),
     }
 }
 

@@ -3,8 +3,9 @@
 //! # Layout
 //! - [`config`]: the TOML file and `VISITAS_<SECTION>__<KEY>` overrides; [`secret`] keeps
 //!   secrets unprintable; [`business_date`] says which day a load belongs to.
-//! - [`feed`]: the data contract as code — decoding, records, the layout check, the row
-//!   rules (polars) and the two streaming passes over a staged file.
+//! - [`feed`]: the data contract as code — decoding, records (one line and one field
+//!   splitter), the header check, record-level and row rules (polars), how messages quote
+//!   a file, and the two streaming passes over a staged file.
 //! - [`source`]: the origin directory, SFTP (host key verified) or local, and safe remote names.
 //! - [`queue`]: `work_items` — enqueue, claim under lease, heartbeat, rescue, retry, finish.
 //! - [`load`]: the one load transaction; [`copy_writer`] its binary COPY.
@@ -13,6 +14,7 @@
 //! - [`service_lock`]: the dispatcher's lease and the load's row locks, out of the read-only role's reach.
 //! - [`alert`], [`telemetry`]: webhook alerts, logs (stdout and per-day, per-file) and metrics.
 //! - [`fixtures`]: the generator of visit files (tests, demo, benchmarks); [`fault`]: test-only pause hooks.
+//! - [`storable`]: any text made storable in PostgreSQL and capped, for every message written.
 //! - [`hash`], [`host`]: SHA-256 hex and the host name.
 #![warn(missing_docs)]
 
@@ -33,4 +35,5 @@ pub mod queue;
 pub mod secret;
 pub mod service_lock;
 pub mod source;
+pub mod storable;
 pub mod telemetry;

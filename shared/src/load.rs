@@ -303,8 +303,8 @@ async fn copy_rejected(
                 &item.file_name,
                 &line,
                 &r.code.as_str(),
-                &r.detail,
-                &r.original,
+                &crate::storable::message(&r.detail),
+                &crate::storable::line(&r.original),
             ])
             .await
             .map_err(LoadError::Copy)?;

@@ -1,17 +1,23 @@
-//! The visits feed: decoding, records, layout and row rules — pure functions of bytes.
+//! The visits feed: decoding, records (one line splitter, one field splitter), layout,
+//! row rules, and how messages quote a file — pure functions of bytes.
 
 pub mod decode;
+pub mod header;
 pub mod layout;
+pub mod quote;
 pub mod records;
 pub mod rules;
+pub mod shape;
 pub mod stream;
 pub mod visitors;
 
 pub use decode::{Encoding, decode};
-pub use layout::{ErrorCode, LayoutError, VISITS};
+pub use header::LayoutError;
+pub use layout::{ErrorCode, VISITS};
+pub use records::OwnedLine;
 pub use rules::{FeedError, Rejected, ValidatedBatch, validate, validate_batch};
 pub use stream::{
-    BATCH_ROWS, BatchReader, EndOfFile, FilePart, Fingerprint, StreamError, fingerprint,
-    validate_file,
+    BATCH_ROWS, BatchReader, EndOfFile, FilePart, Fingerprint, StreamError, check_layout,
+    fingerprint, validate_file,
 };
 pub use visitors::{VisitorTally, Visits};

@@ -1,13 +1,20 @@
-//! Text to records (SPEC §2, §7): a physical line is a record, parsed as RFC 4180.
+//! Bytes to records (SPEC §2, §7): one line splitter and one field splitter, shared by
+//! the header check and the row reader.
 //!
-//! `csv-core` does the parsing; it is lenient where the feed is strict (text after a
-//! closing quote, an unterminated quote), so a small check rejects what RFC 4180 forbids.
+//! A line ends in LF or CRLF and nothing else: a carriage return not followed by LF is
+//! a character of its line, never a line end (in the field splitter too). A record is
+//! a physical line, parsed as RFC 4180 by `csv-core`, which is lenient where the feed is
+//! strict (text after a closing quote, an unterminated quote), so a small check rejects
+//! what RFC 4180 forbids.
 
-use csv_core::{ReadFieldResult, Reader};
+use super::decode::Encoding;
+use csv_core::{ReadFieldResult, Reader, ReaderBuilder, Terminator};
 use std::borrow::Cow;
+use std::io::{self, BufRead, Read};
 
 /// The header's line number; data lines start at 2.
 pub const HEADER_LINE: u32 = 1;
+const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 
 /// One physical line after the header.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,23 +25,118 @@ pub struct Line<'a> {
     pub text: &'a str,
 }
 
-/// Splits decoded text into physical lines (LF or CRLF), dropping blank lines at the end.
-pub fn lines(text: &str) -> Vec<Line<'_>> {
-    let mut out: Vec<Line<'_>> = text
-        .split('\n')
-        .enumerate()
-        .map(|(i, l)| Line {
-            number: i as u32 + 1,
-            text: l.strip_suffix('\r').unwrap_or(l),
-        })
-        .collect();
-    while out.last().is_some_and(|l| l.text.trim().is_empty()) {
-        out.pop();
-    }
-    out
+/// One physical line, decoded and owned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnedLine {
+    /// 1-based line number.
+    pub number: u32,
+    /// The line without its line ending.
+    pub text: String,
 }
 
-/// Splits one line into its fields; `None` when the line is not well-formed RFC 4180.
+impl OwnedLine {
+    /// A borrowed view for the rules.
+    pub fn as_line(&self) -> Line<'_> {
+        Line {
+            number: self.number,
+            text: &self.text,
+        }
+    }
+}
+
+/// The line splitter: physical lines, numbered from 1, each without its LF or CRLF and
+/// decoded with the file's encoding (a UTF-8 BOM at the start of the file dropped).
+pub struct LineReader<R> {
+    reader: R,
+    encoding: Encoding,
+    number: u32,
+    buf: Vec<u8>,
+}
+
+impl<R: BufRead> LineReader<R> {
+    /// Reads `reader`, whose encoding pass 1 decided.
+    pub fn new(reader: R, encoding: Encoding) -> Self {
+        Self {
+            reader,
+            encoding,
+            number: 0,
+            buf: Vec::with_capacity(4096),
+        }
+    }
+
+    /// The underlying reader.
+    pub fn get_ref(&self) -> &R {
+        &self.reader
+    }
+
+    /// The next line, or `None` at the end of the file.
+    pub fn next_line(&mut self) -> io::Result<Option<OwnedLine>> {
+        Ok(self.next_line_within(u64::MAX)?.map(|(line, _)| line))
+    }
+
+    /// The next line, reading at most `max_bytes` of it: with `false` when the line is
+    /// longer (the reader then stands inside it; only the layout check, which stops
+    /// there, uses this).
+    pub fn next_line_within(&mut self, max_bytes: u64) -> io::Result<Option<(OwnedLine, bool)>> {
+        self.buf.clear();
+        let read = (&mut self.reader)
+            .take(max_bytes)
+            .read_until(b'\n', &mut self.buf)?;
+        if read == 0 {
+            return Ok(None);
+        }
+        self.number += 1;
+        let whole = self.buf.ends_with(b"\n") || (read as u64) < max_bytes;
+        let mut bytes = self.buf.as_slice();
+        if self.number == 1 {
+            bytes = bytes.strip_prefix(UTF8_BOM).unwrap_or(bytes);
+        }
+        if let Some(body) = bytes.strip_suffix(b"\n") {
+            // CRLF: the CR belongs to the line end; any other CR is data.
+            bytes = body.strip_suffix(b"\r").unwrap_or(body);
+        }
+        let text = match self.encoding {
+            Encoding::Utf8 if whole => String::from_utf8(bytes.to_vec())
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?,
+            // A line cut short may end inside a character.
+            Encoding::Utf8 => String::from_utf8_lossy(bytes).into_owned(),
+            Encoding::Windows1252 => encoding_rs::WINDOWS_1252
+                .decode_without_bom_handling(bytes)
+                .0
+                .into_owned(),
+        };
+        let line = OwnedLine {
+            number: self.number,
+            text,
+        };
+        Ok(Some((line, whole)))
+    }
+}
+
+/// Where a line's first carriage return stands (1-based character), if it holds one:
+/// after the line end is taken off, every CR left is a bare one.
+pub fn bare_cr(text: &str) -> Option<usize> {
+    text.find('\r').map(|at| text[..at].chars().count() + 1)
+}
+
+/// Why a line is not well-formed RFC 4180.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Malformed {
+    /// A field opens a quote that the line never closes.
+    #[error("field {field} opens a quote that is never closed (a quoted field may not span lines)")]
+    Unterminated {
+        /// 1-based field.
+        field: usize,
+    },
+    /// Something follows a closing quote other than a comma or the line end.
+    #[error("text after the closing quote of field {field}")]
+    TextAfterQuote {
+        /// 1-based field.
+        field: usize,
+    },
+}
+
+/// Splits one line into its fields.
 pub struct FieldSplitter {
     reader: Reader,
     buf: Vec<u8>,
@@ -43,22 +145,24 @@ pub struct FieldSplitter {
 impl Default for FieldSplitter {
     fn default() -> Self {
         Self {
-            reader: Reader::new(),
+            // Lines come without their line end, so no byte ends a record: with the
+            // default (CRLF) terminator csv-core would end one at a bare CR.
+            reader: ReaderBuilder::new()
+                .terminator(Terminator::Any(b'\n'))
+                .build(),
             buf: vec![0; 4096],
         }
     }
 }
 
 impl FieldSplitter {
-    /// The fields of `line`, unquoted; `None` if its quoting is malformed.
-    pub fn split<'a>(&mut self, line: &'a str) -> Option<Vec<Cow<'a, str>>> {
+    /// The fields of `line`, unquoted, or why its quoting is malformed.
+    pub fn split<'a>(&mut self, line: &'a str) -> Result<Vec<Cow<'a, str>>, Malformed> {
         if !line.contains('"') {
             // The common case: no unquoting, no copy.
-            return Some(line.split(',').map(Cow::Borrowed).collect());
+            return Ok(line.split(',').map(Cow::Borrowed).collect());
         }
-        if !well_formed(line) {
-            return None;
-        }
+        well_formed(line)?;
         self.reader.reset();
         let bytes = line.as_bytes();
         let (mut fields, mut field) = (Vec::new(), Vec::new());
@@ -76,20 +180,20 @@ impl FieldSplitter {
                         let (result, _, written) = self.reader.read_field(&[], &mut self.buf);
                         field.extend_from_slice(&self.buf[..written]);
                         if let ReadFieldResult::Field { .. } = result {
-                            fields.push(unquoted(&line[start..], &mut field)?);
+                            fields.push(unquoted(&line[start..], &mut field));
                         }
-                        return Some(fields);
+                        return Ok(fields);
                     }
                 }
                 ReadFieldResult::Field { record_end } => {
                     let raw = &line[start..at];
-                    fields.push(unquoted(raw.strip_suffix(',').unwrap_or(raw), &mut field)?);
+                    fields.push(unquoted(raw.strip_suffix(',').unwrap_or(raw), &mut field));
                     start = at;
                     if record_end {
-                        return Some(fields);
+                        return Ok(fields);
                     }
                 }
-                ReadFieldResult::End => return Some(fields),
+                ReadFieldResult::End => return Ok(fields),
             }
         }
     }
@@ -97,27 +201,28 @@ impl FieldSplitter {
 
 /// A field as csv-core wrote it to `out`, borrowed from the line instead when its raw
 /// text holds no quote (and so is the same bytes).
-fn unquoted<'a>(raw: &'a str, out: &mut Vec<u8>) -> Option<Cow<'a, str>> {
+fn unquoted<'a>(raw: &'a str, out: &mut Vec<u8>) -> Cow<'a, str> {
     if raw.contains('"') {
-        String::from_utf8(std::mem::take(out)).ok().map(Cow::Owned)
+        // csv-core only removes ASCII quotes from valid UTF-8: the rest stays valid.
+        Cow::Owned(String::from_utf8(std::mem::take(out)).expect("unquoting keeps UTF-8"))
     } else {
         out.clear();
-        Some(Cow::Borrowed(raw))
+        Cow::Borrowed(raw)
     }
 }
 
 /// RFC 4180 well-formedness of one line: a field that opens with a quote must close
 /// it right before a comma or the end, with `""` as the only quote inside.
 /// A quote inside an unquoted field is a literal character (SPEC §7).
-fn well_formed(line: &str) -> bool {
+fn well_formed(line: &str) -> Result<(), Malformed> {
     let bytes = line.as_bytes();
-    let mut i = 0;
+    let (mut i, mut field) = (0, 1);
     loop {
         if bytes.get(i) == Some(&b'"') {
             i += 1;
             loop {
                 match bytes.get(i) {
-                    None => return false, // unterminated quote
+                    None => return Err(Malformed::Unterminated { field }),
                     Some(b'"') if bytes.get(i + 1) == Some(&b'"') => i += 2,
                     Some(b'"') => {
                         i += 1;
@@ -127,16 +232,17 @@ fn well_formed(line: &str) -> bool {
                 }
             }
             match bytes.get(i) {
-                None => return true,
+                None => return Ok(()),
                 Some(b',') => i += 1,
-                Some(_) => return false, // text after a closing quote
+                Some(_) => return Err(Malformed::TextAfterQuote { field }),
             }
         } else {
             match bytes[i..].iter().position(|&b| b == b',') {
-                None => return true,
+                None => return Ok(()),
                 Some(p) => i += p + 1,
             }
         }
+        field += 1;
     }
 }
 
@@ -144,10 +250,17 @@ fn well_formed(line: &str) -> bool {
 mod tests {
     use super::*;
 
-    fn split(line: &str) -> Option<Vec<String>> {
+    fn split(line: &str) -> Result<Vec<String>, Malformed> {
         FieldSplitter::default()
             .split(line)
             .map(|f| f.into_iter().map(Cow::into_owned).collect())
+    }
+
+    fn read_all(bytes: &[u8], encoding: Encoding) -> Vec<(u32, String)> {
+        let mut reader = LineReader::new(bytes, encoding);
+        std::iter::from_fn(|| reader.next_line().unwrap())
+            .map(|l| (l.number, l.text))
+            .collect()
     }
 
     #[test]
@@ -159,9 +272,15 @@ mod tests {
     }
 
     #[test]
-    fn malformed_quoting_is_refused() {
-        assert_eq!(split(r#"a,"unterminated"#), None);
-        assert_eq!(split(r#"a,"closed"then text,b"#), None);
+    fn malformed_quoting_is_refused_naming_the_field() {
+        assert_eq!(
+            split(r#"a,"unterminated"#),
+            Err(Malformed::Unterminated { field: 2 })
+        );
+        assert_eq!(
+            split(r#"a,b,"closed"then text,b"#),
+            Err(Malformed::TextAfterQuote { field: 3 })
+        );
     }
 
     #[test]
@@ -187,9 +306,57 @@ mod tests {
     }
 
     #[test]
-    fn lines_handle_crlf_and_trailing_blank_lines_only() {
-        let ls = lines("h\r\na\r\n\r\nb\r\n\r\n  \n");
-        let texts: Vec<_> = ls.iter().map(|l| (l.number, l.text)).collect();
-        assert_eq!(texts, vec![(1, "h"), (2, "a"), (3, ""), (4, "b")]);
+    fn a_bare_cr_is_data_whether_or_not_the_line_holds_a_quote() {
+        assert_eq!(split("a,b\rc,d").unwrap(), vec!["a", "b\rc", "d"]);
+        assert_eq!(split("\"a\",b\rc,d").unwrap(), vec!["a", "b\rc", "d"]);
+        assert_eq!(split("a,\"b\rc\",d\r").unwrap(), vec!["a", "b\rc", "d\r"]);
+        let fifteen = "\"x\",a,b,c,d\re,f,g,h,i,j,k,l,m,n,o";
+        assert_eq!(split(fifteen).unwrap().len(), 15);
+        assert_eq!(bare_cr(fifteen), Some(12));
+        assert_eq!(bare_cr("no cr"), None);
+    }
+
+    #[test]
+    fn lines_end_in_lf_or_crlf_and_nothing_else() {
+        let read = read_all(
+            b"\xEF\xBB\xBFh\r\na\r\n\r\nb\rc\r\r\nd\n\re\xEF\xBB\xBF\r",
+            Encoding::Utf8,
+        );
+        let expected = [
+            (1, "h"),
+            (2, "a"),
+            (3, ""),
+            (4, "b\rc\r"),
+            (5, "d"),
+            (6, "\re\u{feff}\r"),
+        ];
+        assert_eq!(read, expected.map(|(n, t)| (n, t.to_string())));
+        // Old Mac line ends: the whole file is one line.
+        assert_eq!(
+            read_all(b"h\ra\rb\r", Encoding::Utf8),
+            [(1, "h\ra\rb\r".into())]
+        );
+        assert_eq!(
+            read_all(b"\xEF\xBB\xBFJos\xE9\n", Encoding::Windows1252),
+            [(1, "Jos\u{e9}".into())]
+        );
+    }
+
+    #[test]
+    fn a_line_read_within_a_limit_says_whether_it_is_whole() {
+        let mut reader = LineReader::new(&b"abc\ndefgh\n\xC3\xA9\xC3\xA9"[..], Encoding::Utf8);
+        let mut next = || {
+            reader
+                .next_line_within(4)
+                .unwrap()
+                .map(|(l, whole)| (l.text, whole))
+        };
+        assert_eq!(next(), Some(("abc".into(), true)));
+        assert_eq!(next(), Some(("defg".into(), false)));
+        let mut reader = LineReader::new(&b"\xC3\xA9\xC3\xA9x"[..], Encoding::Utf8);
+        let (line, whole) = reader.next_line_within(3).unwrap().unwrap();
+        assert_eq!((line.text.as_str(), whole), ("\u{e9}\u{fffd}", false));
+        let mut reader = LineReader::new(&b"ab"[..], Encoding::Utf8);
+        assert!(reader.next_line_within(4).unwrap().unwrap().1);
     }
 }

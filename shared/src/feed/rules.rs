@@ -2,10 +2,13 @@
 //! lines are split (zero-copy), then every column is checked and typed as a whole;
 //! Rust loops only over rejected rows.
 
-use super::layout::{
-    Column, ErrorCode, Kind, LayoutError, MAX_EMAIL_CHARS, MAX_TEXT_CHARS, check_header,
-};
-use super::records::{FieldSplitter, Line, lines};
+use super::decode::Encoding;
+use super::header::{LayoutError, check_layout};
+use super::layout::{Column, ErrorCode, Kind, MAX_EMAIL_CHARS, MAX_TEXT_CHARS};
+use super::quote::{VALUE_CHARS, shown};
+use super::records::{FieldSplitter, Line, LineReader, OwnedLine};
+use super::shape;
+use super::stream::BatchReader;
 use polars::prelude::*;
 use std::borrow::Cow;
 
@@ -16,8 +19,6 @@ const EMAIL_PATTERN: &str = r"^[a-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[a-z0-9!#$%&'*+/=?
 const DATETIME_SHAPE: &str = r"^[0-9]{2}/[0-9]{2}/[0-9]{4} [0-9]{2}:[0-9]{2}$";
 const DATETIME_FORMAT: &str = "%d/%m/%Y %H:%M";
 const DIGITS: &str = r"^[0-9]+$";
-/// How much of a bad value `errores.detalle` quotes.
-const DETAIL_VALUE_CHARS: usize = 80;
 
 /// Why a file could not be validated.
 #[derive(Debug, thiserror::Error)]
@@ -67,11 +68,21 @@ impl ValidatedBatch {
     }
 }
 
-/// Checks the layout, then every record of a whole text; a layout failure loads nothing.
+/// Checks the layout, then every record of a whole decoded text, by the same line
+/// and field splitters as files; a layout failure loads nothing.
 pub fn validate(text: &str, layout: &[Column]) -> Result<ValidatedBatch, FeedError> {
-    let all = lines(text);
-    check_header(all.first(), layout)?;
-    Ok(validate_batch(all.get(1..).unwrap_or_default(), layout)?)
+    check_layout(
+        &mut LineReader::new(text.as_bytes(), Encoding::Utf8),
+        layout,
+    )
+    .expect("reading a str cannot fail")?;
+    let mut reader = BatchReader::new(text.as_bytes(), Encoding::Utf8);
+    reader.header().expect("reading a str cannot fail");
+    let lines: Vec<OwnedLine> = reader
+        .next_batch(usize::MAX)
+        .expect("reading a str cannot fail");
+    let lines: Vec<Line<'_>> = lines.iter().map(OwnedLine::as_line).collect();
+    Ok(validate_batch(&lines, layout)?)
 }
 
 /// Checks every record of a batch of lines (the header excluded).
@@ -83,23 +94,17 @@ pub fn validate_batch(lines: &[Line<'_>], layout: &[Column]) -> PolarsResult<Val
         .map(|_| Vec::with_capacity(lines.len()))
         .collect();
     for line in lines {
-        match splitter.split(line.text) {
-            Some(values) if values.len() == layout.len() => {
+        match shape::fields(&mut splitter, line.text, layout) {
+            Ok(values) => {
                 for (column, value) in fields.iter_mut().zip(values) {
                     column.push(value);
                 }
                 kept.push(line);
             }
-            parsed => rejected.push(Rejected {
+            Err((code, detail)) => rejected.push(Rejected {
                 line: line.number,
-                code: ErrorCode::FieldCount,
-                detail: match parsed {
-                    Some(values) => format!("{} fields, expected {}", values.len(), layout.len()),
-                    None => {
-                        "not well-formed CSV (unterminated quote or text after a closing quote)"
-                            .into()
-                    }
-                },
+                code,
+                detail,
                 original: line.text.to_string(),
             }),
         }
@@ -144,7 +149,10 @@ pub fn validate_batch(lines: &[Line<'_>], layout: &[Column]) -> PolarsResult<Val
             code: failing[0].0.error_code(),
             detail: failing
                 .iter()
-                .map(|(c, v)| format!("{}: {} «{}»", c.header, c.error_code().as_str(), shorten(v)))
+                .map(|(c, v)| {
+                    let code = c.error_code().as_str();
+                    format!("{}: {code} «{}»", c.header, shown(v, VALUE_CHARS))
+                })
                 .collect::<Vec<_>>()
                 .join("; "),
             original: line.text.to_string(),
@@ -277,14 +285,6 @@ fn parsed_name(i: usize) -> String {
 
 fn ok_name(i: usize) -> String {
     format!("ok_{i}")
-}
-
-fn shorten(value: &str) -> String {
-    let mut s: String = value.chars().take(DETAIL_VALUE_CHARS).collect();
-    if value.chars().count() > DETAIL_VALUE_CHARS {
-        s.push('…');
-    }
-    s
 }
 
 #[cfg(test)]
@@ -426,5 +426,59 @@ mod tests {
     fn header_only_is_zero_rows() {
         let batch = validate(&format!("{HEADER}\n"), &VISITS).unwrap();
         assert_eq!(batch.total(), 0);
+    }
+
+    /// The (line, code, detalle) of every rejected record of `records` under the header.
+    fn rejected(records: &[String]) -> Vec<(u32, &'static str, String)> {
+        let text = format!("{HEADER}\n{}\n", records.join("\n"));
+        validate(&text, &VISITS)
+            .unwrap()
+            .rejected()
+            .iter()
+            .map(|r| (r.line, r.code.as_str(), r.detail.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn a_bare_cr_inside_a_field_is_data_with_or_without_quotes_on_the_line() {
+        let good = GOOD.join(",");
+        let plain = good.replace("\"189.1.1.1,200.2.2.2\"", "189.1.1.1");
+        for line in [
+            good.replace("Chrome", "Chr\rome"),
+            plain.replace("Chrome", "Chr\rome"),
+        ] {
+            let text = format!("{HEADER}\n{line}\n");
+            let batch = validate(&text, &VISITS).unwrap();
+            assert_eq!((batch.valid().height(), batch.total()), (1, 1), "{line:?}");
+            let kept = batch.valid().column("navegadores").unwrap().str().unwrap();
+            assert_eq!(kept.get(0), Some("Chr\rome"));
+        }
+        let found = rejected(&[good.replace("Ana@Example.com", "ana@exam\rple.com")]);
+        assert_eq!(
+            found[0].2, "email: EMAIL_INVALIDO «ana@exam\\rple.com»",
+            "a CR in a value is shown escaped"
+        );
+    }
+
+    #[test]
+    fn rule_details_show_invisible_characters_escaped_and_cut_long_values() {
+        let good = GOOD.join(",");
+        let found = rejected(&[
+            good.replace("Ana@Example.com", "\u{feff}ana@example.com"),
+            good.replace("Ana@Example.com", "ana\u{200b}@example.com"),
+            good.replace("http://a", &"y".repeat(5000)),
+        ]);
+        assert_eq!(
+            found[0].2,
+            "email: EMAIL_INVALIDO «\\u{feff}ana@example.com»"
+        );
+        assert_eq!(
+            found[1].2,
+            "email: EMAIL_INVALIDO «ana\\u{200b}@example.com»"
+        );
+        assert_eq!(
+            found[2].2,
+            format!("Links: TEXTO_DEMASIADO_LARGO «{}…»", "y".repeat(80))
+        );
     }
 }

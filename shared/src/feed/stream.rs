@@ -6,8 +6,9 @@
 //! bounded by the batch size whatever the file size, while line numbers run on.
 
 use super::decode::Encoding;
+use super::header::{self, LayoutError};
 use super::layout::Column;
-use super::records::Line;
+use super::records::{Line, LineReader, OwnedLine};
 use super::rules::{ValidatedBatch, validate_batch};
 use super::visitors::{VisitorTally, Visits};
 use chrono::NaiveDate;
@@ -21,7 +22,6 @@ use std::path::Path;
 /// 1.2 x the file size on 1M rows and about 0.3 x on 5M rows (ops/bench.sh).
 pub const BATCH_ROWS: usize = 25_000;
 const READ_BUFFER: usize = 1 << 20;
-const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 
 /// Why a staged file could not be read or validated.
 #[derive(Debug, thiserror::Error)]
@@ -82,30 +82,21 @@ pub fn fingerprint(path: &Path) -> io::Result<Fingerprint> {
     })
 }
 
-/// One physical line, decoded.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OwnedLine {
-    /// 1-based line number.
-    pub number: u32,
-    /// The line without its line ending.
-    pub text: String,
-}
-
-impl OwnedLine {
-    /// A borrowed view for the rules.
-    pub fn as_line(&self) -> Line<'_> {
-        Line {
-            number: self.number,
-            text: &self.text,
-        }
-    }
-}
-
 /// A reader that hashes and counts every byte read through it.
 struct Hashing<R> {
     inner: R,
     hasher: Sha256,
     bytes: u64,
+}
+
+impl<R> Hashing<R> {
+    /// What was read so far: (bytes, SHA-256 hex). At the end of the file, the whole file's.
+    fn read_so_far(&self) -> (u64, String) {
+        (
+            self.bytes,
+            crate::hash::to_hex(&self.hasher.clone().finalize()),
+        )
+    }
 }
 
 impl<R: Read> Read for Hashing<R> {
@@ -118,80 +109,44 @@ impl<R: Read> Read for Hashing<R> {
 }
 
 /// Pass 2: the file's lines in batches; blank lines at the end of the file are dropped.
-pub struct BatchReader {
-    reader: BufReader<Hashing<File>>,
-    encoding: Encoding,
-    number: u32,
+pub struct BatchReader<R = BufReader<File>> {
+    lines: LineReader<R>,
     /// Blank lines not yet known to be in the middle (records) or at the end (ignored).
     blanks: Vec<OwnedLine>,
-    buf: Vec<u8>,
 }
 
 impl BatchReader {
     /// Opens the file; `encoding` comes from [`fingerprint`].
     pub fn open(path: &Path, encoding: Encoding) -> io::Result<Self> {
-        Ok(Self {
-            reader: BufReader::with_capacity(
-                READ_BUFFER,
-                Hashing {
-                    inner: File::open(path)?,
-                    hasher: Sha256::new(),
-                    bytes: 0,
-                },
-            ),
-            encoding,
-            number: 0,
-            blanks: Vec::new(),
-            buf: Vec::with_capacity(4096),
-        })
+        let file = BufReader::with_capacity(READ_BUFFER, File::open(path)?);
+        Ok(Self::new(file, encoding))
     }
+}
 
-    fn read_line(&mut self) -> io::Result<Option<OwnedLine>> {
-        self.buf.clear();
-        if self.reader.read_until(b'\n', &mut self.buf)? == 0 {
-            return Ok(None);
+impl<R: BufRead> BatchReader<R> {
+    /// Reads lines from `reader` (see [`LineReader`]).
+    pub fn new(reader: R, encoding: Encoding) -> Self {
+        Self {
+            lines: LineReader::new(reader, encoding),
+            blanks: Vec::new(),
         }
-        self.number += 1;
-        let mut bytes = self.buf.as_slice();
-        if self.number == 1 {
-            bytes = bytes.strip_prefix(UTF8_BOM).unwrap_or(bytes);
-        }
-        bytes = bytes.strip_suffix(b"\n").unwrap_or(bytes);
-        bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
-        let text = match self.encoding {
-            Encoding::Utf8 => String::from_utf8(bytes.to_vec())
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?,
-            Encoding::Windows1252 => encoding_rs::WINDOWS_1252
-                .decode_without_bom_handling(bytes)
-                .0
-                .into_owned(),
-        };
-        Ok(Some(OwnedLine {
-            number: self.number,
-            text,
-        }))
     }
 
     /// The first line (the header), or `None` for an empty file.
     pub fn header(&mut self) -> io::Result<Option<OwnedLine>> {
-        debug_assert_eq!(self.number, 0, "the header is read first");
-        self.read_line()
+        self.lines.next_line()
     }
 
-    /// What was read so far: (bytes, SHA-256 hex). At the end of the file, the whole file's.
-    pub fn read_so_far(&self) -> (u64, String) {
-        let inner = self.reader.get_ref();
-        (
-            inner.bytes,
-            crate::hash::to_hex(&inner.hasher.clone().finalize()),
-        )
+    /// The underlying reader.
+    fn get_ref(&self) -> &R {
+        self.lines.get_ref()
     }
 
     /// Up to `max` records (more only to flush blank lines); empty at the end.
     pub fn next_batch(&mut self, max: usize) -> io::Result<Vec<OwnedLine>> {
         let mut batch = Vec::with_capacity(max.min(1 << 16));
         while batch.len() < max {
-            match self.read_line()? {
+            match self.lines.next_line()? {
                 None => break, // pending blank lines were trailing: ignored
                 Some(line) if line.text.trim().is_empty() => self.blanks.push(line),
                 Some(line) => {
@@ -202,6 +157,16 @@ impl BatchReader {
         }
         Ok(batch)
     }
+}
+
+/// The layout check of a staged file (SPEC §3), reading only its first line(s).
+pub fn check_layout(
+    path: &Path,
+    encoding: Encoding,
+    layout: &[Column],
+) -> io::Result<Result<(), LayoutError>> {
+    let file = BufReader::with_capacity(64 * 1024, File::open(path)?);
+    header::check_layout(&mut LineReader::new(file, encoding), layout)
 }
 
 /// What [`validate_file`] hands to the loader, in order.
@@ -235,13 +200,19 @@ pub fn validate_file(
     mut send: impl FnMut(Result<FilePart, StreamError>) -> bool,
 ) {
     let mut run = || -> Result<(), StreamError> {
-        let mut reader = BatchReader::open(path, encoding)?;
+        // Every byte read is hashed: the loader checks it is exactly what pass 1 hashed.
+        let hashing = Hashing {
+            inner: File::open(path)?,
+            hasher: Sha256::new(),
+            bytes: 0,
+        };
+        let mut reader = BatchReader::new(BufReader::with_capacity(READ_BUFFER, hashing), encoding);
         reader.header()?;
         let mut visitors = VisitorTally::new(as_of);
         loop {
             let lines = reader.next_batch(batch_rows)?;
             if lines.is_empty() {
-                let (bytes, sha256) = reader.read_so_far();
+                let (bytes, sha256) = reader.get_ref().get_ref().read_so_far();
                 send(Ok(FilePart::End(EndOfFile {
                     visitors: visitors.into_sorted(),
                     bytes,
