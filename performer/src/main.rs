@@ -98,7 +98,7 @@ async fn run() -> anyhow::Result<()> {
             })?;
             let workers = workers.unwrap_or(config.performer.workers).max(1);
             let ctx = Arc::new(pipeline::Context {
-                pool: shared::db::performer_pool(&config)?,
+                pool: shared::db::performer_pool(&config).await?,
                 tz: config.time_zone()?,
                 config,
                 dirs,

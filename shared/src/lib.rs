@@ -9,7 +9,7 @@
 //! - [`queue`]: `work_items` — enqueue, claim under lease, heartbeat, rescue, retry, finish.
 //! - [`load`]: the one load transaction; [`copy_writer`] its binary COPY.
 //! - [`audit`]: `bitacora_control` writes other than the load.
-//! - [`db`]: the two pools and the embedded migrations; [`paths`]: the ETL root and durable moves.
+//! - [`db`]: the two pools and the embedded migrations; [`db_tls`]: libpq's sslmode for both; [`paths`]: the ETL root and durable moves.
 //! - [`alert`], [`telemetry`]: webhook alerts, logs (stdout and per-day, per-file) and metrics.
 //! - [`fixtures`]: the generator of visit files (tests, demo, benchmarks); [`fault`]: test-only pause hooks.
 //! - [`hash`], [`host`]: SHA-256 hex and the host name.
@@ -21,6 +21,7 @@ pub mod business_date;
 pub mod config;
 pub mod copy_writer;
 pub mod db;
+pub mod db_tls;
 pub mod fault;
 pub mod feed;
 pub mod fixtures;

@@ -13,4 +13,5 @@ mod rules;
 mod runbook;
 mod security;
 mod systemd;
+mod tls;
 mod visitors;

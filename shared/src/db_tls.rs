@@ -1,0 +1,590 @@
+//! How connections to PostgreSQL are secured, decided in one place for both clients
+//! (sqlx and tokio-postgres): libpq's `sslmode`, `sslrootcert`, `sslcert` and `sslkey`,
+//! from the database URL's query or the `[database]` keys, with libpq's rules:
+//! - `disable`: no TLS; `prefer`: TLS when the server offers it, certificate not checked;
+//! - `require`: TLS or no connection; with a CA file (`sslrootcert`, or libpq's default
+//!   `~/.postgresql/root.crt` when it exists) the chain is checked as under `verify-ca`;
+//! - `verify-ca`: the certificate must chain to the CA file; `verify-full`: and match the host;
+//! - TLS is never used over a Unix socket.
+//!
+//! The TLS handshake, and so the certificate check, happens before the startup message:
+//! a refused server never sees the user name, let alone a password. All TLS is rustls on
+//! aws-lc-rs (the provider russh uses too).
+
+use crate::config::{ConfigError, DatabaseConfig};
+use crate::secret::Secret;
+use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
+};
+use serde::Deserialize;
+use std::fmt;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use url::Url;
+
+/// libpq's `sslmode` (`allow` is not offered: it tries without TLS first).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SslMode {
+    /// No TLS.
+    Disable,
+    /// TLS when the server offers it; the certificate is not checked (libpq's default).
+    Prefer,
+    /// TLS or no connection; the certificate is checked only if a CA file is given.
+    Require,
+    /// TLS; the certificate must chain to the CA file.
+    VerifyCa,
+    /// TLS; the certificate must chain to the CA file and name the host connected to.
+    VerifyFull,
+}
+
+impl SslMode {
+    fn parse(text: &str) -> Option<Self> {
+        Some(match text {
+            "disable" => Self::Disable,
+            "prefer" => Self::Prefer,
+            "require" => Self::Require,
+            "verify-ca" => Self::VerifyCa,
+            "verify-full" => Self::VerifyFull,
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for SslMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Disable => "disable",
+            Self::Prefer => "prefer",
+            Self::Require => "require",
+            Self::VerifyCa => "verify-ca",
+            Self::VerifyFull => "verify-full",
+        })
+    }
+}
+
+/// What a connection does about TLS once libpq's rules are applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TlsCheck {
+    /// No TLS: `disable`, or a Unix socket.
+    Off,
+    /// TLS if offered, certificate not checked: `prefer`.
+    IfOffered,
+    /// TLS required, certificate not checked: `require` without a CA file.
+    Unverified,
+    /// TLS required, chain checked against the CA file, any host name.
+    Chain(PathBuf),
+    /// TLS required, chain and host name checked.
+    ChainAndHost(PathBuf),
+}
+
+/// A client certificate and its key (libpq's `sslcert`, `sslkey`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientCert {
+    /// PEM certificate chain.
+    pub cert: PathBuf,
+    /// PEM private key.
+    pub key: PathBuf,
+}
+
+/// The database to connect to and how: the URL without its TLS parameters, the
+/// server (for messages: never the URL, which may hold a password) and the TLS check.
+#[derive(Debug, Clone)]
+pub struct DbTarget {
+    url: Secret,
+    /// `host:port`, or the socket directory.
+    pub server: String,
+    /// The TLS check every connection makes.
+    pub check: TlsCheck,
+    /// The client certificate presented, if any.
+    pub client_cert: Option<ClientCert>,
+    /// What was asked for.
+    pub mode: SslMode,
+    loopback: bool,
+}
+
+/// Why a server was refused; each names what an operator must look at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TlsRefusal {
+    /// TLS is required and the server does not offer it.
+    ServerWithoutTls,
+    /// The certificate does not chain to a CA in `sslrootcert`.
+    UnknownCa,
+    /// The certificate does not name the host connected to.
+    HostNameMismatch,
+    /// The certificate has expired or is not valid yet.
+    NotValidNow,
+    /// Anything else rustls or the server said.
+    Other(String),
+}
+
+impl fmt::Display for TlsRefusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::ServerWithoutTls => f.write_str("the server does not support TLS, and sslmode requires it"),
+            Self::UnknownCa => f.write_str(
+                "unknown CA: the server's certificate is not signed by a CA in sslrootcert",
+            ),
+            Self::HostNameMismatch => f.write_str(
+                "host name mismatch: the server's certificate does not name this host (sslmode=verify-full)",
+            ),
+            Self::NotValidNow => {
+                f.write_str("the server's certificate has expired or is not valid yet")
+            }
+            Self::Other(reason) => write!(f, "TLS failed: {reason}"),
+        }
+    }
+}
+
+/// The TLS parameters libpq reads from a connection URL.
+const URL_TLS_KEYS: [&str; 4] = ["sslmode", "sslrootcert", "sslcert", "sslkey"];
+
+impl DbTarget {
+    /// Reads the TLS parameters from `url` and `[database]` and applies libpq's rules;
+    /// checks that the certificate and key files can be read.
+    pub fn new(url: &Secret, db: &DatabaseConfig) -> Result<Self, ConfigError> {
+        let mut parsed = Url::parse(url.expose())
+            .map_err(|_| invalid("database.url", "not a valid postgres:// URL".into()))?;
+        if !matches!(parsed.scheme(), "postgres" | "postgresql") {
+            return Err(invalid(
+                "database.url",
+                "must start with postgres:// or postgresql://".into(),
+            ));
+        }
+        // Take the TLS parameters out; the others stay exactly as written.
+        let mut from_url = std::collections::HashMap::new();
+        let mut kept = Vec::new();
+        for raw in parsed
+            .query()
+            .unwrap_or("")
+            .split('&')
+            .filter(|p| !p.is_empty())
+        {
+            match url::form_urlencoded::parse(raw.as_bytes()).next() {
+                Some((k, v)) if URL_TLS_KEYS.contains(&k.as_ref()) => {
+                    from_url.insert(k.into_owned(), v.into_owned());
+                }
+                _ => kept.push(raw.to_string()),
+            }
+        }
+        let (host, port) = host_and_port(&parsed);
+        parsed.set_query(
+            Some(&kept.join("&"))
+                .filter(|q| !q.is_empty())
+                .map(|q| q.as_str()),
+        );
+
+        let mode = match one_place(&from_url, "sslmode", db.sslmode.map(|m| m.to_string()))? {
+            None => SslMode::Prefer,
+            Some(text) => SslMode::parse(&text).ok_or_else(|| {
+                invalid(
+                    "database.sslmode",
+                    format!(
+                        "`{text}` is not one of disable, prefer, require, verify-ca, verify-full"
+                    ),
+                )
+            })?,
+        };
+        let path_of = |key: &'static str, configured: &Option<PathBuf>| {
+            one_place(
+                &from_url,
+                key,
+                configured.as_ref().map(|p| p.display().to_string()),
+            )
+            .map(|v| v.map(PathBuf::from))
+        };
+        let root = path_of("sslrootcert", &db.sslrootcert)?;
+        let cert = path_of("sslcert", &db.sslcert)?;
+        let key = path_of("sslkey", &db.sslkey)?;
+        if root.as_deref() == Some(Path::new("system")) {
+            return Err(invalid(
+                "database.sslrootcert",
+                "`system` is not supported: name the CA file that signed the server's certificate"
+                    .into(),
+            ));
+        }
+        // libpq's defaults, used when they exist.
+        let home = std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".postgresql"));
+        let default_file = |name: &str| home.as_ref().map(|d| d.join(name)).filter(|p| p.exists());
+        let root = root.or_else(|| default_file("root.crt"));
+        let client_cert = match (cert, key) {
+            (Some(cert), Some(key)) => Some(ClientCert { cert, key }),
+            (None, None) => default_file("postgresql.crt")
+                .zip(default_file("postgresql.key"))
+                .map(|(cert, key)| ClientCert { cert, key }),
+            (Some(_), None) => {
+                return Err(invalid(
+                    "database.sslkey",
+                    "sslcert is set: set its key too".into(),
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(invalid(
+                    "database.sslcert",
+                    "sslkey is set: set its certificate too".into(),
+                ));
+            }
+        };
+
+        let socket = host.starts_with('/');
+        let check = match (mode, root) {
+            _ if socket => TlsCheck::Off,
+            (SslMode::Disable, _) => TlsCheck::Off,
+            (SslMode::Prefer, _) => TlsCheck::IfOffered,
+            (SslMode::Require, None) => TlsCheck::Unverified,
+            (SslMode::Require | SslMode::VerifyCa, Some(root)) => TlsCheck::Chain(root),
+            (SslMode::VerifyFull, Some(root)) => TlsCheck::ChainAndHost(root),
+            (SslMode::VerifyCa | SslMode::VerifyFull, None) => {
+                return Err(invalid(
+                    "database.sslrootcert",
+                    format!(
+                        "sslmode={mode} checks the server's certificate: name the CA file \
+                         (sslrootcert in the URL or database.sslrootcert)"
+                    ),
+                ));
+            }
+        };
+        let target = Self {
+            url: Secret::new(String::from(parsed)),
+            server: if socket {
+                host.clone()
+            } else {
+                format!("{host}:{port}")
+            },
+            loopback: socket || is_loopback(&host),
+            check,
+            client_cert,
+            mode,
+        };
+        // Fail at start-up, naming the key, rather than at the first connection.
+        target.client_config()?;
+        Ok(target)
+    }
+
+    /// The URL without its TLS parameters (which the clients get from [`DbTarget::check`]).
+    pub fn url(&self) -> &Secret {
+        &self.url
+    }
+
+    /// A warning when the server is on another host and its identity is not fully checked.
+    pub fn weakness(&self) -> Option<String> {
+        if self.loopback || matches!(self.check, TlsCheck::ChainAndHost(_)) {
+            return None;
+        }
+        Some(format!(
+            "database {} is not on this host and sslmode={} does not check its identity: \
+             use sslmode=verify-full with sslrootcert",
+            self.server, self.mode
+        ))
+    }
+
+    /// The rustls configuration for tokio-postgres: only the CA file is trusted.
+    pub fn client_config(&self) -> Result<ClientConfig, ConfigError> {
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let builder = ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| invalid("database.sslmode", e.to_string()))?;
+        let builder = match &self.check {
+            TlsCheck::Off | TlsCheck::IfOffered | TlsCheck::Unverified => builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider))),
+            TlsCheck::Chain(root) => builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(AnyHostName(webpki(root, provider)?))),
+            TlsCheck::ChainAndHost(root) => builder.with_webpki_verifier(webpki(root, provider)?),
+        };
+        match &self.client_cert {
+            None => Ok(builder.with_no_client_auth()),
+            Some(c) => {
+                let chain = read_certs(&c.cert, "database.sslcert")?;
+                let key = PrivateKeyDer::from_pem_file(&c.key).map_err(|e| {
+                    invalid(
+                        "database.sslkey",
+                        format!("cannot read a key from {}: {e}", c.key.display()),
+                    )
+                })?;
+                builder
+                    .with_client_auth_cert(chain, key)
+                    .map_err(|e| invalid("database.sslkey", e.to_string()))
+            }
+        }
+    }
+
+    /// sqlx's options: the same mode and files (sqlx reads them itself).
+    pub fn sqlx_options(&self) -> Result<sqlx::postgres::PgConnectOptions, ConfigError> {
+        use sqlx::postgres::{PgConnectOptions, PgSslMode};
+        use std::str::FromStr;
+        let options = PgConnectOptions::from_str(self.url.expose())
+            .map_err(|_| invalid("database.url", "not a valid PostgreSQL URL".into()))?;
+        let options = match &self.check {
+            TlsCheck::Off => options.ssl_mode(PgSslMode::Disable),
+            TlsCheck::IfOffered => options.ssl_mode(PgSslMode::Prefer),
+            TlsCheck::Unverified => options.ssl_mode(PgSslMode::Require),
+            TlsCheck::Chain(root) => options.ssl_mode(PgSslMode::VerifyCa).ssl_root_cert(root),
+            TlsCheck::ChainAndHost(root) => {
+                options.ssl_mode(PgSslMode::VerifyFull).ssl_root_cert(root)
+            }
+        };
+        Ok(match &self.client_cert {
+            Some(c) => options.ssl_client_cert(&c.cert).ssl_client_key(&c.key),
+            None => options,
+        })
+    }
+
+    /// tokio-postgres's configuration and TLS connector.
+    pub fn tokio_postgres(
+        &self,
+    ) -> Result<
+        (
+            tokio_postgres::Config,
+            tokio_postgres_rustls::MakeRustlsConnect,
+        ),
+        ConfigError,
+    > {
+        use std::str::FromStr;
+        use tokio_postgres::config::SslMode as PgSslMode;
+        let mut pg = tokio_postgres::Config::from_str(self.url.expose())
+            .map_err(|_| invalid("database.url", "not a valid PostgreSQL URL".into()))?;
+        pg.ssl_mode(match self.check {
+            TlsCheck::Off => PgSslMode::Disable,
+            TlsCheck::IfOffered => PgSslMode::Prefer,
+            _ => PgSslMode::Require,
+        });
+        let tls = tokio_postgres_rustls::MakeRustlsConnect::new(self.client_config()?);
+        Ok((pg, tls))
+    }
+}
+
+/// The TLS refusal behind an error from either client, if that is what it is.
+pub fn refusal(error: &(dyn std::error::Error + 'static)) -> Option<TlsRefusal> {
+    let mut next = Some(error);
+    while let Some(e) = next {
+        // `io::Error::source` skips the error it wraps: look inside it.
+        let inner = e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .map(|inner| inner as &(dyn std::error::Error + 'static));
+        for candidate in [Some(e), inner].into_iter().flatten() {
+            if let Some(tls) = candidate.downcast_ref::<rustls::Error>() {
+                return Some(classify(tls));
+            }
+            // The same words in sqlx and tokio-postgres.
+            if candidate.to_string() == "server does not support TLS" {
+                return Some(TlsRefusal::ServerWithoutTls);
+            }
+        }
+        next = e.source();
+    }
+    None
+}
+
+fn classify(error: &rustls::Error) -> TlsRefusal {
+    match error {
+        rustls::Error::InvalidCertificate(c) => match c {
+            CertificateError::UnknownIssuer => TlsRefusal::UnknownCa,
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
+                TlsRefusal::HostNameMismatch
+            }
+            CertificateError::Expired
+            | CertificateError::ExpiredContext { .. }
+            | CertificateError::NotValidYet
+            | CertificateError::NotValidYetContext { .. } => TlsRefusal::NotValidNow,
+            other => TlsRefusal::Other(format!("invalid server certificate: {other:?}")),
+        },
+        other => TlsRefusal::Other(other.to_string()),
+    }
+}
+
+/// A parameter may be set in the URL or in `[database]`, not differently in both.
+fn one_place(
+    from_url: &std::collections::HashMap<String, String>,
+    key: &'static str,
+    configured: Option<String>,
+) -> Result<Option<String>, ConfigError> {
+    match (from_url.get(key), configured) {
+        (Some(u), Some(c)) if *u != c => Err(ConfigError::Invalid {
+            key: config_key(key),
+            reason: format!("is `{c}` but the database URL says {key}={u}: set it in one place"),
+        }),
+        (Some(u), _) => Ok(Some(u.clone())),
+        (None, c) => Ok(c),
+    }
+}
+
+fn config_key(key: &str) -> &'static str {
+    match key {
+        "sslmode" => "database.sslmode",
+        "sslrootcert" => "database.sslrootcert",
+        "sslcert" => "database.sslcert",
+        _ => "database.sslkey",
+    }
+}
+
+/// The host as libpq sees it: a `host` query parameter wins over the URL's; none, or a
+/// path, is a Unix socket directory.
+fn host_and_port(url: &Url) -> (String, u16) {
+    let param = |k: &str| {
+        url.query_pairs()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.into_owned())
+    };
+    let host = param("host")
+        .or_else(|| {
+            url.host_str().map(|h| {
+                h.trim_matches(['[', ']'])
+                    .replace("%2F", "/")
+                    .replace("%2f", "/")
+            })
+        })
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "/var/run/postgresql".into());
+    let port = param("port")
+        .and_then(|p| p.parse().ok())
+        .or(url.port())
+        .unwrap_or(5432);
+    (host, port)
+}
+
+fn is_loopback(host: &str) -> bool {
+    host == "localhost" || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+fn invalid(key: &'static str, reason: String) -> ConfigError {
+    ConfigError::Invalid { key, reason }
+}
+
+fn read_certs(path: &Path, key: &'static str) -> Result<Vec<CertificateDer<'static>>, ConfigError> {
+    let certs = CertificateDer::pem_file_iter(path)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| {
+            invalid(
+                key,
+                format!("cannot read certificates from {}: {e}", path.display()),
+            )
+        })?;
+    if certs.is_empty() {
+        return Err(invalid(
+            key,
+            format!("{} holds no PEM certificate", path.display()),
+        ));
+    }
+    Ok(certs)
+}
+
+/// The standard chain-and-name check, trusting only the certificates in `root`.
+fn webpki(
+    root: &Path,
+    provider: Arc<CryptoProvider>,
+) -> Result<Arc<WebPkiServerVerifier>, ConfigError> {
+    let mut roots = RootCertStore::empty();
+    for cert in read_certs(root, "database.sslrootcert")? {
+        roots
+            .add(cert)
+            .map_err(|e| invalid("database.sslrootcert", format!("{}: {e}", root.display())))?;
+    }
+    WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+        .build()
+        .map_err(|e| invalid("database.sslrootcert", format!("{}: {e}", root.display())))
+}
+
+/// `prefer` and `require` without a CA file: any certificate (the handshake is still signed).
+#[derive(Debug)]
+struct AnyCertificate(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// `verify-ca`: the chain is checked, the host name is not.
+#[derive(Debug)]
+struct AnyHostName(Arc<WebPkiServerVerifier>);
+
+impl ServerCertVerifier for AnyHostName {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        match self
+            .0
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+        {
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) => Ok(ServerCertVerified::assertion()),
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
+}
