@@ -21,7 +21,7 @@ db=/var/tmp/visitas-advisory-db/advisory-db-3157b0e258782691
 snapshot=$(git bundle list-heads "$bundle" | awk '{ print $1; exit }')
 if [ "$(git -C "$db" rev-parse HEAD 2>/dev/null)" != "$snapshot" ]; then
     rm -rf "$db"
-    git clone -q "$bundle" "$db"
+    git -c init.defaultBranch=main clone -q "$bundle" "$db"
 fi
 
 cargo fetch --locked -q # --offline needs every crate of the lock file on disk

@@ -588,3 +588,164 @@ impl ServerCertVerifier for AnyHostName {
         self.0.supported_verify_schemes()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A self-signed CA certificate (its key was thrown away).
+    const CA: &str = "-----BEGIN CERTIFICATE-----
+MIIBljCCATugAwIBAgIUSi+lRZ+pC4+DvZ7y2rqoOjWABDYwCgYIKoZIzj0EAwIw
+HzEdMBsGA1UEAwwUdmlzaXRhcyB1bml0LXRlc3QgQ0EwIBcNMjYxMTI1MDkzNTA0
+WhgPMjEyNjExMDEwOTM1MDRaMB8xHTAbBgNVBAMMFHZpc2l0YXMgdW5pdC10ZXN0
+IENBMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEm71S/ZF+AyA4RKOE3+Rs4D+h
+ruIrYGnJV78VMabhlho/bKf+mXJJQ+5bS+9dmJRVjz3w2wspcFWsHiu2+UHTIaNT
+MFEwHQYDVR0OBBYEFFIq3wZdlxy5OOHoA2vEyX9r4P3rMB8GA1UdIwQYMBaAFFIq
+3wZdlxy5OOHoA2vEyX9r4P3rMA8GA1UdEwEB/wQFMAMBAf8wCgYIKoZIzj0EAwID
+SQAwRgIhAOhYXOCGov1+tgoCoqL9SBg/G2qcX8i0e+msGt7MRr8cAiEA916jJs4a
+yUzBJrIDgElLjqNz5d8N4Wj7jj2mLdqbn9Q=
+-----END CERTIFICATE-----
+";
+
+    fn ca_file() -> PathBuf {
+        let path = std::env::temp_dir().join(format!("visitas-db-tls-{}.crt", std::process::id()));
+        std::fs::write(&path, CA).unwrap();
+        path
+    }
+
+    fn config() -> DatabaseConfig {
+        DatabaseConfig {
+            url: None,
+            url_file: None,
+            pool_size: 1,
+            sslmode: None,
+            sslrootcert: None,
+            sslcert: None,
+            sslkey: None,
+        }
+    }
+
+    fn target(url: &str, db: &DatabaseConfig) -> Result<DbTarget, ConfigError> {
+        DbTarget::new(&Secret::new(url), db)
+    }
+
+    #[test]
+    fn tls_parameters_leave_the_url_and_the_others_stay_as_written() {
+        let t = target(
+            "postgres://u:pw@db.example:5433/v?application_name=a%20b&sslmode=require&connect_timeout=5",
+            &config(),
+        )
+        .unwrap();
+        assert_eq!(
+            t.url().expose(),
+            "postgres://u:pw@db.example:5433/v?application_name=a%20b&connect_timeout=5"
+        );
+        assert_eq!(t.check, TlsCheck::Unverified);
+        assert_eq!(t.server, "db.example:5433");
+        let plain = target("postgres://u@h/v?sslmode=disable", &config()).unwrap();
+        assert_eq!(plain.url().expose(), "postgres://u@h/v");
+        assert_eq!(plain.check, TlsCheck::Off);
+    }
+
+    #[test]
+    fn libpq_rules_decide_the_check() {
+        let ca = ca_file();
+        let with = |mode: &str| {
+            target(
+                &format!("postgres://h/v?sslmode={mode}&sslrootcert={}", ca.display()),
+                &config(),
+            )
+            .unwrap()
+            .check
+        };
+        assert_eq!(with("disable"), TlsCheck::Off);
+        assert_eq!(with("prefer"), TlsCheck::IfOffered);
+        // require with a CA file checks the chain, as verify-ca does.
+        assert_eq!(with("require"), TlsCheck::Chain(ca.clone()));
+        assert_eq!(with("verify-ca"), TlsCheck::Chain(ca.clone()));
+        assert_eq!(with("verify-full"), TlsCheck::ChainAndHost(ca.clone()));
+        // libpq's default is prefer; a Unix socket never uses TLS.
+        assert_eq!(
+            target("postgres://h/v", &config()).unwrap().check,
+            TlsCheck::IfOffered
+        );
+        let socket = format!(
+            "postgres:///v?host=/var/run/postgresql&sslmode=verify-full&sslrootcert={}",
+            ca.display()
+        );
+        assert_eq!(target(&socket, &config()).unwrap().check, TlsCheck::Off);
+    }
+
+    #[test]
+    fn configuration_keys_work_and_may_not_contradict_the_url() {
+        let ca = ca_file();
+        let mut db = config();
+        db.sslmode = Some(SslMode::VerifyFull);
+        db.sslrootcert = Some(ca.clone());
+        assert_eq!(
+            target("postgres://h/v", &db).unwrap().check,
+            TlsCheck::ChainAndHost(ca.clone())
+        );
+        assert!(target("postgres://h/v?sslmode=verify-full", &db).is_ok());
+        let err = target("postgres://h/v?sslmode=require", &db)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("database.sslmode") && err.contains("one place"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn bad_settings_name_the_key_and_never_the_password() {
+        for (url, key) in [
+            (
+                "postgres://u:hunter2@h/v?sslmode=verify-full",
+                "database.sslrootcert",
+            ),
+            ("postgres://u:hunter2@h/v?sslmode=allow", "database.sslmode"),
+            (
+                "postgres://u:hunter2@h/v?sslmode=verify-ca&sslrootcert=/nonexistent.crt",
+                "database.sslrootcert",
+            ),
+            ("postgres://u:hunter2@h/v?sslcert=/c.crt", "database.sslkey"),
+            ("mysql://u:hunter2@h/v", "database.url"),
+        ] {
+            let err = target(url, &config()).unwrap_err().to_string();
+            assert!(err.contains(key), "{url}: {err}");
+            assert!(!err.contains("hunter2"), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_server_off_this_host_without_verify_full_gets_a_warning() {
+        let ca = ca_file();
+        let weak = target(
+            "postgres://u:hunter2@db.example/v?sslmode=require",
+            &config(),
+        )
+        .unwrap();
+        let warning = weak.weakness().unwrap();
+        assert!(
+            warning.contains("db.example:5432") && warning.contains("verify-full"),
+            "{warning}"
+        );
+        assert!(!warning.contains("hunter2"));
+        let full = format!(
+            "postgres://db.example/v?sslmode=verify-full&sslrootcert={}",
+            ca.display()
+        );
+        assert_eq!(target(&full, &config()).unwrap().weakness(), None);
+        for local in [
+            "postgres://127.0.0.1/v",
+            "postgres://localhost/v",
+            "postgres://[::1]/v",
+        ] {
+            assert_eq!(
+                target(local, &config()).unwrap().weakness(),
+                None,
+                "{local}"
+            );
+        }
+    }
+}
