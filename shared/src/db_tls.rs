@@ -22,6 +22,7 @@ use rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
 };
 use serde::Deserialize;
+use std::collections::HashMap;
 use std::fmt;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -157,28 +158,8 @@ impl DbTarget {
                 "must start with postgres:// or postgresql://".into(),
             ));
         }
-        // Take the TLS parameters out; the others stay exactly as written.
-        let mut from_url = std::collections::HashMap::new();
-        let mut kept = Vec::new();
-        for raw in parsed
-            .query()
-            .unwrap_or("")
-            .split('&')
-            .filter(|p| !p.is_empty())
-        {
-            match url::form_urlencoded::parse(raw.as_bytes()).next() {
-                Some((k, v)) if URL_TLS_KEYS.contains(&k.as_ref()) => {
-                    from_url.insert(k.into_owned(), v.into_owned());
-                }
-                _ => kept.push(raw.to_string()),
-            }
-        }
+        let from_url = take_tls_parameters(&mut parsed);
         let (host, port) = host_and_port(&parsed);
-        parsed.set_query(
-            Some(&kept.join("&"))
-                .filter(|q| !q.is_empty())
-                .map(|q| q.as_str()),
-        );
 
         let mode = match one_place(&from_url, "sslmode", db.sslmode.map(|m| m.to_string()))? {
             None => SslMode::Prefer,
@@ -209,28 +190,8 @@ impl DbTarget {
                     .into(),
             ));
         }
-        // libpq's defaults, used when they exist.
-        let home = std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".postgresql"));
-        let default_file = |name: &str| home.as_ref().map(|d| d.join(name)).filter(|p| p.exists());
-        let root = root.or_else(|| default_file("root.crt"));
-        let client_cert = match (cert, key) {
-            (Some(cert), Some(key)) => Some(ClientCert { cert, key }),
-            (None, None) => default_file("postgresql.crt")
-                .zip(default_file("postgresql.key"))
-                .map(|(cert, key)| ClientCert { cert, key }),
-            (Some(_), None) => {
-                return Err(invalid(
-                    "database.sslkey",
-                    "sslcert is set: set its key too".into(),
-                ));
-            }
-            (None, Some(_)) => {
-                return Err(invalid(
-                    "database.sslcert",
-                    "sslkey is set: set its certificate too".into(),
-                ));
-            }
-        };
+        let root = root.or_else(|| libpq_default_file("root.crt"));
+        let client_cert = client_cert(cert, key)?;
 
         let socket = host.starts_with('/');
         let check = match (mode, root) {
@@ -401,9 +362,58 @@ fn classify(error: &rustls::Error) -> TlsRefusal {
     }
 }
 
+/// Takes libpq's TLS parameters out of the URL's query; the others stay exactly as written.
+fn take_tls_parameters(url: &mut Url) -> HashMap<String, String> {
+    let mut tls = HashMap::new();
+    let mut kept = Vec::new();
+    for raw in url
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .filter(|p| !p.is_empty())
+    {
+        match url::form_urlencoded::parse(raw.as_bytes()).next() {
+            Some((k, v)) if URL_TLS_KEYS.contains(&k.as_ref()) => {
+                tls.insert(k.into_owned(), v.into_owned());
+            }
+            _ => kept.push(raw.to_string()),
+        }
+    }
+    let query = kept.join("&");
+    url.set_query(Some(query.as_str()).filter(|q| !q.is_empty()));
+    tls
+}
+
+/// A file of libpq's defaults (`~/.postgresql/NAME`), when it exists.
+fn libpq_default_file(name: &str) -> Option<PathBuf> {
+    let dir = PathBuf::from(std::env::var_os("HOME")?).join(".postgresql");
+    Some(dir.join(name)).filter(|p| p.exists())
+}
+
+/// Certificate and key come together; libpq's default pair is used when both exist.
+fn client_cert(
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+) -> Result<Option<ClientCert>, ConfigError> {
+    match (cert, key) {
+        (Some(cert), Some(key)) => Ok(Some(ClientCert { cert, key })),
+        (None, None) => Ok(libpq_default_file("postgresql.crt")
+            .zip(libpq_default_file("postgresql.key"))
+            .map(|(cert, key)| ClientCert { cert, key })),
+        (Some(_), None) => Err(invalid(
+            "database.sslkey",
+            "sslcert is set: set its key too".into(),
+        )),
+        (None, Some(_)) => Err(invalid(
+            "database.sslcert",
+            "sslkey is set: set its certificate too".into(),
+        )),
+    }
+}
+
 /// A parameter may be set in the URL or in `[database]`, not differently in both.
 fn one_place(
-    from_url: &std::collections::HashMap<String, String>,
+    from_url: &HashMap<String, String>,
     key: &'static str,
     configured: Option<String>,
 ) -> Result<Option<String>, ConfigError> {
