@@ -11,16 +11,16 @@
 //! a refused server never sees the user name, let alone a password. All TLS is rustls on
 //! aws-lc-rs (the provider russh uses too).
 
+mod refused;
+mod verifiers;
+
+pub use refused::{TlsRefusal, refusal};
+
 use crate::config::{ConfigError, DatabaseConfig};
 use crate::secret::Secret;
-use rustls::client::WebPkiServerVerifier;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::CryptoProvider;
+use rustls::ClientConfig;
+use rustls::pki_types::PrivateKeyDer;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::{
-    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
-};
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::fmt;
@@ -28,6 +28,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use url::Url;
+use verifiers::{AnyCertificate, AnyHostName, read_certs, webpki};
 
 /// libpq's `sslmode` (`allow` is not offered: it tries without TLS first).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -108,39 +109,6 @@ pub struct DbTarget {
     /// What was asked for.
     pub mode: SslMode,
     loopback: bool,
-}
-
-/// Why a server was refused; each names what an operator must look at.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TlsRefusal {
-    /// TLS is required and the server does not offer it.
-    ServerWithoutTls,
-    /// The certificate does not chain to a CA in `sslrootcert`.
-    UnknownCa,
-    /// The certificate does not name the host connected to.
-    HostNameMismatch,
-    /// The certificate has expired or is not valid yet.
-    NotValidNow,
-    /// Anything else rustls or the server said.
-    Other(String),
-}
-
-impl fmt::Display for TlsRefusal {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::ServerWithoutTls => f.write_str("the server does not support TLS, and sslmode requires it"),
-            Self::UnknownCa => f.write_str(
-                "unknown CA: the server's certificate is not signed by a CA in sslrootcert",
-            ),
-            Self::HostNameMismatch => f.write_str(
-                "host name mismatch: the server's certificate does not name this host (sslmode=verify-full)",
-            ),
-            Self::NotValidNow => {
-                f.write_str("the server's certificate has expired or is not valid yet")
-            }
-            Self::Other(reason) => write!(f, "TLS failed: {reason}"),
-        }
-    }
 }
 
 /// The TLS parameters libpq reads from a connection URL.
@@ -322,46 +290,6 @@ impl DbTarget {
     }
 }
 
-/// The TLS refusal behind an error from either client, if that is what it is.
-pub fn refusal(error: &(dyn std::error::Error + 'static)) -> Option<TlsRefusal> {
-    let mut next = Some(error);
-    while let Some(e) = next {
-        // `io::Error::source` skips the error it wraps: look inside it.
-        let inner = e
-            .downcast_ref::<std::io::Error>()
-            .and_then(|io| io.get_ref())
-            .map(|inner| inner as &(dyn std::error::Error + 'static));
-        for candidate in [Some(e), inner].into_iter().flatten() {
-            if let Some(tls) = candidate.downcast_ref::<rustls::Error>() {
-                return Some(classify(tls));
-            }
-            // The same words in sqlx and tokio-postgres.
-            if candidate.to_string() == "server does not support TLS" {
-                return Some(TlsRefusal::ServerWithoutTls);
-            }
-        }
-        next = e.source();
-    }
-    None
-}
-
-fn classify(error: &rustls::Error) -> TlsRefusal {
-    match error {
-        rustls::Error::InvalidCertificate(c) => match c {
-            CertificateError::UnknownIssuer => TlsRefusal::UnknownCa,
-            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
-                TlsRefusal::HostNameMismatch
-            }
-            CertificateError::Expired
-            | CertificateError::ExpiredContext { .. }
-            | CertificateError::NotValidYet
-            | CertificateError::NotValidYetContext { .. } => TlsRefusal::NotValidNow,
-            other => TlsRefusal::Other(format!("invalid server certificate: {other:?}")),
-        },
-        other => TlsRefusal::Other(other.to_string()),
-    }
-}
-
 /// Takes libpq's TLS parameters out of the URL's query; the others stay exactly as written.
 fn take_tls_parameters(url: &mut Url) -> HashMap<String, String> {
     let mut tls = HashMap::new();
@@ -467,136 +395,6 @@ fn is_loopback(host: &str) -> bool {
 
 fn invalid(key: &'static str, reason: String) -> ConfigError {
     ConfigError::Invalid { key, reason }
-}
-
-fn read_certs(path: &Path, key: &'static str) -> Result<Vec<CertificateDer<'static>>, ConfigError> {
-    let certs = CertificateDer::pem_file_iter(path)
-        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| {
-            invalid(
-                key,
-                format!("cannot read certificates from {}: {e}", path.display()),
-            )
-        })?;
-    if certs.is_empty() {
-        return Err(invalid(
-            key,
-            format!("{} holds no PEM certificate", path.display()),
-        ));
-    }
-    Ok(certs)
-}
-
-/// The standard chain-and-name check, trusting only the certificates in `root`.
-fn webpki(
-    root: &Path,
-    provider: Arc<CryptoProvider>,
-) -> Result<Arc<WebPkiServerVerifier>, ConfigError> {
-    let mut roots = RootCertStore::empty();
-    for cert in read_certs(root, "database.sslrootcert")? {
-        roots
-            .add(cert)
-            .map_err(|e| invalid("database.sslrootcert", format!("{}: {e}", root.display())))?;
-    }
-    WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
-        .build()
-        .map_err(|e| invalid("database.sslrootcert", format!("{}: {e}", root.display())))
-}
-
-/// `prefer` and `require` without a CA file: any certificate (the handshake is still signed).
-#[derive(Debug)]
-struct AnyCertificate(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for AnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
-/// `verify-ca`: the chain is checked, the host name is not.
-#[derive(Debug)]
-struct AnyHostName(Arc<WebPkiServerVerifier>);
-
-impl ServerCertVerifier for AnyHostName {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        match self
-            .0
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
-        {
-            Err(rustls::Error::InvalidCertificate(
-                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
-            )) => Ok(ServerCertVerified::assertion()),
-            other => other,
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_verify_schemes()
-    }
 }
 
 #[cfg(test)]
