@@ -2,7 +2,8 @@
 # Test bed: makes sure PostgreSQL runs and starts a private OpenSSH sshd on a
 # loopback port, with its own host key, client key and known_hosts, serving
 # $VISITAS_TESTBED/sftp as user visitas-sftp. Idempotent; installs what is missing
-# (Debian/Ubuntu, as root). Prints the facts tests and the demo read.
+# (Debian/Ubuntu, as root). Prints the facts tests and the demo read. The TLS-only
+# PostgreSQL cluster on 5433 is ops/testbed-pgtls.sh.
 set -euo pipefail
 
 TB=${VISITAS_TESTBED:-/var/tmp/visitas-testbed}
@@ -34,6 +35,8 @@ pg_isready -h 127.0.0.1 -p 5432 >/dev/null || { echo "testbed: PostgreSQL is not
 psql -h 127.0.0.1 -U postgres -d postgres -Atqc \
     "SELECT datname FROM pg_database WHERE datname LIKE 'visitas_test_%'" 2>/dev/null |
     while read -r db; do psql -h 127.0.0.1 -U postgres -d postgres -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null 2>&1 || true; done
+# The second cluster, TLS only, with its test CAs (and the main one made plain).
+"$(dirname "$0")/testbed-pgtls.sh"
 
 # The SFTP user: unlocked (with UsePAM no, a passwordless account is refused even for keys).
 if ! id "$SFTP_USER" >/dev/null 2>&1; then

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 /// Inserts `items` empty work items, drains them with `workers` workers, prints the rate.
 pub async fn queue(config: &Config, items: i64, workers: usize) -> anyhow::Result<()> {
-    let pool = shared::db::performer_pool(config)?;
+    let pool = shared::db::performer_pool(config).await?;
     queue::insert_bench_items(&mut pool.get().await?, items).await?;
     let reach = Reach {
         origin: "bench:".into(),

@@ -103,8 +103,8 @@ async fn run() -> anyhow::Result<()> {
             let mut one_connection = config.clone();
             one_connection.database.pool_size = 1;
             let ctx = Arc::new(context::Context {
-                pool: shared::db::performer_pool(&config)?,
-                leases: shared::db::performer_pool(&one_connection)?,
+                pool: shared::db::performer_pool(&config).await?,
+                leases: shared::db::performer_pool(&one_connection).await?,
                 tz: config.time_zone()?,
                 reach: shared::queue::Reach {
                     origin: shared::source::configured_origin(&config)?.url,

@@ -83,7 +83,14 @@ pub async fn send(config: &AlertsConfig, alert: &Alert) {
 
 /// One POST; the error never includes the URL (it may hold a token).
 fn post_json(url: &str, body: &[u8], timeout: Duration) -> Result<(), String> {
+    // rustls on aws-lc-rs, the one crypto provider of the build.
+    let tls = ureq::tls::TlsConfig::builder()
+        .unversioned_rustls_crypto_provider(std::sync::Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .build();
     let agent: ureq::Agent = ureq::Agent::config_builder()
+        .tls_config(tls)
         .timeout_global(Some(timeout))
         .http_status_as_error(true)
         .build()

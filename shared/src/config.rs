@@ -147,6 +147,14 @@ pub struct DatabaseConfig {
     /// Connections per process, independent of the number of workers.
     #[serde(default = "default_pool_size")]
     pub pool_size: u32,
+    /// libpq's `sslmode` (`sslmode=` in the URL works too); `verify-full` off this host.
+    pub sslmode: Option<crate::db_tls::SslMode>,
+    /// The CA file the server's certificate must chain to (libpq's `sslrootcert`).
+    pub sslrootcert: Option<PathBuf>,
+    /// A client certificate to log in with (libpq's `sslcert`), with `sslkey`.
+    pub sslcert: Option<PathBuf>,
+    /// The client certificate's private key (libpq's `sslkey`).
+    pub sslkey: Option<PathBuf>,
 }
 
 /// Local directories under one root.

@@ -4,10 +4,11 @@
 //!   transaction, whose binary COPY is the fastest bulk path measured here.
 
 use crate::config::{Config, ConfigError};
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use std::str::FromStr;
+use crate::db_tls::{DbTarget, TlsRefusal};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod};
+use sqlx::postgres::{PgPool, PgPoolOptions};
 use std::time::Duration;
+use tracing::warn;
 
 /// Errors opening the database; never shows the URL (it may hold a password).
 #[derive(Debug, thiserror::Error)]
@@ -15,12 +16,22 @@ pub enum DbError {
     /// Configuration problem.
     #[error(transparent)]
     Config(#[from] ConfigError),
-    /// The URL does not parse.
-    #[error("database.url is not a valid PostgreSQL URL")]
-    BadUrl,
-    /// Connecting or migrating failed.
-    #[error("database: {0}")]
-    Sqlx(#[from] sqlx::Error),
+    /// The server was refused during the TLS handshake, before any credential was sent.
+    #[error("database {server}: refused before logging in: {reason}")]
+    Tls {
+        /// `host:port`.
+        server: String,
+        /// Why.
+        reason: TlsRefusal,
+    },
+    /// Connecting failed.
+    #[error("database {server}: {source}")]
+    Connect {
+        /// `host:port`.
+        server: String,
+        /// What sqlx said.
+        source: sqlx::Error,
+    },
     /// Migration failed.
     #[error("migrations: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
@@ -29,18 +40,36 @@ pub enum DbError {
     Pool(String),
 }
 
+/// The database and how to reach it, from `database.url` (or `url_file`) and `[database]`.
+pub fn target(config: &Config) -> Result<DbTarget, DbError> {
+    let target = DbTarget::new(&config.database_url()?, &config.database)?;
+    if let Some(weakness) = target.weakness() {
+        warn!("{weakness}");
+    }
+    Ok(target)
+}
+
 /// The migrations in `sql/migrations`, embedded in the binaries.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../sql/migrations");
 
 /// A sqlx pool for the dispatcher, operator commands and LISTEN.
 pub async fn sqlx_pool(config: &Config) -> Result<PgPool, DbError> {
-    let url = config.database_url()?;
-    let options = PgConnectOptions::from_str(url.expose()).map_err(|_| DbError::BadUrl)?;
-    Ok(PgPoolOptions::new()
+    let target = target(config)?;
+    PgPoolOptions::new()
         .max_connections(config.database.pool_size)
         .acquire_timeout(Duration::from_secs(30))
-        .connect_with(options)
-        .await?)
+        .connect_with(target.sqlx_options()?)
+        .await
+        .map_err(|source| match crate::db_tls::refusal(&source) {
+            Some(reason) => DbError::Tls {
+                server: target.server.clone(),
+                reason,
+            },
+            None => DbError::Connect {
+                server: target.server.clone(),
+                source,
+            },
+        })
 }
 
 /// Applies pending migrations; a second run changes nothing.
@@ -50,27 +79,48 @@ pub async fn migrate(pool: &PgPool) -> Result<(), DbError> {
 }
 
 /// The performer's pool: at most `database.pool_size` connections, whatever the worker count.
-pub fn performer_pool(config: &Config) -> Result<Pool, DbError> {
-    let url = config.database_url()?;
-    let pg = tokio_postgres::Config::from_str(url.expose()).map_err(|_| DbError::BadUrl)?;
+/// One connection is made at once: a server refused by the TLS check stops the start; one
+/// merely unreachable is only logged (the workers retry).
+pub async fn performer_pool(config: &Config) -> Result<Pool, DbError> {
+    let target = target(config)?;
+    let (pg, tls) = target.tokio_postgres()?;
     let manager = Manager::from_config(
         pg,
-        tokio_postgres::NoTls,
+        tls,
         ManagerConfig {
             recycling_method: RecyclingMethod::Fast,
         },
     );
-    Pool::builder(manager)
+    let pool = Pool::builder(manager)
         .max_size(config.database.pool_size as usize)
         .runtime(deadpool_postgres::Runtime::Tokio1)
         .wait_timeout(Some(Duration::from_secs(60)))
         .create_timeout(Some(Duration::from_secs(30)))
         .build()
-        .map_err(|e| DbError::Pool(e.to_string()))
+        .map_err(|e| DbError::Pool(e.to_string()))?;
+    match pool.get().await {
+        Ok(_) => {}
+        Err(PoolError::Backend(e)) => match crate::db_tls::refusal(&e) {
+            Some(reason) => {
+                return Err(DbError::Tls {
+                    server: target.server,
+                    reason,
+                });
+            }
+            None => {
+                warn!(database = %target.server, error = %describe(&e), "database not reachable yet")
+            }
+        },
+        Err(e) => warn!(database = %target.server, error = %e, "database not reachable yet"),
+    }
+    Ok(pool)
 }
 
 /// A tokio-postgres error with the server's message and SQLSTATE (its `Display` shows only "db error").
 pub fn describe(e: &tokio_postgres::Error) -> String {
+    if let Some(refusal) = crate::db_tls::refusal(e) {
+        return format!("TLS refused: {refusal}");
+    }
     match e.as_db_error() {
         Some(db) => format!("{} (SQLSTATE {})", db.message(), db.code().code()),
         None => match std::error::Error::source(e) {
@@ -84,7 +134,9 @@ pub fn describe(e: &tokio_postgres::Error) -> String {
 /// condition may pass; anything the server refused on its merits (a constraint, bad
 /// data, a missing table) will not.
 pub fn is_transient(e: &tokio_postgres::Error) -> bool {
-    is_transient_sqlstate(e.as_db_error().map(|db| db.code().code()))
+    // A refused TLS handshake (unknown CA, wrong host name) will be refused again.
+    crate::db_tls::refusal(e).is_none()
+        && is_transient_sqlstate(e.as_db_error().map(|db| db.code().code()))
 }
 
 /// [`is_transient`] by SQLSTATE; `None`: no server error (the connection broke or timed out).

