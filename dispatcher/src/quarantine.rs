@@ -15,13 +15,21 @@ const WAITING: &str = "b.estatus IN ('FALLO_LAYOUT', 'FALLO_SISTEMA') AND b.desc
     AND NOT EXISTS (SELECT 1 FROM work_items r WHERE r.retry_of = b.id)
     AND w.state = 'failed'";
 
-/// Prints the quarantine.
+/// Files loaded whose backup or delete at the origin failed past every attempt: they keep
+/// being retried (never made failures), and are shown with what is left to do.
+const UNFINISHED: &str =
+    "b.estatus IN ('COMPLETADO', 'COMPLETADO_CON_ERRORES', 'DUPLICADO', 'FALLO_LAYOUT')
+    AND w.state IN ('pending', 'running') AND w.attempts >= w.max_attempts";
+
+/// Prints the quarantine: what waits for an operator, and loaded files not yet finished.
 pub async fn list(pool: &PgPool, format: Format) -> anyhow::Result<()> {
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT b.id, b.archivo, b.estatus, coalesce(to_char(b.fin, 'YYYY-MM-DD HH24:MI'), ''),
-                coalesce(b.ruta_backup, ''), coalesce(b.mensaje_error, '')
+                coalesce(b.ruta_backup, ''),
+                CASE WHEN {UNFINISHED} THEN coalesce(w.last_error, 'loaded; left to do: backup and delete at the origin')
+                     ELSE coalesce(b.mensaje_error, '') END
          FROM bitacora_control b JOIN work_items w ON w.id = b.work_item_id
-         WHERE {WAITING} ORDER BY b.id"
+         WHERE ({WAITING}) OR ({UNFINISHED}) ORDER BY b.id"
     )))
     .fetch_all(pool)
     .await?;

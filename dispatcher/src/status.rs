@@ -19,11 +19,19 @@ pub async fn print(pool: &PgPool, format: Format) -> anyhow::Result<()> {
             })
             .collect(),
     };
+    // Running items, and loaded items whose backup or delete is still to be done (they
+    // wait between attempts as pending): never out of an operator's sight.
     let running = sqlx::query(
         "SELECT w.id, w.file_name, w.locked_by, to_char(w.locked_until, 'YYYY-MM-DD HH24:MI:SS TZ'),
-                w.attempts, b.id
+                w.attempts, b.id,
+                CASE WHEN b.estatus IN ('COMPLETADO', 'COMPLETADO_CON_ERRORES', 'DUPLICADO', 'FALLO_LAYOUT')
+                     THEN b.estatus || ' committed; left to do: backup and delete at the origin'
+                          || coalesce(' (last error: ' || w.last_error || ')', '')
+                     ELSE '' END
          FROM work_items w JOIN bitacora_control b ON b.work_item_id = w.id
-         WHERE w.state = 'running' ORDER BY w.id",
+         WHERE w.state = 'running'
+            OR (w.state = 'pending' AND b.estatus IN ('COMPLETADO', 'COMPLETADO_CON_ERRORES', 'DUPLICADO', 'FALLO_LAYOUT'))
+         ORDER BY w.id",
     )
     .fetch_all(pool)
     .await?;
@@ -35,6 +43,7 @@ pub async fn print(pool: &PgPool, format: Format) -> anyhow::Result<()> {
             "lease_until",
             "attempt",
             "bitacora_id",
+            "note",
         ],
         rows: running
             .iter()
@@ -46,6 +55,7 @@ pub async fn print(pool: &PgPool, format: Format) -> anyhow::Result<()> {
                     r.get::<Option<String>, _>(3).unwrap_or_default(),
                     r.get::<i32, _>(4).to_string(),
                     r.get::<i64, _>(5).to_string(),
+                    r.get(6),
                 ]
             })
             .collect(),

@@ -85,10 +85,13 @@ pub async fn take(ctx: &Context, source: &Source, item: &Claimed) -> Result<Take
     Ok(taken)
 }
 
-/// After the download: the file must be exactly what was taken, and all of it.
+/// After the download: the file must be exactly what was taken, and all of it. If it
+/// changed (a writer still had it open), the item's listing becomes what is there now,
+/// so the next attempt reads it whole once it stopped changing.
 pub async fn check_unchanged(
     ctx: &Context,
     source: &Source,
+    item: &Claimed,
     taken: &Taken,
     downloaded: u64,
 ) -> Result<(), ItemError> {
@@ -98,6 +101,12 @@ pub async fn check_unchanged(
         .is_some_and(|f| (f.size, f.mtime) == (taken.seen.size, taken.seen.mtime));
     if same && downloaded == taken.seen.size {
         return Ok(());
+    }
+    if let Some(now) = &now {
+        let client = ctx.pool.get().await?;
+        if !queue::relist(&client, item, now.size as i64, now.mtime).await? {
+            return Err(ItemError::LeaseLost);
+        }
     }
     Err(ItemError::Unsettled(format!(
         "{}: the file changed while it was read ({} bytes read of {} taken; now {}); nothing loaded",

@@ -97,6 +97,8 @@ fn spawn_heartbeat(
                 };
                 match beat.await {
                     Ok(true) => last_beat = Instant::now(),
+                    // Test hook: a heartbeat that has not noticed yet (the fence must hold alone).
+                    Ok(false) if shared::fault::armed("VISITAS_FAULT_DEAF_HEARTBEAT") => {}
                     Ok(false) => {
                         warn!("lease lost: another attempt took the item back; this attempt stops");
                         return lost.cancel();
@@ -239,7 +241,8 @@ async fn handle_connected(
 ) -> Result<(), ItemError> {
     let taken = origin::take(ctx, source, item).await?;
     let bytes = download(ctx, source, &taken.name, &attempt.staged).await?;
-    origin::check_unchanged(ctx, source, &taken, bytes).await?;
+    origin::check_unchanged(ctx, source, item, &taken, bytes).await?;
+    shared::fault::pause("downloaded").await;
     let facts = file_facts(item, &attempt.staged).await?;
     if facts.size as u64 != bytes {
         return Err(ItemError::Unsettled(format!(

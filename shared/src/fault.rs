@@ -6,9 +6,17 @@
 //! `VISITAS_FAULT_PAUSE_AT=load` (comma-separated points) makes the process log
 //! "fault hook: pausing" and sleep `VISITAS_FAULT_PAUSE_SECS` (default 30) there,
 //! the first time it gets there.
-//! Points: `download` (remote file open, local file created), `load` (rows copied,
-//! transaction not committed), `after_commit` (committed, not yet backed up or deleted),
-//! `close` (`dispatcher close` holding the dispatcher's lock, nothing archived yet).
+//! Points: `download` (remote file open, local file created), `downloaded` (the whole
+//! file staged and checked unchanged at the origin), `load` (rows copied, transaction
+//! not committed), `after_commit` (committed, not yet backed up or deleted),
+//! `before_delete` (backed up, not yet deleted at the origin), `close` (`dispatcher
+//! close` holding the dispatcher's lock, nothing archived yet).
+//!
+//! `VISITAS_FAULT_PANIC_AT=validate` panics the validator's thread at its first batch;
+//! `VISITAS_FAULT_LOSE_COMMIT_ACK=load` cuts the loading connection right after its
+//! COMMIT, so the attempt sees a connection error for a load that committed (each once);
+//! `VISITAS_FAULT_DEAF_HEARTBEAT=1` makes a performer's heartbeat ignore a lost lease, so
+//! a stale attempt reaches its writes and the database's fencing alone must refuse them.
 
 /// The version the binaries print, marked when built with the hooks (the tests check it).
 pub const VERSION: &str = if cfg!(feature = "fault-hooks") {
@@ -17,28 +25,32 @@ pub const VERSION: &str = if cfg!(feature = "fault-hooks") {
     env!("CARGO_PKG_VERSION")
 };
 
+/// Whether the comma-separated list in `variable` names `point`, and this is the first
+/// time this process gets there: each hook fires once, so retries run through.
+pub fn fires(variable: &str, point: &str) -> bool {
+    #[cfg(feature = "fault-hooks")]
+    {
+        use std::collections::HashSet;
+        use std::sync::Mutex;
+        static FIRED: Mutex<Option<HashSet<String>>> = Mutex::new(None);
+        std::env::var(variable).is_ok_and(|points| points.split(',').any(|p| p.trim() == point))
+            && FIRED
+                .lock()
+                .expect("not poisoned")
+                .get_or_insert_with(HashSet::new)
+                .insert(format!("{variable}={point}"))
+    }
+    #[cfg(not(feature = "fault-hooks"))]
+    {
+        let _ = (variable, point);
+        false
+    }
+}
+
 /// Pauses at `point` (once per process) if the environment asks for it.
 #[cfg(feature = "fault-hooks")]
 pub async fn pause(point: &str) {
-    use std::collections::HashSet;
-    use std::sync::Mutex;
-    use std::time::Duration;
-
-    /// Points already paused at: each pauses once per process, so retries run through.
-    static PAUSED: Mutex<Option<HashSet<String>>> = Mutex::new(None);
-
-    let Ok(points) = std::env::var("VISITAS_FAULT_PAUSE_AT") else {
-        return;
-    };
-    if !points.split(',').any(|p| p.trim() == point) {
-        return;
-    }
-    if !PAUSED
-        .lock()
-        .expect("not poisoned")
-        .get_or_insert_with(HashSet::new)
-        .insert(point.to_string())
-    {
+    if !fires("VISITAS_FAULT_PAUSE_AT", point) {
         return;
     }
     let secs = std::env::var("VISITAS_FAULT_PAUSE_SECS")
@@ -46,16 +58,13 @@ pub async fn pause(point: &str) {
         .and_then(|s| s.parse().ok())
         .unwrap_or(30);
     tracing::warn!(point, secs, "fault hook: pausing");
-    tokio::time::sleep(Duration::from_secs(secs)).await;
+    tokio::time::sleep(std::time::Duration::from_secs(secs)).await;
 }
 
 /// Panics at `point` if `VISITAS_FAULT_PANIC_AT` names it: a defect in a worker thread,
 /// on demand (the validator's thread, to prove a load never commits without its end).
 pub fn panic_at(point: &str) {
-    if armed("VISITAS_FAULT_PANIC_AT")
-        && std::env::var("VISITAS_FAULT_PANIC_AT")
-            .is_ok_and(|p| p.split(',').any(|p| p.trim() == point))
-    {
+    if fires("VISITAS_FAULT_PANIC_AT", point) {
         panic!("fault hook: panic at {point}");
     }
 }

@@ -171,6 +171,13 @@ async fn load(
         return Err(LoadError::LeaseLost);
     }
     tx.commit().await?;
+    if crate::fault::fires("VISITAS_FAULT_LOSE_COMMIT_ACK", "load") {
+        // As if the acknowledgement of the COMMIT was lost: the connection dies now.
+        let cut = client
+            .execute("SELECT pg_terminate_backend(pg_backend_pid())", &[])
+            .await;
+        return Err(cut.err().map_or(LoadError::InputEnded, LoadError::Db));
+    }
     Ok(LoadOutcome::Loaded(counts))
 }
 

@@ -17,3 +17,4 @@ mod stranded;
 mod systemd;
 mod tls;
 mod visitors;
+mod whole;
