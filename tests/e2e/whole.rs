@@ -465,3 +465,31 @@ fn sha(bytes: &[u8]) -> String {
     use sha2::Digest;
     shared::hash::to_hex(&sha2::Sha256::digest(bytes))
 }
+
+#[tokio::test]
+async fn a_slow_load_records_its_real_duration() {
+    let mut app = spawn(Origin::Local).await;
+    app.env
+        .push(("VISITAS_FAULT_PAUSE_AT".into(), "load".into()));
+    app.env
+        .push(("VISITAS_FAULT_PAUSE_SECS".into(), "3".into()));
+    app.put("report_1.txt", &file(200, 11).bytes);
+    app.enqueue();
+    let started = std::time::Instant::now();
+    app.perform("2026-11-24");
+    let wall_ms = started.elapsed().as_millis() as i64;
+    let (duration_ms, span_ms): (i64, f64) = sqlx::query_as(
+        "SELECT duracion_ms, extract(epoch FROM fin - inicio)::float8 * 1000 FROM bitacora_control",
+    )
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert!(
+        (3000..=wall_ms).contains(&duration_ms),
+        "the 3 s inside the load transaction are counted: {duration_ms} ms of {wall_ms} ms"
+    );
+    assert!(
+        (span_ms - duration_ms as f64).abs() < 5.0,
+        "fin - inicio is the same duration: {span_ms} vs {duration_ms}"
+    );
+}
