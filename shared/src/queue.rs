@@ -110,31 +110,14 @@ pub async fn enqueue(
     let mut tx = pool.begin().await?;
     let mut ids = Vec::new();
     for item in items {
-        let id: Option<i64> = sqlx::query_scalar(
-            "INSERT INTO work_items (origin, origin_host, source_name, source_path, file_name, size_bytes, mtime,
-                                     max_attempts, dispatch_run_id)
-             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9
-             WHERE NOT EXISTS (
-                 SELECT 1 FROM work_items o JOIN bitacora_control b ON b.work_item_id = o.id
-                 WHERE (o.source_path, o.size_bytes, o.mtime) = ($4, $6, $7) AND o.retry_of IS NULL
-                   AND (o.state IN ('pending', 'running') OR o.updated_at >= $10
-                        -- The origin keeps a FALLO_SISTEMA file: tier 4's or an operator's.
-                        OR (o.state = 'failed' AND b.estatus = 'FALLO_SISTEMA')))
-             ON CONFLICT (source_path, size_bytes, mtime) WHERE retry_of IS NULL AND state IN ('pending', 'running')
-             DO NOTHING
-             RETURNING id",
+        let id = insert_item(
+            &mut tx,
+            item,
+            max_attempts as i32,
+            dispatch_run,
+            None,
+            listed_at,
         )
-        .bind(&item.origin.url)
-        .bind(&item.origin.host)
-        .bind(&item.source_name)
-        .bind(&item.source_path)
-        .bind(&item.file_name)
-        .bind(item.size as i64)
-        .bind(item.mtime)
-        .bind(max_attempts as i32)
-        .bind(dispatch_run)
-        .bind(listed_at)
-        .fetch_optional(&mut *tx)
         .await?;
         if let Some(id) = id {
             audit::create(
@@ -164,22 +147,9 @@ pub async fn enqueue_retry(
     item: &NewItem,
     max_attempts: i32,
 ) -> sqlx::Result<i64> {
-    let id: i64 = sqlx::query_scalar(
-        "INSERT INTO work_items (origin, origin_host, source_name, source_path, file_name, size_bytes, mtime,
-                                 max_attempts, retry_of)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
-    )
-    .bind(&item.origin.url)
-    .bind(&item.origin.host)
-    .bind(&item.source_name)
-    .bind(&item.source_path)
-    .bind(&item.file_name)
-    .bind(item.size as i64)
-    .bind(item.mtime)
-    .bind(max_attempts)
-    .bind(retry_of)
-    .fetch_one(&mut *tx)
-    .await?;
+    let id = insert_item(tx, item, max_attempts, None, Some(retry_of), Utc::now())
+        .await?
+        .ok_or(sqlx::Error::RowNotFound)?;
     let bitacora_id = audit::create(
         tx,
         id,
@@ -192,6 +162,45 @@ pub async fn enqueue_retry(
     stop_nightly_retries(tx, retry_of).await?;
     notify(tx).await?;
     Ok(bitacora_id)
+}
+
+/// Inserts one item; for a listed file (no `retry_of`), `None` when the listing identity
+/// is to be skipped (see [`enqueue`]).
+async fn insert_item(
+    tx: &mut sqlx::PgConnection,
+    item: &NewItem,
+    max_attempts: i32,
+    dispatch_run: Option<i64>,
+    retry_of: Option<i64>,
+    listed_at: DateTime<Utc>,
+) -> sqlx::Result<Option<i64>> {
+    sqlx::query_scalar(
+        "INSERT INTO work_items (origin, origin_host, source_name, source_path, file_name, size_bytes, mtime,
+                                 max_attempts, dispatch_run_id, retry_of)
+         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10
+         WHERE $10::bigint IS NOT NULL OR NOT EXISTS (
+             SELECT 1 FROM work_items o JOIN bitacora_control b ON b.work_item_id = o.id
+             WHERE (o.source_path, o.size_bytes, o.mtime) = ($4, $6, $7) AND o.retry_of IS NULL
+               AND (o.state IN ('pending', 'running') OR o.updated_at >= $11
+                    -- The origin keeps a FALLO_SISTEMA file: tier 4's or an operator's.
+                    OR (o.state = 'failed' AND b.estatus = 'FALLO_SISTEMA')))
+         ON CONFLICT (source_path, size_bytes, mtime) WHERE retry_of IS NULL AND state IN ('pending', 'running')
+         DO NOTHING
+         RETURNING id",
+    )
+    .bind(&item.origin.url)
+    .bind(&item.origin.host)
+    .bind(&item.source_name)
+    .bind(&item.source_path)
+    .bind(&item.file_name)
+    .bind(item.size as i64)
+    .bind(item.mtime)
+    .bind(max_attempts)
+    .bind(dispatch_run)
+    .bind(retry_of)
+    .bind(listed_at)
+    .fetch_optional(tx)
+    .await
 }
 
 async fn notify(tx: &mut sqlx::PgConnection) -> sqlx::Result<()> {

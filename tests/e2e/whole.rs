@@ -493,3 +493,41 @@ async fn a_slow_load_records_its_real_duration() {
         "fin - inicio is the same duration: {span_ms} vs {duration_ms}"
     );
 }
+
+#[tokio::test]
+async fn a_reused_name_with_new_content_of_the_same_size_and_mtime_is_loaded() {
+    let app = spawn(Origin::Sftp).await;
+    let first = file(300, 12);
+    // Same length, other content: the sender re-sends a corrected file, mtime preserved
+    // (`sftp put -p`, `rsync -t`).
+    let mut second = first.bytes.clone();
+    let at = second.len() - 40;
+    second[at..at + 5].copy_from_slice(b"99999");
+    let put_with_mtime = |bytes: &[u8]| {
+        let path = app.origin.join("report_1.txt");
+        std::fs::write(&path, bytes).unwrap();
+        let mtime = std::time::UNIX_EPOCH + Duration::from_secs(1_790_000_000);
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(mtime)
+            .unwrap();
+    };
+    put_with_mtime(&first.bytes);
+    app.enqueue();
+    app.perform("2026-11-24");
+    put_with_mtime(&second);
+    app.enqueue();
+    app.perform("2026-11-25");
+    let audits = app.audit().await;
+    assert_eq!(
+        audits.len(),
+        2,
+        "the new content was not hidden: {audits:?}"
+    );
+    assert_eq!(audits[1].sha256.as_deref(), Some(sha(&second).as_str()));
+    assert!(audits[1].estatus.starts_with("COMPLETADO"), "{audits:?}");
+    assert!(!app.at_origin("report_1.txt"));
+    app.check_invariants().await;
+}
