@@ -107,13 +107,26 @@ pub async fn enqueue(
     max_attempts: u32,
     listed_at: DateTime<Utc>,
 ) -> sqlx::Result<Vec<i64>> {
+    enqueue_dated(pool, dispatch_run, items, max_attempts, listed_at, None).await
+}
+
+/// As [`enqueue`], with the items' business date fixed now rather than at their first
+/// claim (`dispatcher reload` counts a day's files as of that day).
+pub async fn enqueue_dated(
+    pool: &PgPool,
+    dispatch_run: Option<i64>,
+    items: &[NewItem],
+    max_attempts: u32,
+    listed_at: DateTime<Utc>,
+    business_date: Option<NaiveDate>,
+) -> sqlx::Result<Vec<i64>> {
     let mut tx = pool.begin().await?;
     let mut ids = Vec::new();
     for item in items {
         let id: Option<i64> = sqlx::query_scalar(
             "INSERT INTO work_items (origin, origin_host, source_name, source_path, file_name, size_bytes, mtime,
-                                     max_attempts, dispatch_run_id)
-             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9
+                                     max_attempts, dispatch_run_id, business_date)
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $11
              WHERE NOT EXISTS (
                  SELECT 1 FROM work_items o JOIN bitacora_control b ON b.work_item_id = o.id
                  WHERE (o.source_path, o.size_bytes, o.mtime) = ($4, $6, $7) AND o.retry_of IS NULL
@@ -134,6 +147,7 @@ pub async fn enqueue(
         .bind(max_attempts as i32)
         .bind(dispatch_run)
         .bind(listed_at)
+        .bind(business_date)
         .fetch_optional(&mut *tx)
         .await?;
         if let Some(id) = id {
