@@ -20,7 +20,7 @@ use sqlx::{PgPool, Row};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 /// Empty directories of earlier reloads older than this are removed by the next reload.
 const OLD_RELOAD_DIRS: Duration = Duration::from_secs(3600);
@@ -64,9 +64,10 @@ struct Reloaded {
 }
 
 /// Finds the copies, extracts and enqueues them, and (with `--wait`) waits for them.
+/// A copy that cannot be extracted (a damaged zip entry) is named and the others go on;
+/// the command then fails, after enqueueing (and waiting for) the rest.
 pub async fn run(config: &Config, pool: &PgPool, args: &Args) -> anyhow::Result<Outcome> {
-    let dirs = Dirs::new(&config.paths.root);
-    let backup = dirs.backup();
+    let backup = Dirs::new(&config.paths.root).backup();
     let found = find(&backup, args)?;
     let reload_root = config.paths.root.join("reload");
     if let Err(e) = copies::remove_empty_dirs(&reload_root, OLD_RELOAD_DIRS) {
@@ -77,49 +78,80 @@ pub async fn run(config: &Config, pool: &PgPool, args: &Args) -> anyhow::Result<
         Utc::now().format("%Y%m%dT%H%M%S"),
         std::process::id()
     ));
-    let progress = crate::progress::bar("extracting");
-    progress.set_length(found.len() as u64);
-    let mut reloaded = Vec::new();
-    for copy in found {
-        // A directory per copy: `12-report_1.txt` and `15-report_1.txt` stay two files.
-        let dir = run_dir
-            .join(copy.day.format("%Y%m%d").to_string())
-            .join(copy.bitacora_id.to_string());
-        let path = copies::extract(&copy, &backup, &dir)?;
-        progress.inc(1);
-        reloaded.push(Reloaded {
-            business_date: args.as_of.unwrap_or(copy.day),
-            copy,
-            path,
-        });
-    }
-    progress.finish_and_clear();
+    let (reloaded, failed) = extract_all(&backup, &run_dir, found, args.as_of);
     let ids = enqueue(config, pool, &reloaded).await?;
-    print_enqueued(pool, &ids).await?;
-    if !args.wait {
+    print_enqueued(pool, &ids, &reloaded).await?;
+    let outcome = if !args.wait {
         println!(
             "reloaded files wait for a performer on this host ({}); `dispatcher status` shows the queue",
             shared::host::name()
         );
-        return Ok(Outcome::Done);
-    }
-    let drained = wait_for(config, pool, &ids).await?;
-    print_outcomes(pool, &ids).await?;
-    if let Err(e) = copies::remove_empty_dirs(&run_dir, Duration::ZERO) {
-        warn!(dir = %run_dir.display(), error = %e, "reload directory not tidied");
+        Outcome::Done
+    } else if wait_for(config, pool, &ids).await? {
+        print_outcomes(pool, &ids).await?;
+        tidy(&reload_root, &run_dir);
+        Outcome::Done
     } else {
-        sync_dir(&reload_root)?;
-    }
-    if drained {
-        Ok(Outcome::Done)
-    } else {
+        print_outcomes(pool, &ids).await?;
         println!(
             "not every reloaded file finished within {} s: is a performer running on {}? \
              `dispatcher status` shows the queue",
             config.dispatcher.drain_timeout_secs,
             shared::host::name()
         );
-        Ok(Outcome::NotDrained)
+        Outcome::NotDrained
+    };
+    if !failed.is_empty() {
+        anyhow::bail!(
+            "{} backup copy(ies) not reloaded:\n{}",
+            failed.len(),
+            failed.join("\n")
+        );
+    }
+    Ok(outcome)
+}
+
+/// Extracts every copy into a directory of its own under `run_dir`; returns the
+/// extracted copies and, for each that failed, why (naming the zip and the entry).
+fn extract_all(
+    backup: &Path,
+    run_dir: &Path,
+    found: Vec<Copy>,
+    as_of: Option<NaiveDate>,
+) -> (Vec<Reloaded>, Vec<String>) {
+    let progress = crate::progress::bar("extracting");
+    progress.set_length(found.len() as u64);
+    let (mut reloaded, mut failed) = (Vec::new(), Vec::new());
+    for copy in found {
+        // A directory per copy: `12-report_1.txt` and `15-report_1.txt` stay two files.
+        let dir = run_dir
+            .join(copy.day.format("%Y%m%d").to_string())
+            .join(copy.bitacora_id.to_string());
+        match copies::extract(&copy, backup, &dir) {
+            Ok(path) => reloaded.push(Reloaded {
+                business_date: as_of.unwrap_or(copy.day),
+                copy,
+                path,
+            }),
+            Err(e) => {
+                let why = format!("{e:#}");
+                error!(entry = %copy.entry, from = %copy.place, error = %why, "backup copy not reloaded");
+                println!("{why}");
+                failed.push(why);
+            }
+        }
+        progress.inc(1);
+    }
+    progress.finish_and_clear();
+    (reloaded, failed)
+}
+
+/// Removes this reload's directories once the performers took every copy.
+fn tidy(reload_root: &Path, run_dir: &Path) {
+    let tidied =
+        copies::remove_empty_dirs(run_dir, Duration::ZERO).and_then(|_| sync_dir(reload_root));
+    if let Err(e) = tidied {
+        warn!(dir = %run_dir.display(), error = %e, "reload directory not tidied");
     }
 }
 
@@ -163,7 +195,11 @@ fn find(backup: &Path, args: &Args) -> anyhow::Result<Vec<Copy>> {
 
 /// Enqueues the extracted copies as local items of this host, their business date fixed
 /// now; returns the new items' ids.
-async fn enqueue(config: &Config, pool: &PgPool, reloaded: &[Reloaded]) -> anyhow::Result<Vec<i64>> {
+async fn enqueue(
+    config: &Config,
+    pool: &PgPool,
+    reloaded: &[Reloaded],
+) -> anyhow::Result<Vec<i64>> {
     let mut by_date: BTreeMap<NaiveDate, Vec<NewItem>> = BTreeMap::new();
     for r in reloaded {
         let meta = std::fs::metadata(&r.path)?;
@@ -209,12 +245,20 @@ async fn items(pool: &PgPool, ids: &[i64]) -> sqlx::Result<Vec<sqlx::postgres::P
     .await
 }
 
-async fn print_enqueued(pool: &PgPool, ids: &[i64]) -> anyhow::Result<()> {
+async fn print_enqueued(pool: &PgPool, ids: &[i64], reloaded: &[Reloaded]) -> anyhow::Result<()> {
+    let copy_at: BTreeMap<String, &Copy> = reloaded
+        .iter()
+        .map(|r| (r.path.display().to_string(), &r.copy))
+        .collect();
     for r in items(pool, ids).await? {
+        let path: String = r.get(3);
+        let from = copy_at
+            .get(&path)
+            .map_or(String::new(), |c| format!("{} of {}, ", c.entry, c.place));
         println!(
-            "{} from {}: enqueued as bitacora_control.id = {} (work item {}), business date {}",
+            "{} ({from}extracted to {path}): enqueued as bitacora_control.id = {} (work item {}), \
+             business date {}",
             r.get::<String, _>(2),
-            r.get::<String, _>(3),
             r.get::<i64, _>(1),
             r.get::<i64, _>(0),
             r.get::<NaiveDate, _>(4),

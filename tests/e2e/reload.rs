@@ -171,8 +171,17 @@ async fn reloading_beside_an_sftp_performer_service_loads_the_zip_and_leaves_the
         .iter()
         .map(|(n, b)| (n.to_string(), sha(b)))
         .collect();
-    assert_eq!(got, expected, "exactly the zip's files: {}", performer.text());
-    assert!(after.iter().all(|r| loaded(&r.1) && r.3.as_deref() == Some(DAY)));
+    assert_eq!(
+        got,
+        expected,
+        "exactly the zip's files: {}",
+        performer.text()
+    );
+    assert!(
+        after
+            .iter()
+            .all(|r| loaded(&r.1) && r.3.as_deref() == Some(DAY))
+    );
     for (name, bytes) in &today {
         assert_eq!(
             std::fs::read(app.origin.join(name)).unwrap(),
@@ -213,5 +222,54 @@ async fn reloading_one_file_by_its_id_loads_only_that_file() {
     assert!(loaded(&after[0].1));
     assert_eq!(after[0].2.as_deref(), Some(sha(&two).as_str()));
     assert_eq!(after[0].3.as_deref(), Some(DAY));
+    app.check_invariants().await;
+}
+
+#[tokio::test]
+async fn a_damaged_zip_entry_is_named_and_the_other_files_still_load() {
+    let app = spawn(Origin::Local).await;
+    app.load(
+        &[
+            ("report_1.txt", &sample(60, 1)),
+            ("report_2.txt", &sample(60, 2)),
+        ],
+        DAY,
+    );
+    app.run_ok("dispatcher", &["close", "--as-of", DAY]);
+    restore_older_backup(&app).await;
+    // Flip bytes inside the first entry's compressed data (after its local header).
+    let path = app.root.join("backup/backup_20261124.zip");
+    let mut bytes = std::fs::read(&path).unwrap();
+    assert_eq!(&bytes[..4], b"PK\x03\x04");
+    let name_len = u16::from_le_bytes([bytes[26], bytes[27]]) as usize;
+    let extra_len = u16::from_le_bytes([bytes[28], bytes[29]]) as usize;
+    let damaged = String::from_utf8(bytes[30..30 + name_len].to_vec()).unwrap();
+    let data = 30 + name_len + extra_len;
+    for b in &mut bytes[data + 20..data + 60] {
+        *b ^= 0xff;
+    }
+    std::fs::write(&path, &bytes).unwrap();
+
+    let out = app.run("dispatcher", &["reload", "--day", DAY]);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains(&format!("extracting {damaged} from {}", path.display())),
+        "{text}"
+    );
+    assert!(text.contains("reload: 1 file(s) enqueued"), "{text}");
+    app.perform("2026-11-30");
+    let after = rows(&app).await;
+    assert_eq!(after.len(), 1, "{after:?}");
+    assert_ne!(Some(after[0].0.as_str()), damaged.split_once('-').map(|p| p.1));
+    assert!(loaded(&after[0].1));
+    assert!(
+        files_under(&app.root.join("reload")).is_empty(),
+        "no partial copy left behind"
+    );
     app.check_invariants().await;
 }

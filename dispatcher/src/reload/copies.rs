@@ -220,9 +220,9 @@ pub fn remove_empty_dirs(dir: &Path, min_age: Duration) -> io::Result<bool> {
     // A young empty directory may be one a reload running now is about to fill.
     let old_enough = min_age.is_zero()
         || std::fs::metadata(dir)?
-        .modified()?
-        .elapsed()
-        .is_ok_and(|age| age >= min_age);
+            .modified()?
+            .elapsed()
+            .is_ok_and(|age| age >= min_age);
     if empty && old_enough {
         std::fs::remove_dir(dir)?;
         return Ok(true);
@@ -243,7 +243,13 @@ mod tests {
         );
         // The file name may hold dashes of its own.
         assert_eq!(parse_entry("7-a-b.txt").unwrap().2.as_str(), "a-b.txt");
-        for bad in ["report_1.txt", "x-report_1.txt", "12-", "12-..", "sub/12-a.txt"] {
+        for bad in [
+            "report_1.txt",
+            "x-report_1.txt",
+            "12-",
+            "12-..",
+            "sub/12-a.txt",
+        ] {
             assert!(parse_entry(bad).is_err(), "{bad}");
         }
     }
