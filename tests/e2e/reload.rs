@@ -265,7 +265,10 @@ async fn a_damaged_zip_entry_is_named_and_the_other_files_still_load() {
     app.perform("2026-11-30");
     let after = rows(&app).await;
     assert_eq!(after.len(), 1, "{after:?}");
-    assert_ne!(Some(after[0].0.as_str()), damaged.split_once('-').map(|p| p.1));
+    assert_ne!(
+        Some(after[0].0.as_str()),
+        damaged.split_once('-').map(|p| p.1)
+    );
     assert!(loaded(&after[0].1));
     assert!(
         files_under(&app.root.join("reload")).is_empty(),
