@@ -69,7 +69,8 @@ struct Reloaded {
 pub async fn run(config: &Config, pool: &PgPool, args: &Args) -> anyhow::Result<Outcome> {
     let backup = Dirs::new(&config.paths.root).backup();
     let found = find(&backup, args)?;
-    let reload_root = config.paths.root.join("reload");
+    // Absolute: the items record it as a `file://` URL.
+    let reload_root = std::path::absolute(config.paths.root.join("reload"))?;
     if let Err(e) = copies::remove_empty_dirs(&reload_root, OLD_RELOAD_DIRS) {
         warn!(dir = %reload_root.display(), error = %e, "earlier reload directories not tidied");
     }
