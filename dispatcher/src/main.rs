@@ -10,6 +10,7 @@ mod night;
 mod output;
 mod progress;
 mod quarantine;
+mod reload;
 mod report;
 mod retention;
 mod status;
@@ -84,6 +85,9 @@ enum Command {
         #[arg(long, value_enum, default_value_t)]
         format: output::Format,
     },
+    /// Load a day's files (or one file) again from their backup zip, through the
+    /// performers on this host; content already loaded ends DUPLICADO.
+    Reload(reload::Args),
     /// Files waiting for an operator.
     #[command(subcommand)]
     Quarantine(QuarantineCommand),
@@ -148,6 +152,11 @@ async fn main() -> anyhow::Result<ExitCode> {
                 && !closed.failed_days.is_empty()
             {
                 return Ok(ExitCode::from(EXIT_CLOSE_FAILED));
+            }
+        }
+        Command::Reload(args) => {
+            if reload::run(&config, &pool, &args).await? == reload::Outcome::NotDrained {
+                return Ok(ExitCode::from(EXIT_NOT_DRAINED));
             }
         }
         Command::Status { format } => status::print(&pool, format).await?,

@@ -107,6 +107,19 @@ pub async fn enqueue(
     max_attempts: u32,
     listed_at: DateTime<Utc>,
 ) -> sqlx::Result<Vec<i64>> {
+    enqueue_dated(pool, dispatch_run, items, max_attempts, listed_at, None).await
+}
+
+/// As [`enqueue`], with the items' business date fixed now rather than at their first
+/// claim (`dispatcher reload` counts a day's files as of that day).
+pub async fn enqueue_dated(
+    pool: &PgPool,
+    dispatch_run: Option<i64>,
+    items: &[NewItem],
+    max_attempts: u32,
+    listed_at: DateTime<Utc>,
+    business_date: Option<NaiveDate>,
+) -> sqlx::Result<Vec<i64>> {
     let mut tx = pool.begin().await?;
     let mut ids = Vec::new();
     for item in items {
@@ -117,6 +130,7 @@ pub async fn enqueue(
             dispatch_run,
             None,
             listed_at,
+            business_date,
         )
         .await?;
         if let Some(id) = id {
@@ -147,9 +161,17 @@ pub async fn enqueue_retry(
     item: &NewItem,
     max_attempts: i32,
 ) -> sqlx::Result<i64> {
-    let id = insert_item(tx, item, max_attempts, None, Some(retry_of), Utc::now())
-        .await?
-        .ok_or(sqlx::Error::RowNotFound)?;
+    let id = insert_item(
+        tx,
+        item,
+        max_attempts,
+        None,
+        Some(retry_of),
+        Utc::now(),
+        None,
+    )
+    .await?
+    .ok_or(sqlx::Error::RowNotFound)?;
     let bitacora_id = audit::create(
         tx,
         id,
@@ -173,11 +195,12 @@ async fn insert_item(
     dispatch_run: Option<i64>,
     retry_of: Option<i64>,
     listed_at: DateTime<Utc>,
+    business_date: Option<NaiveDate>,
 ) -> sqlx::Result<Option<i64>> {
     sqlx::query_scalar(
         "INSERT INTO work_items (origin, origin_host, source_name, source_path, file_name, size_bytes, mtime,
-                                 max_attempts, dispatch_run_id, retry_of)
-         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10
+                                 max_attempts, dispatch_run_id, retry_of, business_date)
+         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $12
          WHERE $10::bigint IS NOT NULL OR NOT EXISTS (
              SELECT 1 FROM work_items o JOIN bitacora_control b ON b.work_item_id = o.id
              WHERE (o.source_path, o.size_bytes, o.mtime) = ($4, $6, $7) AND o.retry_of IS NULL
@@ -199,6 +222,7 @@ async fn insert_item(
     .bind(dispatch_run)
     .bind(retry_of)
     .bind(listed_at)
+    .bind(business_date)
     .fetch_optional(tx)
     .await
 }

@@ -10,6 +10,7 @@ mod loading;
 mod night;
 mod operators;
 mod queue;
+mod reload;
 mod rules;
 mod runbook;
 mod security;
