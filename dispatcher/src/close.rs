@@ -185,7 +185,7 @@ async fn sweep_staging(pool: &PgPool, dirs: &Dirs) -> anyhow::Result<(usize, usi
         let open = queue::states_of(pool, &[id])
             .await?
             .first()
-            .is_some_and(|(_, state)| state.is_open());
+            .is_some_and(|(_, item)| item.state.is_open());
         if !open {
             std::fs::remove_file(&path)?;
             removed += 1;

@@ -11,8 +11,9 @@ use crate::{close, summary};
 use chrono::{NaiveDate, Utc};
 use regex::Regex;
 use shared::alert::{self, Alert};
+use shared::audit::AuditStatus;
 use shared::config::Config;
-use shared::queue::{self, ItemState, NewItem};
+use shared::queue::{self, ItemStand, ItemState, NewItem};
 use shared::service_lock::Lease;
 use shared::source::{RemoteFile, Source, configured_origin};
 use sqlx::PgPool;
@@ -264,18 +265,24 @@ async fn wait_for_drain(config: &Config, pool: &PgPool) -> sqlx::Result<bool> {
     }
 }
 
-/// Files found under an item's in-flight name: left alone while the item is open; the
-/// item's own tier 4 when it failed (returned as ids); anything else is an orphan (an
-/// attempt stopped after taking it, or a stale one took it) and is enqueued as a new file.
+/// Files found under an item's in-flight name: left alone while the item is open (or
+/// changed since the listing began: it may have just finished with that file); the
+/// item's own tier 4 when it failed as `FALLO_SISTEMA` (returned as ids); anything else
+/// is an orphan (an attempt stopped after taking it, or a stale one took it) and is
+/// enqueued as a new file: loaded, or `DUPLICADO` if its content already was.
 async fn sort_in_flight(pool: &PgPool, listed: &Listed) -> sqlx::Result<(Vec<NewItem>, Vec<i64>)> {
     let ids: Vec<i64> = listed.in_flight.iter().map(|(id, _)| *id).collect();
-    let states: std::collections::HashMap<i64, ItemState> =
+    let stands: std::collections::HashMap<i64, ItemStand> =
         queue::states_of(pool, &ids).await?.into_iter().collect();
     let (mut orphans, mut failed) = (Vec::new(), Vec::new());
     for (id, file) in &listed.in_flight {
-        match states.get(id) {
-            Some(state) if state.is_open() => {}
-            Some(ItemState::Failed) => failed.push(*id),
+        match stands.get(id) {
+            Some(item) if item.state.is_open() || item.updated_at >= listed.listed_at => {}
+            Some(item)
+                if item.state == ItemState::Failed && item.status == AuditStatus::FalloSistema =>
+            {
+                failed.push(*id)
+            }
             _ => {
                 warn!(file = %file.source_name, item = id, "a file left under a finished item's \
                       in-flight name: enqueued as a new file");

@@ -386,10 +386,14 @@ impl Rescuer {
             .execute(
                 &client
                     .prepare_cached(
+                        // SKIP LOCKED: an item whose row an attempt holds locked (its fenced
+                        // final write, just before its COMMIT) is not waited for: a frozen
+                        // holder must not stall every worker's claim loop.
                         "UPDATE work_items
                          SET state = 'pending', locked_by = NULL, locked_until = NULL, run_at = now(),
                              last_error = 'lease expired: its performer stopped answering', updated_at = now()
-                         WHERE state = 'running' AND locked_until < now()",
+                         WHERE id IN (SELECT id FROM work_items WHERE state = 'running' AND locked_until < now()
+                                      FOR NO KEY UPDATE SKIP LOCKED)",
                     )
                     .await?,
                 &[],
@@ -587,20 +591,39 @@ pub async fn retry_system_failures(
     Ok((retried, waiting))
 }
 
-/// The state of the items whose ids are given (the dispatcher's view of in-flight files).
-pub async fn states_of(pool: &PgPool, ids: &[i64]) -> sqlx::Result<Vec<(i64, ItemState)>> {
-    let rows: Vec<(i64, String)> =
-        sqlx::query_as("SELECT id, state FROM work_items WHERE id = ANY($1)")
-            .bind(ids)
-            .fetch_all(pool)
-            .await?;
+/// Where an item stands, as the dispatcher and the close see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ItemStand {
+    /// Queue state.
+    pub state: ItemState,
+    /// Audit status.
+    pub status: AuditStatus,
+    /// Its last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Where the items whose ids are given stand (unknown ids are left out).
+pub async fn states_of(pool: &PgPool, ids: &[i64]) -> sqlx::Result<Vec<(i64, ItemStand)>> {
+    let rows: Vec<(i64, String, String, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT w.id, w.state, b.estatus, w.updated_at
+         FROM work_items w JOIN bitacora_control b ON b.work_item_id = w.id WHERE w.id = ANY($1)",
+    )
+    .bind(ids)
+    .fetch_all(pool)
+    .await?;
     Ok(rows
         .into_iter()
-        .filter_map(|(id, s)| {
-            ItemState::ALL
-                .into_iter()
-                .find(|state| state.as_str() == s)
-                .map(|state| (id, state))
+        .filter_map(|(id, state, status, updated_at)| {
+            let state = ItemState::ALL.into_iter().find(|s| s.as_str() == state)?;
+            let status = AuditStatus::parse(&status)?;
+            Some((
+                id,
+                ItemStand {
+                    state,
+                    status,
+                    updated_at,
+                },
+            ))
         })
         .collect())
 }

@@ -531,3 +531,20 @@ async fn a_reused_name_with_new_content_of_the_same_size_and_mtime_is_loaded() {
     assert!(!app.at_origin("report_1.txt"));
     app.check_invariants().await;
 }
+
+#[tokio::test]
+async fn a_file_left_under_an_in_flight_name_is_found_again_by_the_dispatcher() {
+    let app = spawn(Origin::Sftp).await;
+    // As left by an attempt that took the file and whose item then ended elsewhere
+    // (here: an item this database never had).
+    let x = file(250, 13);
+    app.put(".visitas-inflight-999-report_9.txt", &x.bytes);
+    let out = app.enqueue();
+    assert!(out.contains("1 enqueued"), "{out}");
+    app.perform("2026-11-24");
+    let a = app.audit_of("report_9.txt").await;
+    assert!(a.estatus.starts_with("COMPLETADO"), "{a:?}");
+    assert_eq!(a.sha256.as_deref(), Some(sha(&x.bytes).as_str()));
+    assert!(!app.at_origin("report_9.txt"), "nothing left at the origin");
+    app.check_invariants().await;
+}
