@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use regex::Regex;
-use shared::source::{RemoteFile, RemoteName, parse_in_flight};
+use shared::source::{RemoteFile, RemoteName, in_flight_name, parse_in_flight};
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -48,7 +48,10 @@ pub fn classify(
                 }
             } else if !pattern.is_match(&f.name) {
                 Verdict::Ignored
-            } else if let Err(e) = RemoteName::parse(&f.name) {
+            } else if let Err(e) = RemoteName::parse(&f.name)
+                .and_then(|name| in_flight_name(i64::MAX, &name).map(|_| name))
+            {
+                // Also refused: a name too long to be taken under an in-flight name.
                 Verdict::Unsafe(e.to_string())
             } else if later
                 .get(f.name.as_str())

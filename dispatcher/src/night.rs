@@ -75,7 +75,7 @@ async fn locked_run(
     .bind(today)
     .fetch_one(pool)
     .await?;
-    let listed = match list_complete(config).await {
+    let listed = match list_complete(config, pool).await {
         Ok(listed) => listed,
         Err(e) => {
             finish(pool, run_id, None, &format!("listing failed: {e}")).await?;
@@ -196,11 +196,13 @@ async fn finish(
 }
 
 /// Two listings `stability_window` apart; only files unchanged and old enough are ready.
-async fn list_complete(config: &Config) -> anyhow::Result<Listed> {
+async fn list_complete(config: &Config, pool: &PgPool) -> anyhow::Result<Listed> {
     let pattern = Regex::new(&format!("^(?:{})$", config.source.pattern))?;
     let origin = configured_origin(config)?;
     let source = Source::connect(config).await?;
-    let listed_at = Utc::now();
+    // The database's clock: it is compared with the items' `updated_at`.
+    let listed_at: chrono::DateTime<Utc> =
+        sqlx::query_scalar("SELECT now()").fetch_one(pool).await?;
     let first = source.list().await?;
     tokio::time::sleep(Duration::from_secs(config.source.stability_window_secs)).await;
     let second = source.list().await?;
@@ -267,9 +269,10 @@ async fn wait_for_drain(config: &Config, pool: &PgPool) -> sqlx::Result<bool> {
 
 /// Files found under an item's in-flight name: left alone while the item is open (or
 /// changed since the listing began: it may have just finished with that file); the
-/// item's own tier 4 when it failed as `FALLO_SISTEMA` (returned as ids); anything else
-/// is an orphan (an attempt stopped after taking it, or a stale one took it) and is
-/// enqueued as a new file: loaded, or `DUPLICADO` if its content already was.
+/// item's own tier 4 when it failed as `FALLO_SISTEMA` (returned as ids); left to the
+/// operator when discarded; anything else is an orphan (an attempt stopped after taking
+/// it, a stale one took it, or an operator retried the item from a quarantined copy)
+/// and is enqueued as a new file: loaded, or `DUPLICADO` if its content already was.
 async fn sort_in_flight(pool: &PgPool, listed: &Listed) -> sqlx::Result<(Vec<NewItem>, Vec<i64>)> {
     let ids: Vec<i64> = listed.in_flight.iter().map(|(id, _)| *id).collect();
     let stands: std::collections::HashMap<i64, ItemStand> =

@@ -59,6 +59,7 @@ pub async fn list(pool: &PgPool, format: Format) -> anyhow::Result<()> {
 /// one recorded — else the file at the origin. A second retry of the same id changes nothing.
 pub async fn retry(pool: &PgPool, config: &Config, id: i64) -> anyhow::Result<()> {
     let mut tx = pool.begin().await?;
+    queue::lock_item_of(&mut tx, id).await?;
     let old = sqlx::query(
         "SELECT b.archivo, b.estatus, b.ruta_backup, b.descartado_en IS NOT NULL, b.sha256, w.id, w.origin,
                 w.origin_host, w.source_name, w.source_path, w.size_bytes, w.mtime, w.max_attempts, w.state
@@ -163,7 +164,7 @@ async fn at_origin(
     listed: String,
 ) -> anyhow::Result<NewItem> {
     let source = Source::for_origin(config, origin).await?;
-    let in_flight = in_flight_name(item_id, &RemoteName::parse(archivo)?);
+    let in_flight = in_flight_name(item_id, &RemoteName::parse(archivo)?)?;
     let mut found = None;
     for name in [in_flight.to_string(), listed] {
         if let Some(file) = source.stat(&RemoteName::parse(&name)?).await? {
@@ -194,6 +195,7 @@ pub async fn discard(pool: &PgPool, config: &Config, id: i64, reason: &str) -> a
         anyhow::bail!("--reason must say why the file is discarded");
     }
     let mut tx = pool.begin().await?;
+    queue::lock_item_of(&mut tx, id).await?;
     let row = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT b.archivo, b.ruta_backup FROM bitacora_control b JOIN work_items w ON w.id = b.work_item_id
          WHERE b.id = $1 AND {WAITING} FOR UPDATE OF b"

@@ -28,7 +28,7 @@ pub struct Taken {
 /// later attempt reads the file once it stopped changing — never a prefix.
 pub async fn take(ctx: &Context, source: &Source, item: &Claimed) -> Result<Taken, ItemError> {
     let logical = RemoteName::parse(&item.file_name)?;
-    let in_flight = in_flight_name(item.id, &logical);
+    let in_flight = in_flight_name(item.id, &logical)?;
     let listed = RemoteName::parse(&item.source_name)?;
     let mut taken = match stat(ctx, source, &in_flight).await? {
         Some(seen) => Taken {
@@ -36,7 +36,7 @@ pub async fn take(ctx: &Context, source: &Source, item: &Claimed) -> Result<Take
             renamed: true,
             seen,
         },
-        None => match rename(ctx, source, &listed, &in_flight).await {
+        None => match rename_if_ours(ctx, source, item, &listed, &in_flight).await {
             // NotFound / Exists: a retried rename whose first try went through, or
             // another attempt of this item was first; either way the in-flight name holds it.
             Ok(()) | Err(SourceError::NotFound { .. }) | Err(SourceError::Exists { .. }) => {
@@ -122,17 +122,35 @@ pub async fn check_unchanged(
 
 /// Deletes exactly what was taken: the in-flight name, or (read in place) the listed
 /// name only while its size and mtime are those that were read.
-pub async fn delete(ctx: &Context, source: &Source, taken: &Taken) -> Result<(), ItemError> {
-    if !taken.renamed {
-        let now = stat(ctx, source, &taken.name).await?;
-        if now
-            .as_ref()
-            .is_some_and(|f| (f.size, f.mtime) != (taken.seen.size, taken.seen.mtime))
-        {
-            warn!(origin_name = %taken.name, "the file at the origin changed after it was read: \
-                  left there (the next listing takes it as a new file)");
-            return Ok(());
+pub async fn delete(
+    ctx: &Context,
+    source: &Source,
+    item: &Claimed,
+    taken: &Taken,
+) -> Result<(), ItemError> {
+    let now = stat(ctx, source, &taken.name).await?;
+    if now
+        .as_ref()
+        .is_some_and(|f| (f.size, f.mtime) != (taken.seen.size, taken.seen.mtime))
+    {
+        // Written to after it was read (a sender still holding it open): what was loaded
+        // is backed up; the bytes added since are nobody's to delete.
+        let message = format!(
+            "{}: the file changed at the origin after it was loaded; left there as {} for an operator",
+            item.file_name, taken.name
+        );
+        if taken.renamed {
+            let aside = RemoteName::parse(&format!(".visitas-changed-{}", taken.name))?;
+            source.rename(&taken.name, &aside).await?;
         }
+        warn!(origin_name = %taken.name, "{message}");
+        let alert = shared::alert::Alert::new("ARCHIVO_MODIFICADO", &message).about(
+            &item.file_name,
+            item.bitacora_id,
+            item.id,
+        );
+        shared::alert::send(&ctx.config.alerts, &alert).await;
+        return Ok(());
     }
     (|| source.delete(&taken.name))
         .retry(ctx.step_backoff())
@@ -150,7 +168,7 @@ pub async fn find_committed(
     item: &Claimed,
 ) -> Result<Option<Taken>, ItemError> {
     let logical = RemoteName::parse(&item.file_name)?;
-    let in_flight = in_flight_name(item.id, &logical);
+    let in_flight = in_flight_name(item.id, &logical)?;
     if let Some(seen) = stat(ctx, source, &in_flight).await? {
         return Ok(Some(Taken {
             name: in_flight,
@@ -181,12 +199,25 @@ async fn stat(
         .await
 }
 
-async fn rename(
+/// Renames the listed file to the in-flight name, right after proving (with a fenced
+/// heartbeat that extends the lease) that this attempt still holds the item: a stale
+/// attempt must not take a new upload of the same name.
+async fn rename_if_ours(
     ctx: &Context,
     source: &Source,
+    item: &Claimed,
     from: &RemoteName,
     to: &RemoteName,
 ) -> Result<(), SourceError> {
+    if !crate::pipeline::still_ours(ctx, item)
+        .await
+        .is_ok_and(|()| true)
+    {
+        return Err(SourceError::Io {
+            context: "taking the file at the origin".into(),
+            reason: "this attempt no longer holds its item".into(),
+        });
+    }
     (|| source.rename(from, to))
         .retry(ctx.step_backoff())
         .when(SourceError::is_transient)

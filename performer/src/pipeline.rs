@@ -21,6 +21,7 @@ use shared::queue::{self, Claimed, Final};
 use shared::source::{RemoteName, Source, SourceError};
 use shared::storable;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
@@ -31,8 +32,8 @@ use tracing::{Instrument, error, info, info_span, warn};
 struct Attempt {
     /// `staging/<item>-<token>-<name>`: created exclusively, used by this attempt alone.
     staged: PathBuf,
-    /// The staged copy is whole: its size and SHA-256 were checked against the origin.
-    verified: AtomicBool,
+    /// The staged copy is whole (its size checked against the origin): what pass 1 found.
+    verified: Mutex<Option<FileFacts>>,
     /// The item's load committed (in this attempt or an earlier one).
     committed: AtomicBool,
 }
@@ -46,7 +47,7 @@ impl Attempt {
                 item.token,
                 file_part(item)
             )),
-            verified: AtomicBool::new(false),
+            verified: Mutex::new(None),
             committed: AtomicBool::new(item.prior_status.is_final()),
         }
     }
@@ -118,9 +119,22 @@ fn spawn_heartbeat(
 
 async fn on_failure(ctx: &Context, item: &Claimed, attempt: &Attempt, e: ItemError) {
     let message = storable::message(&e.to_string()).into_owned();
-    let committed = attempt.committed.load(Ordering::SeqCst);
     let outcome = async {
-        match retry::decide(&e, item.attempts, item.max_attempts, committed) {
+        let mut committed = attempt.committed.load(Ordering::SeqCst);
+        let mut decision = retry::decide(&e, item.attempts, item.max_attempts, committed);
+        if decision == Decision::GiveUp {
+            // A load whose COMMIT acknowledgement was lost on its last try did commit:
+            // such an item is never made a failure.
+            let client = ctx.pool.get().await?;
+            if audit::committed_outcome(&client, item.into())
+                .await?
+                .is_some()
+            {
+                committed = true;
+                decision = retry::decide(&e, item.attempts, item.max_attempts, committed);
+            }
+        }
+        match decision {
             Decision::Abandon => {
                 warn!(error = %message, "this attempt lost its item: it changes nothing more");
             }
@@ -165,7 +179,8 @@ async fn give_up(
     message: &str,
     transient: bool,
 ) -> Result<(), ItemError> {
-    let quarantined = if attempt.verified.load(Ordering::SeqCst) && attempt.staged.exists() {
+    let copy = attempt.verified.lock().expect("not poisoned").clone();
+    let quarantined = if copy.is_some() && attempt.staged.exists() {
         let to = ctx.dirs.quarantine().join(local_name(item));
         match durable_move(&attempt.staged, &to) {
             Ok(()) => Some(to),
@@ -180,7 +195,7 @@ async fn give_up(
     let mut client = ctx.pool.get().await?;
     let tx = client.transaction().await?;
     let fence = Fence::from(item);
-    let mut ours = audit::record_system_failure(&tx, fence, message).await?;
+    let mut ours = audit::record_system_failure(&tx, fence, message, copy.as_ref()).await?;
     if let Some(to) = &quarantined {
         ours &= audit::record_local_copy(&tx, fence, &to.display().to_string()).await?;
     }
@@ -250,7 +265,7 @@ async fn handle_connected(
             item.file_name, facts.size
         )));
     }
-    attempt.verified.store(true, Ordering::SeqCst);
+    *attempt.verified.lock().expect("not poisoned") = Some(facts.clone());
     match check_layout(&attempt.staged, facts.encoding).await? {
         Err(layout) => {
             let message = storable::message(&format!("{}: {layout}", item.file_name)).into_owned();
@@ -277,7 +292,15 @@ async fn handle_connected(
                 let mut client = ctx.pool.get().await?;
                 let batch_rows = ctx.config.performer.batch_rows;
                 Ok::<_, ItemError>(
-                    load::load_file(&mut client, item, &facts, &attempt.staged, batch_rows).await?,
+                    load::load_file(
+                        &mut client,
+                        item,
+                        &facts,
+                        &attempt.staged,
+                        batch_rows,
+                        ctx.config.lease(),
+                    )
+                    .await?,
                 )
             })
             .retry(ctx.step_backoff())
@@ -417,12 +440,11 @@ async fn finish_committed(
             taken.name, taken.seen.size
         )));
     }
-    attempt.verified.store(true, Ordering::SeqCst);
     set_aside(ctx, item, attempt, source, &taken, state).await
 }
 
 /// Proves the attempt still holds its item, for at least one more lease.
-async fn still_ours(ctx: &Context, item: &Claimed) -> Result<(), ItemError> {
+pub async fn still_ours(ctx: &Context, item: &Claimed) -> Result<(), ItemError> {
     if queue::heartbeat(&ctx.leases.get().await?, item, ctx.config.lease()).await? {
         Ok(())
     } else {
@@ -458,7 +480,7 @@ async fn set_aside(
     }
     shared::fault::pause("before_delete").await;
     still_ours(ctx, item).await?;
-    origin::delete(ctx, source, taken).await?;
+    origin::delete(ctx, source, item, taken).await?;
     if !queue::finish(&client, item, state, None).await? {
         return Err(ItemError::LeaseLost);
     }

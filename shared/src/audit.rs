@@ -288,11 +288,11 @@ pub async fn loaded_elsewhere(
 /// whose acknowledgement was lost): the load is not repeated.
 pub async fn committed_outcome(
     client: &impl GenericClient,
-    bitacora_id: i64,
+    fence: Fence,
 ) -> Result<Option<crate::load::LoadOutcome>, tokio_postgres::Error> {
     use crate::load::LoadOutcome;
     let row = client
-        .query_one(
+        .query_opt(
             &client
                 .prepare_cached(
                     "SELECT b.estatus, coalesce(b.registros_validos, 0), coalesce(b.registros_error, 0),
@@ -300,12 +300,17 @@ pub async fn committed_outcome(
                             (SELECT d.id FROM bitacora_control d
                              WHERE d.sha256 = b.sha256 AND d.estatus IN ('COMPLETADO', 'COMPLETADO_CON_ERRORES')
                                AND d.id <> b.id LIMIT 1)
-                     FROM bitacora_control b WHERE b.id = $1",
+                     FROM bitacora_control b JOIN work_items w ON w.id = b.work_item_id
+                     -- Only while this attempt holds the item: a stale one committed nothing.
+                     WHERE w.id = $1 AND w.claim_token = $2 AND w.state = 'running'",
                 )
                 .await?,
-            &[&bitacora_id],
+            &[&fence.item, &fence.token],
         )
         .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
     let status: String = row.get(0);
     Ok(match AuditStatus::parse(&status) {
         Some(AuditStatus::Duplicado) => Some(LoadOutcome::Duplicate {
@@ -380,8 +385,11 @@ pub async fn record_unloaded(
 
 static RECORD_SYSTEM_FAILURE: LazyLock<String> = LazyLock::new(|| {
     // A committed load's row is never made a failure by a later step.
+    // What is known of a whole staged copy (if any) is kept: `quarantine retry` trusts
+    // the quarantined copy only if its SHA-256 is this one.
     fenced(&format!(
-        "estatus = 'FALLO_SISTEMA', mensaje_error = $3, {TIMED}"
+        "estatus = 'FALLO_SISTEMA', mensaje_error = $3, sha256 = coalesce($4, b.sha256),
+         tamano_bytes = coalesce($5, b.tamano_bytes), encoding = coalesce($6, b.encoding), {TIMED}"
     )) + " AND b.estatus IN ('PENDIENTE', 'EN_PROCESO', 'FALLO_SISTEMA')"
 });
 
@@ -390,12 +398,20 @@ pub async fn record_system_failure(
     tx: &impl GenericClient,
     fence: Fence,
     message: &str,
+    copy: Option<&FileFacts>,
 ) -> Result<bool, tokio_postgres::Error> {
     let message: &str = &crate::storable::message(message);
     let n = tx
         .execute(
             &tx.prepare_cached(&RECORD_SYSTEM_FAILURE).await?,
-            &[&fence.item, &fence.token, &message],
+            &[
+                &fence.item,
+                &fence.token,
+                &message,
+                &copy.map(|f| f.sha256.as_str()),
+                &copy.map(|f| f.size),
+                &copy.map(|f| f.encoding.label()),
+            ],
         )
         .await?;
     Ok(n == 1)

@@ -82,8 +82,9 @@ pub async fn load_file(
     facts: &FileFacts,
     staged: &Path,
     batch_rows: usize,
+    lease: Duration,
 ) -> Result<LoadOutcome, LoadError> {
-    if let Some(outcome) = audit::committed_outcome(&*client, item.bitacora_id).await? {
+    if let Some(outcome) = audit::committed_outcome(&*client, item.into()).await? {
         tracing::warn!("this attempt's load had committed (its acknowledgement was lost)");
         return Ok(outcome);
     }
@@ -95,7 +96,7 @@ pub async fn load_file(
             sender.blocking_send(part).is_ok()
         })
     });
-    let loaded = load(client, item, facts, parts).await;
+    let loaded = load(client, item, facts, parts, lease).await;
     // A panicked validator closed the channel early: `load` saw no end and rolled back.
     if let Err(panic) = validator.await {
         tracing::error!(error = %panic, "the validator thread failed");
@@ -111,9 +112,17 @@ async fn load(
     item: &Claimed,
     facts: &FileFacts,
     mut parts: Receiver<Result<FilePart, StreamError>>,
+    lease: Duration,
 ) -> Result<LoadOutcome, LoadError> {
     let fence = Fence::from(item);
     let tx = client.transaction().await?;
+    // A holder frozen (or hung) inside its load past a lease lost the item anyway: the
+    // server ends its transaction, so its locks never stall the other loads.
+    tx.batch_execute(&format!(
+        "SET LOCAL idle_in_transaction_session_timeout = {}",
+        lease.as_millis().max(1000)
+    ))
+    .await?;
     crate::service_lock::lock_content(&tx, &facts.sha256).await?;
     if let Some(of) = audit::loaded_elsewhere(&tx, &facts.sha256, item.bitacora_id).await? {
         let message =

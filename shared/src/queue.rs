@@ -96,10 +96,11 @@ pub struct NewItem {
 
 /// Enqueues listed files in one transaction, creates their `PENDIENTE` audit rows and
 /// notifies performers; returns the new ids. A file is skipped while an item for the same
-/// listing identity is open, finished after `listed_at` (the listing saw the file that
-/// item took) or failed as `FALLO_SISTEMA` (the origin keeps such a file); anything else
-/// under a listed name is new content: a finished item took its file off the listed name
-/// before reading it (see migration 0005).
+/// path is open, or an item with the same listing identity (path, size, mtime) finished
+/// after `listed_at` (the listing saw the file that item took) or failed as
+/// `FALLO_SISTEMA` and waits for tier 4 or an operator (the origin keeps such a file);
+/// anything else under a listed name is new content: a finished item took its file off
+/// the listed name before reading it (see migration 0005).
 pub async fn enqueue(
     pool: &PgPool,
     dispatch_run: Option<i64>,
@@ -203,11 +204,14 @@ async fn insert_item(
          SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $12
          WHERE $10::bigint IS NOT NULL OR NOT EXISTS (
              SELECT 1 FROM work_items o JOIN bitacora_control b ON b.work_item_id = o.id
-             WHERE (o.source_path, o.size_bytes, o.mtime) = ($4, $6, $7) AND o.retry_of IS NULL
-               AND (o.state IN ('pending', 'running') OR o.updated_at >= $11
-                    -- The origin keeps a FALLO_SISTEMA file: tier 4's or an operator's.
-                    OR (o.state = 'failed' AND b.estatus = 'FALLO_SISTEMA')))
-         ON CONFLICT (source_path, size_bytes, mtime) WHERE retry_of IS NULL AND state IN ('pending', 'running')
+             WHERE o.source_path = $4 AND o.retry_of IS NULL
+               AND (o.state IN ('pending', 'running')
+                    OR ((o.size_bytes, o.mtime) = ($6, $7)
+                        AND (o.updated_at >= $11
+                             -- The origin keeps a FALLO_SISTEMA file: tier 4's or an operator's.
+                             OR (o.state = 'failed' AND b.estatus = 'FALLO_SISTEMA' AND b.descartado_en IS NULL
+                                 AND NOT EXISTS (SELECT 1 FROM work_items r WHERE r.retry_of = b.id))))))
+         ON CONFLICT (source_path) WHERE retry_of IS NULL AND state IN ('pending', 'running')
          DO NOTHING
          RETURNING id",
     )
@@ -572,9 +576,9 @@ pub async fn retry_system_failures(
              last_error = 'retried by the nightly run (tier 4) after: ' || coalesce(w.last_error, ''),
              updated_at = now()
          WHERE w.id = ANY($1) AND w.system_retry_days < $2
-           -- Never two open items for one listing identity.
+           -- Never two open items for one listed path.
            AND NOT EXISTS (SELECT 1 FROM work_items o WHERE o.state IN ('pending', 'running')
-                           AND o.retry_of IS NULL AND (o.source_path, o.size_bytes, o.mtime) = (w.source_path, w.size_bytes, w.mtime))
+                           AND o.retry_of IS NULL AND o.source_path = w.source_path)
          RETURNING w.id",
     )
     .bind(&candidates)
@@ -600,12 +604,18 @@ pub struct ItemStand {
     pub status: AuditStatus,
     /// Its last change.
     pub updated_at: DateTime<Utc>,
+    /// An operator re-enqueued it (`quarantine retry`).
+    pub retried: bool,
+    /// An operator discarded it.
+    pub discarded: bool,
 }
 
 /// Where the items whose ids are given stand (unknown ids are left out).
 pub async fn states_of(pool: &PgPool, ids: &[i64]) -> sqlx::Result<Vec<(i64, ItemStand)>> {
-    let rows: Vec<(i64, String, String, DateTime<Utc>)> = sqlx::query_as(
-        "SELECT w.id, w.state, b.estatus, w.updated_at
+    type Row = (i64, String, String, DateTime<Utc>, bool, bool);
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT w.id, w.state, b.estatus, w.updated_at,
+                EXISTS (SELECT 1 FROM work_items r WHERE r.retry_of = b.id), b.descartado_en IS NOT NULL
          FROM work_items w JOIN bitacora_control b ON b.work_item_id = w.id WHERE w.id = ANY($1)",
     )
     .bind(ids)
@@ -613,7 +623,7 @@ pub async fn states_of(pool: &PgPool, ids: &[i64]) -> sqlx::Result<Vec<(i64, Ite
     .await?;
     Ok(rows
         .into_iter()
-        .filter_map(|(id, state, status, updated_at)| {
+        .filter_map(|(id, state, status, updated_at, retried, discarded)| {
             let state = ItemState::ALL.into_iter().find(|s| s.as_str() == state)?;
             let status = AuditStatus::parse(&status)?;
             Some((
@@ -622,10 +632,25 @@ pub async fn states_of(pool: &PgPool, ids: &[i64]) -> sqlx::Result<Vec<(i64, Ite
                     state,
                     status,
                     updated_at,
+                    retried,
+                    discarded,
                 },
             ))
         })
         .collect())
+}
+
+/// Locks the item of audit row `bitacora_id` first, as tier 4 does (work item, then
+/// audit row): an operator's command beside a nightly run never deadlocks with it.
+pub async fn lock_item_of(tx: &mut sqlx::PgConnection, bitacora_id: i64) -> sqlx::Result<()> {
+    sqlx::query(
+        "SELECT 1 FROM work_items WHERE id = (SELECT work_item_id FROM bitacora_control WHERE id = $1)
+         FOR UPDATE",
+    )
+    .bind(bitacora_id)
+    .execute(tx)
+    .await?;
+    Ok(())
 }
 
 /// The nightly tier 4 leaves the item of audit row `bitacora_id` alone from now on:

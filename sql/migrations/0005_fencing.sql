@@ -24,7 +24,9 @@ ALTER TABLE work_items
 UPDATE work_items w SET
     origin = CASE
         WHEN w.local_path IS NOT NULL THEN 'file://' || regexp_replace(w.local_path, '/[^/]*$', '')
-        ELSE coalesce((SELECT r.source FROM dispatch_runs r WHERE r.id = w.dispatch_run_id),
+        -- As the performer writes its configured origin: sftp://user@host:port/dir.
+        ELSE coalesce((SELECT regexp_replace(r.source, '^sftp://([^/@]+@[^/:]+)(/.*)?$', 'sftp://\1:22\2')
+                       FROM dispatch_runs r WHERE r.id = w.dispatch_run_id),
                       'file://' || regexp_replace(w.source_path, '/[^/]*$', ''))
     END,
     origin_host = CASE WHEN w.local_path IS NOT NULL
@@ -39,12 +41,13 @@ ALTER TABLE work_items
     DROP COLUMN local_path,
     ADD CONSTRAINT work_items_claimed_has_token CHECK (state = 'pending' OR claim_token IS NOT NULL);
 
--- The listing identity only skips a file whose item has not finished: a finished
--- item's file was taken off the origin under a private name before it was read, so
--- whatever the origin holds under the listed name afterwards is new content.
+-- At most one open item per listed path: a finished item's file was taken off the
+-- origin under a private name before it was read, so whatever the origin holds under
+-- the listed name afterwards is new content, enqueued once the item is no longer open.
 DROP INDEX work_items_listing_key;
-CREATE UNIQUE INDEX work_items_listing_key ON work_items (source_path, size_bytes, mtime)
+CREATE UNIQUE INDEX work_items_listing_key ON work_items (source_path)
     WHERE retry_of IS NULL AND state IN ('pending', 'running');
+CREATE INDEX work_items_listed ON work_items (source_path, size_bytes, mtime);
 
 -- Claims look up due items by origin.
 DROP INDEX work_items_claimable;

@@ -5,14 +5,14 @@
 //! beside it, and only attempts of that item ever touch it. The dispatcher still sees these
 //! names, so a file left there (a crash, a failure) is found again.
 
-use super::RemoteName;
+use super::{RemoteName, RemoteNameError};
 
 const PREFIX: &str = ".visitas-inflight-";
 
-/// The in-flight name of item `item_id`'s file `name`.
-pub fn in_flight_name(item_id: i64, name: &RemoteName) -> RemoteName {
+/// The in-flight name of item `item_id`'s file `name` (refused when it would be longer
+/// than a file name may be).
+pub fn in_flight_name(item_id: i64, name: &RemoteName) -> Result<RemoteName, RemoteNameError> {
     RemoteName::parse(&format!("{PREFIX}{item_id}-{name}"))
-        .expect("a safe name with a safe prefix is safe")
 }
 
 /// The item id and original name of an in-flight name, or `None` for any other name.
@@ -28,7 +28,7 @@ mod tests {
     #[test]
     fn in_flight_names_round_trip_and_nothing_else_parses() {
         let name = RemoteName::parse("report_12.txt").unwrap();
-        let taken = in_flight_name(42, &name);
+        let taken = in_flight_name(42, &name).unwrap();
         assert_eq!(taken.as_str(), ".visitas-inflight-42-report_12.txt");
         assert_eq!(parse_in_flight(taken.as_str()), Some((42, "report_12.txt")));
         for other in [
