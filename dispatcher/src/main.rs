@@ -3,6 +3,7 @@
 
 mod archive;
 mod close;
+#[cfg(feature = "fixtures")]
 mod generate;
 mod listing;
 mod lock;
@@ -92,6 +93,7 @@ enum Command {
     #[command(subcommand)]
     Quarantine(QuarantineCommand),
     /// Write generated sample visit files into a directory.
+    #[cfg(feature = "fixtures")]
     Generate(generate::Args),
 }
 
@@ -121,6 +123,7 @@ enum QuarantineCommand {
 #[tokio::main]
 async fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
+    #[cfg(feature = "fixtures")]
     if let Command::Generate(args) = &cli.command {
         shared::telemetry::init(None);
         generate::run(args)?;
@@ -180,6 +183,7 @@ async fn main() -> anyhow::Result<ExitCode> {
         Command::Quarantine(QuarantineCommand::Discard { id, reason }) => {
             quarantine::discard(&pool, &config, id, &reason).await?
         }
+        #[cfg(feature = "fixtures")]
         Command::Generate(_) => unreachable!("handled above"),
     }
     Ok(ExitCode::SUCCESS)

@@ -5,6 +5,10 @@ use crate::testdb::TestDb;
 use shared::audit::AuditStatus::{self, *};
 use shared::queue::{self, ItemState};
 
+/// An item already in the queue: its state, audit status, and seconds it was last
+/// written after the listing (negative: before).
+type Existing = (ItemState, AuditStatus, f64);
+
 /// The skip rules, one case per row: what the queue already holds for the listed file's
 /// identity (state, audit status, last written before or after the listing), and whether
 /// listing it again makes a new item.
@@ -12,8 +16,7 @@ use shared::queue::{self, ItemState};
 async fn a_listed_file_is_enqueued_unless_an_item_already_took_it() {
     let t = TestDb::new().await;
     let listed_at = chrono::Utc::now();
-    // (case, existing item: (state, audit status, seconds written after the listing), enqueued?)
-    let cases: [(&str, Option<(ItemState, AuditStatus, f64)>, bool); 9] = [
+    let cases: [(&str, Option<Existing>, bool); 9] = [
         ("never_seen", None, true),
         (
             "open_pending",
