@@ -133,10 +133,10 @@ async fn main() -> anyhow::Result<ExitCode> {
     shared::telemetry::init(Some(shared::telemetry::FileLogs {
         dir: shared::paths::Dirs::new(&config.paths.root).logs(),
         component: "dispatcher",
-        tz: config.time_zone()?,
+        tz: config.business.time_zone,
     }));
     let pool = shared::db::sqlx_pool(&config).await?;
-    let today = |as_of| Ok::<_, anyhow::Error>(business_date(as_of, config.time_zone()?));
+    let today = |as_of| Ok::<_, anyhow::Error>(business_date(as_of, config.business.time_zone));
     match cli.command {
         Command::Migrate => {
             shared::db::migrate(&pool).await?;

@@ -71,7 +71,7 @@ async fn locked_run(
         "INSERT INTO dispatch_runs (host, source, fecha_negocio) VALUES ($1, $2, $3) RETURNING id",
     )
     .bind(shared::host::name())
-    .bind(&config.source.url)
+    .bind(config.source.url.as_str())
     .bind(today)
     .fetch_one(pool)
     .await?;
@@ -198,7 +198,7 @@ async fn finish(
 /// Two listings `stability_window` apart; only files unchanged and old enough are ready.
 async fn list_complete(config: &Config) -> anyhow::Result<Listed> {
     let pattern = Regex::new(&format!("^(?:{})$", config.source.pattern))?;
-    let origin = configured_origin(config)?;
+    let origin = configured_origin(config);
     let source = Source::connect(config).await?;
     let listed_at = Utc::now();
     let first = source.list().await?;
