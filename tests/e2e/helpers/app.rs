@@ -263,10 +263,7 @@ impl TestApp {
         assert!(broken.is_empty(), "SPEC invariants broken: {broken:?}");
         // 3. every loaded file has a durable local copy.
         for a in self.audit().await {
-            if matches!(
-                a.estatus.as_str(),
-                "COMPLETADO" | "COMPLETADO_CON_ERRORES" | "DUPLICADO" | "FALLO_LAYOUT"
-            ) {
+            if shared::audit::AuditStatus::parse(&a.estatus).is_some_and(|s| s.is_final()) {
                 let path = a
                     .ruta_backup
                     .clone()
