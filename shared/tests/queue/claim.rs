@@ -179,3 +179,19 @@ async fn a_committed_audit_row_keeps_its_status_at_the_next_claim() {
         );
     }
 }
+
+/// `dispatcher reload` fixes the day at enqueue: the claim keeps it.
+#[tokio::test]
+async fn a_date_fixed_at_enqueue_is_kept_by_the_claim() {
+    let t = TestDb::new().await;
+    let file = Item::new("reloaded").listed();
+    let ids = queue::enqueue_dated(&t.db, None, &[file], 3, chrono::Utc::now(), Some(day(7)))
+        .await
+        .unwrap();
+    let mut client = t.client().await;
+    let c = queue::claim(&mut client, "w1", LEASE, &reach(ORIGIN, "h1"), day(9))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((vec![c.id], c.business_date), (ids, day(7)));
+}

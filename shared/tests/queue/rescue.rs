@@ -61,3 +61,32 @@ async fn expired_leases_are_rescued_and_live_ones_are_not() {
     // A second pass finds nothing more.
     assert_eq!(Rescuer::run_once(&client).await.unwrap().rescued, 0);
 }
+
+/// A row an attempt holds locked (its fenced final write, before its COMMIT) is skipped,
+/// not waited for, and rescued at a later pass if its lease is still expired then.
+#[tokio::test]
+async fn a_locked_row_is_skipped_not_waited_for() {
+    let t = TestDb::new().await;
+    let item = Item::new("held")
+        .state(ItemState::Running, AuditStatus::EnProceso)
+        .lease(-JUST)
+        .insert(&t)
+        .await;
+    let mut holder = t.db.begin().await.unwrap();
+    sqlx::query("SELECT id FROM work_items WHERE id = $1 FOR NO KEY UPDATE")
+        .bind(item.id)
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    let client = t.client().await;
+    let pass = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        Rescuer::run_once(&client),
+    )
+    .await
+    .expect("the rescuer does not wait for a held row")
+    .unwrap();
+    assert_eq!(pass.rescued, 0);
+    holder.rollback().await.unwrap();
+    assert_eq!(Rescuer::run_once(&client).await.unwrap().rescued, 1);
+}

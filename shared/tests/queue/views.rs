@@ -27,21 +27,25 @@ async fn the_queue_reports_its_open_items_states_and_depth() {
     assert_eq!(queue::open_items(&client).await.unwrap(), 3);
     assert_eq!(queue::open_items_sqlx(&t.db).await.unwrap(), 3);
 
-    let mut states = queue::states_of(
+    let mut stands = queue::states_of(
         &t.db,
         &[pending.id, later.id, running.id, done.id, failed.id, -1],
     )
     .await
     .unwrap();
-    states.sort_by_key(|(id, _)| *id);
+    stands.sort_by_key(|(id, _)| *id);
+    let seen: Vec<_> = stands
+        .iter()
+        .map(|(id, s)| (*id, s.state, s.status))
+        .collect();
     assert_eq!(
-        states,
+        seen,
         [
-            (pending.id, ItemState::Pending),
-            (later.id, ItemState::Pending),
-            (running.id, ItemState::Running),
-            (done.id, ItemState::Done),
-            (failed.id, ItemState::Failed),
+            (pending.id, ItemState::Pending, AuditStatus::Pendiente),
+            (later.id, ItemState::Pending, AuditStatus::Pendiente),
+            (running.id, ItemState::Running, AuditStatus::EnProceso),
+            (done.id, ItemState::Done, AuditStatus::Completado),
+            (failed.id, ItemState::Failed, AuditStatus::FalloLayout),
         ]
     );
 
