@@ -554,6 +554,16 @@ pub async fn open_items_sqlx(pool: &PgPool) -> sqlx::Result<i64> {
     sqlx::query_scalar(OPEN_ITEMS).fetch_one(pool).await
 }
 
+/// Items among `ids` not yet final (see [`OPEN_ITEMS`]).
+pub async fn open_among(pool: &PgPool, ids: &[i64]) -> sqlx::Result<i64> {
+    sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "{OPEN_ITEMS} AND id = ANY($1)"
+    )))
+    .bind(ids)
+    .fetch_one(pool)
+    .await
+}
+
 /// Tier 4: `FALLO_SISTEMA` items whose file is still at the origin — still as listed
 /// (`at_origin`, by listing identity) or under the item's in-flight name (`in_flight`
 /// item ids) — go back to the queue, at most `max_runs` times. Returns (items

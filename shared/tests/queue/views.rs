@@ -26,6 +26,8 @@ async fn the_queue_reports_its_open_items_states_and_depth() {
     let client = t.client().await;
     assert_eq!(queue::open_items(&client).await.unwrap(), 3);
     assert_eq!(queue::open_items_sqlx(&t.db).await.unwrap(), 3);
+    let some = [pending.id, done.id, failed.id];
+    assert_eq!(queue::open_among(&t.db, &some).await.unwrap(), 1);
 
     let mut stands = queue::states_of(
         &t.db,
