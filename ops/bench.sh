@@ -28,7 +28,7 @@ fi
 ops/check-toolchain.sh
 ops/testbed.sh >/dev/null
 [ -x /usr/bin/time ] || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq time >/dev/null; }
-cargo build --release --workspace --bins --quiet
+cargo build --release --workspace --bins --quiet --features dispatcher/fixtures
 BIN=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/release
 
 TB=${VISITAS_TESTBED:-/var/tmp/visitas-testbed}

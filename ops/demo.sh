@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ops/check-toolchain.sh
 ops/testbed.sh
-cargo build --workspace --bins --quiet
+cargo build --workspace --bins --quiet --features dispatcher/fixtures
 BIN=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/debug
 
 TB=${VISITAS_TESTBED:-/var/tmp/visitas-testbed}

@@ -3,6 +3,7 @@
 
 mod archive;
 mod close;
+#[cfg(feature = "fixtures")]
 mod generate;
 mod listing;
 mod lock;
@@ -92,6 +93,7 @@ enum Command {
     #[command(subcommand)]
     Quarantine(QuarantineCommand),
     /// Write generated sample visit files into a directory.
+    #[cfg(feature = "fixtures")]
     Generate(generate::Args),
 }
 
@@ -121,6 +123,7 @@ enum QuarantineCommand {
 #[tokio::main]
 async fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
+    #[cfg(feature = "fixtures")]
     if let Command::Generate(args) = &cli.command {
         shared::telemetry::init(None);
         generate::run(args)?;
@@ -130,10 +133,10 @@ async fn main() -> anyhow::Result<ExitCode> {
     shared::telemetry::init(Some(shared::telemetry::FileLogs {
         dir: shared::paths::Dirs::new(&config.paths.root).logs(),
         component: "dispatcher",
-        tz: config.time_zone()?,
+        tz: config.business.time_zone,
     }));
     let pool = shared::db::sqlx_pool(&config).await?;
-    let today = |as_of| Ok::<_, anyhow::Error>(business_date(as_of, config.time_zone()?));
+    let today = |as_of| Ok::<_, anyhow::Error>(business_date(as_of, config.business.time_zone));
     match cli.command {
         Command::Migrate => {
             shared::db::migrate(&pool).await?;
@@ -180,6 +183,7 @@ async fn main() -> anyhow::Result<ExitCode> {
         Command::Quarantine(QuarantineCommand::Discard { id, reason }) => {
             quarantine::discard(&pool, &config, id, &reason).await?
         }
+        #[cfg(feature = "fixtures")]
         Command::Generate(_) => unreachable!("handled above"),
     }
     Ok(ExitCode::SUCCESS)

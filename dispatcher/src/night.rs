@@ -17,7 +17,7 @@ use shared::queue::{self, ItemStand, ItemState, NewItem};
 use shared::service_lock::Lease;
 use shared::source::{RemoteFile, Source, configured_origin};
 use sqlx::PgPool;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tracing::{error, info, warn};
 
 /// How a run ended.
@@ -71,7 +71,7 @@ async fn locked_run(
         "INSERT INTO dispatch_runs (host, source, fecha_negocio) VALUES ($1, $2, $3) RETURNING id",
     )
     .bind(shared::host::name())
-    .bind(&config.source.url)
+    .bind(config.source.url.as_str())
     .bind(today)
     .fetch_one(pool)
     .await?;
@@ -198,7 +198,7 @@ async fn finish(
 /// Two listings `stability_window` apart; only files unchanged and old enough are ready.
 async fn list_complete(config: &Config, pool: &PgPool) -> anyhow::Result<Listed> {
     let pattern = Regex::new(&format!("^(?:{})$", config.source.pattern))?;
-    let origin = configured_origin(config)?;
+    let origin = configured_origin(config);
     let source = Source::connect(config).await?;
     // The database's clock: it is compared with the items' `updated_at`.
     let listed_at: chrono::DateTime<Utc> =
@@ -244,27 +244,8 @@ async fn list_complete(config: &Config, pool: &PgPool) -> anyhow::Result<Listed>
 /// Waits until no item is pending or running, or the deadline passes; on a terminal
 /// a progress bar shows the open items (scripts and journald see nothing of it).
 async fn wait_for_drain(config: &Config, pool: &PgPool) -> sqlx::Result<bool> {
-    let deadline = Instant::now() + Duration::from_secs(config.dispatcher.drain_timeout_secs);
-    let poll = Duration::from_secs(config.dispatcher.wait_poll_secs.max(1));
-    let progress = crate::progress::bar("waiting for the performers");
-    let mut first_open = None;
-    loop {
-        let open = queue::open_items_sqlx(pool).await?;
-        let total = *first_open.get_or_insert(open.max(1) as u64);
-        progress.set_length(total.max(open as u64));
-        progress.set_position(total.saturating_sub(open as u64));
-        progress.set_message(format!("{open} file(s) still open"));
-        if open == 0 {
-            progress.finish_and_clear();
-            return Ok(true);
-        }
-        if Instant::now() >= deadline {
-            progress.abandon_with_message(format!("{open} file(s) still open at the deadline"));
-            return Ok(false);
-        }
-        let left = deadline.saturating_duration_since(Instant::now());
-        tokio::time::sleep(poll.min(left.max(Duration::from_millis(100)))).await;
-    }
+    let open = async || queue::open_items_sqlx(pool).await;
+    crate::progress::drain("waiting for the performers", config, open).await
 }
 
 /// Files found under an item's in-flight name: left alone while the item is open (or

@@ -1,7 +1,9 @@
 //! Progress bars for long operator commands: drawn on a terminal, silent in scripts.
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use shared::config::Config;
 use std::io::IsTerminal;
+use std::time::{Duration, Instant};
 
 /// A bar on stderr when it is a terminal; hidden otherwise (cron, systemd, pipes).
 pub fn bar(what: &str) -> ProgressBar {
@@ -17,4 +19,35 @@ pub fn bar(what: &str) -> ProgressBar {
     );
     bar.set_prefix(what.to_string());
     bar
+}
+
+/// Waits until `open()` counts no open item, or `dispatcher.drain_timeout_secs` passes
+/// (polling every `dispatcher.wait_poll_secs`); returns whether everything finished. On a
+/// terminal a bar labelled `what` shows the open items (scripts and journald see nothing).
+pub async fn drain(
+    what: &str,
+    config: &Config,
+    mut open: impl AsyncFnMut() -> sqlx::Result<i64>,
+) -> sqlx::Result<bool> {
+    let deadline = Instant::now() + Duration::from_secs(config.dispatcher.drain_timeout_secs);
+    let poll = Duration::from_secs(config.dispatcher.wait_poll_secs.max(1));
+    let progress = bar(what);
+    let mut first_open = None;
+    loop {
+        let open = open().await?;
+        let total = *first_open.get_or_insert(open.max(1) as u64);
+        progress.set_length(total.max(open as u64));
+        progress.set_position(total.saturating_sub(open as u64));
+        progress.set_message(format!("{open} file(s) still open"));
+        if open == 0 {
+            progress.finish_and_clear();
+            return Ok(true);
+        }
+        if Instant::now() >= deadline {
+            progress.abandon_with_message(format!("{open} file(s) still open at the deadline"));
+            return Ok(false);
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        tokio::time::sleep(poll.min(left.max(Duration::from_millis(100)))).await;
+    }
 }

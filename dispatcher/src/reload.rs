@@ -19,7 +19,7 @@ use shared::queue::{self, NewItem, Origin};
 use sqlx::{PgPool, Row};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tracing::{error, info, warn};
 
 /// Empty directories of earlier reloads older than this are removed by the next reload.
@@ -295,28 +295,6 @@ async fn print_outcomes(pool: &PgPool, ids: &[i64]) -> anyhow::Result<()> {
 
 /// Waits until every reloaded item is final, or the drain deadline passes.
 async fn wait_for(config: &Config, pool: &PgPool, ids: &[i64]) -> sqlx::Result<bool> {
-    let deadline = Instant::now() + Duration::from_secs(config.dispatcher.drain_timeout_secs);
-    let poll = Duration::from_secs(config.dispatcher.wait_poll_secs.max(1));
-    let progress = crate::progress::bar("reloading");
-    progress.set_length(ids.len() as u64);
-    loop {
-        let open: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM work_items WHERE id = ANY($1) AND state IN ('pending', 'running')",
-        )
-        .bind(ids)
-        .fetch_one(pool)
-        .await?;
-        progress.set_position(ids.len() as u64 - open as u64);
-        progress.set_message(format!("{open} file(s) still open"));
-        if open == 0 {
-            progress.finish_and_clear();
-            return Ok(true);
-        }
-        if Instant::now() >= deadline {
-            progress.abandon_with_message(format!("{open} file(s) still open at the deadline"));
-            return Ok(false);
-        }
-        let left = deadline.saturating_duration_since(Instant::now());
-        tokio::time::sleep(poll.min(left.max(Duration::from_millis(100)))).await;
-    }
+    let open = async || shared::queue::open_among(pool, ids).await;
+    crate::progress::drain("reloading", config, open).await
 }

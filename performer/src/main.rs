@@ -83,7 +83,7 @@ async fn run() -> anyhow::Result<()> {
     shared::telemetry::init(Some(shared::telemetry::FileLogs {
         dir: Dirs::new(&config.paths.root).logs(),
         component: "performer",
-        tz: config.time_zone()?,
+        tz: config.business.time_zone,
     }));
     match cli.command {
         Command::BenchQueue { items, workers } => bench::queue(&config, items, workers).await?,
@@ -105,9 +105,9 @@ async fn run() -> anyhow::Result<()> {
             let ctx = Arc::new(context::Context {
                 pool: shared::db::performer_pool(&config).await?,
                 leases: shared::db::performer_pool(&one_connection).await?,
-                tz: config.time_zone()?,
+                tz: config.business.time_zone,
                 reach: shared::queue::Reach {
-                    origin: shared::source::configured_origin(&config)?.url,
+                    origin: shared::source::configured_origin(&config).url,
                     host: shared::host::name(),
                 },
                 config,

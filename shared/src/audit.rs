@@ -10,6 +10,20 @@ use chrono::NaiveDate;
 use deadpool_postgres::GenericClient;
 use std::sync::LazyLock;
 
+/// The statuses no attempt committed, as an SQL list: [`AuditStatus::is_final`] is false.
+macro_rules! uncommitted {
+    () => {
+        "('PENDIENTE', 'EN_PROCESO', 'FALLO_SISTEMA')"
+    };
+}
+
+/// The statuses whose rows are in the tables, as an SQL list: [`AuditStatus::is_loaded`].
+macro_rules! loaded {
+    () => {
+        "('COMPLETADO', 'COMPLETADO_CON_ERRORES')"
+    };
+}
+
 /// `bitacora_control.estatus` (SPEC §5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuditStatus {
@@ -173,18 +187,19 @@ pub async fn begin_attempt(
 ) -> Result<Prior, tokio_postgres::Error> {
     let row = tx
         .query_one(
-            &tx.prepare_cached(
-                "WITH prior AS (SELECT id, estatus, sha256, inicio FROM bitacora_control WHERE work_item_id = $1 FOR UPDATE)
+            &tx.prepare_cached(concat!(
+                "WITH prior AS (SELECT id, estatus, sha256, inicio, estatus IN ",
+                uncommitted!(),
+                " AS open
+                                FROM bitacora_control WHERE work_item_id = $1 FOR UPDATE)
                  UPDATE bitacora_control b
-                 SET estatus = CASE WHEN p.estatus IN ('PENDIENTE', 'EN_PROCESO', 'FALLO_SISTEMA')
-                                    THEN 'EN_PROCESO' ELSE p.estatus END,
+                 SET estatus = CASE WHEN p.open THEN 'EN_PROCESO' ELSE p.estatus END,
                      intentos = $2, worker = $3,
                      -- Each attempt is timed anew; a committed one keeps its times.
-                     inicio = CASE WHEN p.estatus IN ('PENDIENTE', 'EN_PROCESO', 'FALLO_SISTEMA')
-                                   THEN clock_timestamp() ELSE p.inicio END
+                     inicio = CASE WHEN p.open THEN clock_timestamp() ELSE p.inicio END
                  FROM prior p WHERE b.id = p.id
                  RETURNING p.id, p.estatus, p.sha256",
-            )
+            ))
             .await?,
             &[&work_item_id, &attempt, &worker],
         )
@@ -272,11 +287,13 @@ pub async fn loaded_elsewhere(
     let row = client
         .query_opt(
             &client
-                .prepare_cached(
+                .prepare_cached(concat!(
                     "SELECT id FROM bitacora_control
-                     WHERE sha256 = $1 AND estatus IN ('COMPLETADO', 'COMPLETADO_CON_ERRORES') AND id <> $2
+                     WHERE sha256 = $1 AND estatus IN ",
+                    loaded!(),
+                    " AND id <> $2
                      LIMIT 1",
-                )
+                ))
                 .await?,
             &[&sha256, &bitacora_id],
         )
@@ -294,16 +311,16 @@ pub async fn committed_outcome(
     let row = client
         .query_opt(
             &client
-                .prepare_cached(
+                .prepare_cached(concat!(
                     "SELECT b.estatus, coalesce(b.registros_validos, 0), coalesce(b.registros_error, 0),
                             coalesce(b.visitantes_nuevos, 0), coalesce(b.visitantes_actualizados, 0),
                             (SELECT d.id FROM bitacora_control d
-                             WHERE d.sha256 = b.sha256 AND d.estatus IN ('COMPLETADO', 'COMPLETADO_CON_ERRORES')
+                             WHERE d.sha256 = b.sha256 AND d.estatus IN ", loaded!(), "
                                AND d.id <> b.id LIMIT 1)
                      FROM bitacora_control b JOIN work_items w ON w.id = b.work_item_id
                      -- Only while this attempt holds the item: a stale one committed nothing.
                      WHERE w.id = $1 AND w.claim_token = $2 AND w.state = 'running'",
-                )
+                ))
                 .await?,
             &[&fence.item, &fence.token],
         )
@@ -390,7 +407,7 @@ static RECORD_SYSTEM_FAILURE: LazyLock<String> = LazyLock::new(|| {
     fenced(&format!(
         "estatus = 'FALLO_SISTEMA', mensaje_error = $3, sha256 = coalesce($4, b.sha256),
          tamano_bytes = coalesce($5, b.tamano_bytes), encoding = coalesce($6, b.encoding), {TIMED}"
-    )) + " AND b.estatus IN ('PENDIENTE', 'EN_PROCESO', 'FALLO_SISTEMA')"
+    )) + concat!(" AND b.estatus IN ", uncommitted!())
 });
 
 /// Records `FALLO_SISTEMA` (in the transaction that fails the item).
@@ -510,4 +527,24 @@ pub async fn record_discard(
     .execute(tx)
     .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::AuditStatus;
+
+    /// The SQL status lists are the enum's predicates, written as SQL.
+    #[test]
+    fn sql_status_lists_match_the_enum() {
+        let list = |keep: fn(&AuditStatus) -> bool| {
+            let quoted: Vec<String> = AuditStatus::ALL
+                .iter()
+                .filter(|s| keep(s))
+                .map(|s| format!("'{s}'"))
+                .collect();
+            format!("({})", quoted.join(", "))
+        };
+        assert_eq!(uncommitted!(), list(|s| !s.is_final()));
+        assert_eq!(loaded!(), list(|s| s.is_loaded()));
+    }
 }

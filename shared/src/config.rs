@@ -36,7 +36,7 @@ pub struct Config {
     pub source: SourceConfig,
     /// SFTP credentials and host-key checking (required for `sftp://` sources).
     #[serde(default)]
-    pub sftp: SftpConfig,
+    pub(crate) sftp: SftpConfig,
     /// The PostgreSQL database.
     pub database: DatabaseConfig,
     /// Local directories.
@@ -61,21 +61,29 @@ pub struct Config {
 
 /// Alerts: a JSON POST on `FALLO_LAYOUT`, `FALLO_SISTEMA` and a night that did not drain.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct AlertsConfig {
     /// Webhook URL (may hold a token: a secret). No URL, no alerts.
     pub webhook_url: Option<Secret>,
     /// Timeout of one POST.
-    #[serde(default = "default_alert_timeout")]
     pub timeout_secs: u64,
     /// Tries of one alert.
-    #[serde(default = "default_alert_tries")]
     pub tries: usize,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        Self {
+            webhook_url: None,
+            timeout_secs: 5,
+            tries: 3,
+        }
+    }
 }
 
 /// Metrics served by the performer.
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct TelemetryConfig {
     /// Address of the Prometheus endpoint (`/metrics`), e.g. `127.0.0.1:9464`; none: no endpoint.
     pub metrics_listen: Option<String>,
@@ -83,69 +91,102 @@ pub struct TelemetryConfig {
 
 /// The nightly run.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct DispatcherConfig {
     /// How long `dispatcher run` waits for its items to reach a final state.
-    #[serde(default = "default_drain_timeout")]
     pub drain_timeout_secs: u64,
     /// How often it looks while waiting.
-    #[serde(default = "default_wait_poll")]
     pub wait_poll_secs: u64,
     /// Nightly runs that retry a `FALLO_SISTEMA` file still at the origin (tier 4).
-    #[serde(default = "default_system_retry_runs")]
     pub system_retry_runs: u32,
     /// Days a `backup_YYYYMMDD.zip` is kept.
-    #[serde(default = "default_backup_retention")]
     pub backup_retention_days: u32,
     /// Days a `logs/YYYYMMDD/` directory is kept.
-    #[serde(default = "default_log_retention")]
     pub log_retention_days: u32,
+}
+
+impl Default for DispatcherConfig {
+    fn default() -> Self {
+        Self {
+            drain_timeout_secs: 4 * 3600,
+            wait_poll_secs: 5,
+            system_retry_runs: 2,
+            backup_retention_days: 90,
+            log_retention_days: 30,
+        }
+    }
 }
 
 /// The origin directory and which files in it are visit files.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SourceConfig {
-    /// `sftp://user@host:port/dir` or `file:///dir`.
-    pub url: String,
+    /// `sftp://user@host:port/dir` or `file:///dir`, parsed at load.
+    pub url: SourceUrl,
     /// Regular expression a file name must match in full.
-    #[serde(default = "default_pattern")]
+    #[serde(default = "FileRules::pattern")]
     pub pattern: String,
     /// A file younger than this is still being written.
-    #[serde(default = "default_min_file_age")]
+    #[serde(default = "FileRules::min_file_age_secs")]
     pub min_file_age_secs: u64,
     /// Two listings this far apart must agree on size and mtime.
-    #[serde(default = "default_stability_window")]
+    #[serde(default = "FileRules::stability_window_secs")]
     pub stability_window_secs: u64,
 }
 
+/// The `[source]` keys' defaults: the section has one required key (`url`), so it has no
+/// `Default` of its own and serde takes these one by one.
+struct FileRules;
+
+impl FileRules {
+    fn pattern() -> String {
+        r"report_[0-9]+\.txt".into()
+    }
+    fn min_file_age_secs() -> u64 {
+        60
+    }
+    fn stability_window_secs() -> u64 {
+        5
+    }
+}
+
 /// SFTP authentication and host-key verification.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SftpConfig {
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct SftpConfig {
     /// known_hosts file the server's key must be listed in.
-    pub known_hosts: Option<PathBuf>,
+    pub(crate) known_hosts: Option<PathBuf>,
     /// Private key for public-key authentication.
-    pub private_key_file: Option<PathBuf>,
+    pub(crate) private_key_file: Option<PathBuf>,
     /// Password fallback, read from this file (never from argv).
-    pub password_file: Option<PathBuf>,
+    pub(crate) password_file: Option<PathBuf>,
     /// Password fallback from the environment (`VISITAS_SFTP__PASSWORD`).
-    pub password: Option<Secret>,
+    pub(crate) password: Option<Secret>,
     /// Per-request timeout.
-    #[serde(default = "default_sftp_timeout")]
-    pub timeout_secs: u64,
+    pub(crate) timeout_secs: u64,
+}
+
+impl Default for SftpConfig {
+    fn default() -> Self {
+        Self {
+            known_hosts: None,
+            private_key_file: None,
+            password_file: None,
+            password: None,
+            timeout_secs: 30,
+        }
+    }
 }
 
 /// The database connection.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct DatabaseConfig {
     /// Connection URL (may hold a password: set it by environment or file).
     pub url: Option<Secret>,
     /// File holding the connection URL.
     pub url_file: Option<PathBuf>,
     /// Connections per process, independent of the number of workers.
-    #[serde(default = "default_pool_size")]
     pub pool_size: u32,
     /// libpq's `sslmode` (`sslmode=` in the URL works too); `verify-full` off this host.
     pub sslmode: Option<crate::db_tls::SslMode>,
@@ -157,184 +198,132 @@ pub struct DatabaseConfig {
     pub sslkey: Option<PathBuf>,
 }
 
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            url_file: None,
+            pool_size: 8,
+            sslmode: None,
+            sslrootcert: None,
+            sslcert: None,
+            sslkey: None,
+        }
+    }
+}
+
 /// Local directories under one root.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct PathsConfig {
     /// Root of `staging/`, `backup/`, `quarantine/`, `logs/`.
-    #[serde(default = "default_root")]
     pub root: PathBuf,
-}
-
-/// Worker pool, leases and retries.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PerformerConfig {
-    /// Items processed at once by one performer.
-    #[serde(default = "default_workers")]
-    pub workers: usize,
-    /// How long a claimed item stays ours without a heartbeat.
-    #[serde(default = "default_lease")]
-    pub lease_secs: u64,
-    /// Poll interval when no notification arrives.
-    #[serde(default = "default_poll")]
-    pub poll_secs: u64,
-    /// Whole-item attempts before `FALLO_SISTEMA` (tier 2).
-    #[serde(default = "default_max_attempts")]
-    pub max_attempts: u32,
-    /// Delay before a failed item is tried again (tier 2).
-    #[serde(default = "default_retry_delay")]
-    pub retry_delay_secs: u64,
-    /// In-place tries of one network or database step (tier 1).
-    #[serde(default = "default_step_tries")]
-    pub step_tries: usize,
-    /// First backoff delay of tier 1, doubled each try, with jitter.
-    #[serde(default = "default_step_backoff_ms")]
-    pub step_backoff_ms: u64,
-    /// Records validated and copied together: memory is bounded by this, not by the file size.
-    #[serde(default = "default_batch_rows")]
-    pub batch_rows: usize,
-    /// After SIGTERM, how long items in hand may take before they are abandoned (rolled back, handed back).
-    #[serde(default = "default_shutdown_grace")]
-    pub shutdown_grace_secs: u64,
-}
-
-/// The business calendar that dates a load.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BusinessConfig {
-    /// IANA time zone whose "today" is the business date.
-    #[serde(default = "default_time_zone")]
-    pub time_zone: String,
-}
-
-fn default_pattern() -> String {
-    r"report_[0-9]+\.txt".into()
-}
-fn default_min_file_age() -> u64 {
-    60
-}
-fn default_stability_window() -> u64 {
-    5
-}
-fn default_sftp_timeout() -> u64 {
-    30
-}
-fn default_pool_size() -> u32 {
-    8
-}
-fn default_root() -> PathBuf {
-    PathBuf::from("/home/etl")
-}
-fn default_workers() -> usize {
-    2
-}
-fn default_lease() -> u64 {
-    300
-}
-fn default_poll() -> u64 {
-    5
-}
-fn default_max_attempts() -> u32 {
-    3
-}
-fn default_retry_delay() -> u64 {
-    60
-}
-fn default_step_tries() -> usize {
-    3
-}
-fn default_step_backoff_ms() -> u64 {
-    1000
-}
-fn default_alert_timeout() -> u64 {
-    5
-}
-fn default_alert_tries() -> usize {
-    3
-}
-fn default_batch_rows() -> usize {
-    crate::feed::BATCH_ROWS
-}
-fn default_shutdown_grace() -> u64 {
-    60
-}
-fn default_drain_timeout() -> u64 {
-    4 * 3600
-}
-fn default_wait_poll() -> u64 {
-    5
-}
-fn default_system_retry_runs() -> u32 {
-    2
-}
-fn default_backup_retention() -> u32 {
-    90
-}
-fn default_log_retention() -> u32 {
-    30
-}
-fn default_time_zone() -> String {
-    "America/Mexico_City".into()
 }
 
 impl Default for PathsConfig {
     fn default() -> Self {
         Self {
-            root: default_root(),
+            root: PathBuf::from("/home/etl"),
         }
     }
+}
+
+/// Worker pool, leases and retries.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PerformerConfig {
+    /// Items processed at once by one performer.
+    pub workers: usize,
+    /// How long a claimed item stays ours without a heartbeat.
+    pub lease_secs: u64,
+    /// Poll interval when no notification arrives.
+    pub poll_secs: u64,
+    /// Whole-item attempts before `FALLO_SISTEMA` (tier 2).
+    pub max_attempts: u32,
+    /// Delay before a failed item is tried again (tier 2).
+    pub retry_delay_secs: u64,
+    /// In-place tries of one network or database step (tier 1).
+    pub step_tries: usize,
+    /// First backoff delay of tier 1, doubled each try, with jitter.
+    pub step_backoff_ms: u64,
+    /// Records validated and copied together: memory is bounded by this, not by the file size.
+    pub batch_rows: usize,
+    /// After SIGTERM, how long items in hand may take before they are abandoned (rolled back, handed back).
+    pub shutdown_grace_secs: u64,
 }
 
 impl Default for PerformerConfig {
     fn default() -> Self {
         Self {
-            workers: default_workers(),
-            lease_secs: default_lease(),
-            poll_secs: default_poll(),
-            max_attempts: default_max_attempts(),
-            retry_delay_secs: default_retry_delay(),
-            step_tries: default_step_tries(),
-            step_backoff_ms: default_step_backoff_ms(),
-            batch_rows: default_batch_rows(),
-            shutdown_grace_secs: default_shutdown_grace(),
+            workers: 2,
+            lease_secs: 300,
+            poll_secs: 5,
+            max_attempts: 3,
+            retry_delay_secs: 60,
+            step_tries: 3,
+            step_backoff_ms: 1000,
+            batch_rows: crate::feed::BATCH_ROWS,
+            shutdown_grace_secs: 60,
         }
     }
 }
 
-impl Default for AlertsConfig {
-    fn default() -> Self {
-        Self {
-            webhook_url: None,
-            timeout_secs: default_alert_timeout(),
-            tries: default_alert_tries(),
-        }
-    }
-}
-
-impl Default for DispatcherConfig {
-    fn default() -> Self {
-        Self {
-            drain_timeout_secs: default_drain_timeout(),
-            wait_poll_secs: default_wait_poll(),
-            system_retry_runs: default_system_retry_runs(),
-            backup_retention_days: default_backup_retention(),
-            log_retention_days: default_log_retention(),
-        }
-    }
+/// The business calendar that dates a load.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BusinessConfig {
+    /// IANA time zone whose "today" is the business date (parsed at load).
+    #[serde(deserialize_with = "time_zone")]
+    pub time_zone: chrono_tz::Tz,
 }
 
 impl Default for BusinessConfig {
     fn default() -> Self {
         Self {
-            time_zone: default_time_zone(),
+            time_zone: chrono_tz::America::Mexico_City,
         }
+    }
+}
+
+/// `business.time_zone` from its IANA name.
+fn time_zone<'de, D: serde::Deserializer<'de>>(d: D) -> Result<chrono_tz::Tz, D::Error> {
+    let name = String::deserialize(d)?;
+    name.parse()
+        .map_err(|_| serde::de::Error::custom(format!("`{name}` is not an IANA time zone name")))
+}
+
+/// `source.url`, parsed at load: its text and where it points.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct SourceUrl {
+    text: String,
+    location: SourceLocation,
+}
+
+impl SourceUrl {
+    /// The URL as configured (what a dispatch run records as its source).
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// Where it points.
+    pub(crate) fn location(&self) -> &SourceLocation {
+        &self.location
+    }
+}
+
+impl TryFrom<String> for SourceUrl {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, String> {
+        let location = SourceLocation::parse(&text)?;
+        Ok(Self { text, location })
     }
 }
 
 /// A parsed `source.url`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SourceLocation {
+pub(crate) enum SourceLocation {
     /// A directory on this host.
     Local {
         /// The directory.
@@ -351,6 +340,35 @@ pub enum SourceLocation {
         /// Absolute directory on the server.
         dir: String,
     },
+}
+
+impl SourceLocation {
+    fn parse(text: &str) -> Result<Self, String> {
+        let url = Url::parse(text).map_err(|e| e.to_string())?;
+        match url.scheme() {
+            "file" => Ok(Self::Local {
+                dir: url
+                    .to_file_path()
+                    .map_err(|()| "file:// URL must hold an absolute path".to_string())?,
+            }),
+            "sftp" => {
+                let host = url.host_str().ok_or("sftp:// URL needs a host")?;
+                if url.username().is_empty() {
+                    return Err("sftp:// URL needs a user (sftp://user@host/dir)".into());
+                }
+                if url.password().is_some() {
+                    return Err("no password in the URL: use sftp.password_file".into());
+                }
+                Ok(Self::Sftp {
+                    host: host.to_string(),
+                    port: url.port().unwrap_or(22),
+                    user: url.username().to_string(),
+                    dir: url.path().to_string(),
+                })
+            }
+            other => Err(format!("unknown scheme `{other}` (use sftp:// or file://)")),
+        }
+    }
 }
 
 impl Config {
@@ -374,18 +392,14 @@ impl Config {
         Ok(config)
     }
 
+    /// The rules that span keys (each key's own type was checked as it was read).
     fn check(&self) -> Result<(), ConfigError> {
-        self.source_location()?;
         regex::Regex::new(&self.source.pattern).map_err(|e| ConfigError::Invalid {
             key: "source.pattern",
             reason: e.to_string(),
         })?;
-        self.time_zone()?;
         if self.database.url.is_none() && self.database.url_file.is_none() {
-            return Err(invalid(
-                "database.url",
-                "set database.url (or VISITAS_DATABASE__URL) or database.url_file",
-            ));
+            return Err(no_database_url());
         }
         if self.performer.batch_rows == 0 {
             return Err(invalid("performer.batch_rows", "must be at least 1"));
@@ -396,7 +410,7 @@ impl Config {
         if self.database.pool_size == 0 {
             return Err(invalid("database.pool_size", "must be at least 1"));
         }
-        if let SourceLocation::Sftp { .. } = self.source_location()? {
+        if let SourceLocation::Sftp { .. } = self.source.url.location() {
             if self.sftp.known_hosts.is_none() {
                 return Err(invalid(
                     "sftp.known_hosts",
@@ -416,57 +430,17 @@ impl Config {
         Ok(())
     }
 
-    /// The origin, parsed from `source.url`.
-    pub fn source_location(&self) -> Result<SourceLocation, ConfigError> {
-        let url =
-            Url::parse(&self.source.url).map_err(|e| invalid("source.url", &e.to_string()))?;
-        match url.scheme() {
-            "file" => Ok(SourceLocation::Local {
-                dir: url.to_file_path().map_err(|()| {
-                    invalid("source.url", "file:// URL must hold an absolute path")
-                })?,
-            }),
-            "sftp" => {
-                let host = url
-                    .host_str()
-                    .ok_or_else(|| invalid("source.url", "sftp:// URL needs a host"))?;
-                if url.username().is_empty() {
-                    return Err(invalid(
-                        "source.url",
-                        "sftp:// URL needs a user (sftp://user@host/dir)",
-                    ));
-                }
-                if url.password().is_some() {
-                    return Err(invalid(
-                        "source.url",
-                        "no password in the URL: use sftp.password_file",
-                    ));
-                }
-                Ok(SourceLocation::Sftp {
-                    host: host.to_string(),
-                    port: url.port().unwrap_or(22),
-                    user: url.username().to_string(),
-                    dir: url.path().to_string(),
-                })
-            }
-            other => Err(invalid(
-                "source.url",
-                &format!("unknown scheme `{other}` (use sftp:// or file://)"),
-            )),
-        }
-    }
-
     /// The database URL, from `database.url` or the file `database.url_file`.
     pub fn database_url(&self) -> Result<Secret, ConfigError> {
-        if let Some(url) = &self.database.url {
-            return Ok(url.clone());
+        match (&self.database.url, &self.database.url_file) {
+            (Some(url), _) => Ok(url.clone()),
+            (None, Some(path)) => read_secret_file(path, "database.url_file"),
+            (None, None) => Err(no_database_url()),
         }
-        let path = self.database.url_file.as_ref().expect("checked at load");
-        read_secret_file(path, "database.url_file")
     }
 
     /// The SFTP password fallback, if one is configured.
-    pub fn sftp_password(&self) -> Result<Option<Secret>, ConfigError> {
+    pub(crate) fn sftp_password(&self) -> Result<Option<Secret>, ConfigError> {
         match (&self.sftp.password, &self.sftp.password_file) {
             (Some(p), _) => Ok(Some(p.clone())),
             (None, Some(path)) => read_secret_file(path, "sftp.password_file").map(Some),
@@ -474,18 +448,17 @@ impl Config {
         }
     }
 
-    /// The business time zone.
-    pub fn time_zone(&self) -> Result<chrono_tz::Tz, ConfigError> {
-        self.business
-            .time_zone
-            .parse()
-            .map_err(|_| invalid("business.time_zone", "not an IANA time zone name"))
-    }
-
     /// Lease length.
     pub fn lease(&self) -> Duration {
         Duration::from_secs(self.performer.lease_secs)
     }
+}
+
+fn no_database_url() -> ConfigError {
+    invalid(
+        "database.url",
+        "set database.url (or VISITAS_DATABASE__URL) or database.url_file",
+    )
 }
 
 fn invalid(key: &'static str, reason: &str) -> ConfigError {
@@ -527,8 +500,8 @@ mod tests {
         assert_eq!(c.database.pool_size, 8);
         assert_eq!(c.paths.root, PathBuf::from("/home/etl"));
         assert_eq!(
-            c.source_location().unwrap(),
-            SourceLocation::Local {
+            c.source.url.location(),
+            &SourceLocation::Local {
                 dir: "/srv/in".into()
             }
         );
@@ -558,8 +531,8 @@ mod tests {
         );
         let c = from_toml(&text).unwrap();
         assert_eq!(
-            c.source_location().unwrap(),
-            SourceLocation::Sftp {
+            c.source.url.location(),
+            &SourceLocation::Sftp {
                 host: "h".into(),
                 port: 2222,
                 user: "etl".into(),

@@ -415,8 +415,12 @@ yUzBJrIDgElLjqNz5d8N4Wj7jj2mLdqbn9Q=
 -----END CERTIFICATE-----
 ";
 
+    /// A CA file of its own for each caller: tests run in parallel threads.
     fn ca_file() -> PathBuf {
-        let path = std::env::temp_dir().join(format!("visitas-db-tls-{}.crt", std::process::id()));
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let path =
+            std::env::temp_dir().join(format!("visitas-db-tls-{}-{n}.crt", std::process::id()));
         std::fs::write(&path, CA).unwrap();
         path
     }

@@ -13,7 +13,8 @@
 //! - [`db`]: the two pools and the embedded migrations; [`db_tls`]: libpq's sslmode for both; [`paths`]: the ETL root and durable moves.
 //! - [`service_lock`]: the dispatcher's lease and the load's row locks, out of the read-only role's reach.
 //! - [`alert`], [`telemetry`]: webhook alerts, logs (stdout and per-day, per-file) and metrics.
-//! - [`fixtures`]: the generator of visit files (tests, demo, benchmarks); [`fault`]: test-only pause hooks.
+//! - `fixtures` (feature `fixtures`): the generator of visit files (tests, demo, benchmarks);
+//!   [`fault`]: test-only pause hooks (feature `fault-hooks`).
 //! - [`storable`]: any text made storable in PostgreSQL and capped, for every message written.
 //! - [`hash`], [`host`]: SHA-256 hex and the host name.
 #![warn(missing_docs)]
@@ -27,6 +28,7 @@ pub mod db;
 pub mod db_tls;
 pub mod fault;
 pub mod feed;
+#[cfg(feature = "fixtures")]
 pub mod fixtures;
 pub mod hash;
 pub mod host;

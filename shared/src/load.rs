@@ -84,6 +84,10 @@ pub async fn load_file(
     batch_rows: usize,
     lease: Duration,
 ) -> Result<LoadOutcome, LoadError> {
+    // Each try first proves (and extends) the lease: a stale attempt loads nothing more.
+    if !crate::queue::heartbeat(&*client, item, lease).await? {
+        return Err(LoadError::LeaseLost);
+    }
     if let Some(outcome) = audit::committed_outcome(&*client, item.into()).await? {
         tracing::warn!("this attempt's load had committed (its acknowledgement was lost)");
         return Ok(outcome);

@@ -15,11 +15,22 @@ use std::time::Duration;
 /// The LISTEN/NOTIFY channel that wakes idle performers.
 pub const CHANNEL: &str = "visitas_work_items";
 
+/// The fencing predicate, the one place it is written: the attempt `($1, $2)` = (item id,
+/// claim token) still holds the item.
+macro_rules! held_by_attempt {
+    () => {
+        "id = $1 AND claim_token = $2 AND state = 'running'"
+    };
+}
+
 /// Locks the item's row if, and only if, the attempt `($1, $2)` = (item id, claim token)
 /// still holds it. Inside a transaction, the item cannot be taken back until it ends:
 /// a write joined to it is fenced up to its COMMIT.
-pub(crate) const OWNER_LOCK: &str = "SELECT id FROM work_items
-     WHERE id = $1 AND claim_token = $2 AND state = 'running' FOR NO KEY UPDATE";
+pub(crate) const OWNER_LOCK: &str = concat!(
+    "SELECT id FROM work_items WHERE ",
+    held_by_attempt!(),
+    " FOR NO KEY UPDATE"
+);
 
 /// Items not yet final (pending, whatever their `run_at`, or running): zero means drained.
 pub const OPEN_ITEMS: &str =
@@ -360,8 +371,11 @@ pub async fn heartbeat(
         .execute(
             &client
                 .prepare_cached(
-                    "UPDATE work_items SET locked_until = now() + make_interval(secs => $3), updated_at = now()
-                     WHERE id = $1 AND claim_token = $2 AND state = 'running'",
+                    concat!(
+                        "UPDATE work_items SET locked_until = now() + make_interval(secs => $3), updated_at = now()
+                         WHERE ",
+                        held_by_attempt!()
+                    ),
                 )
                 .await?,
             &[&item.id, &item.token, &lease.as_secs_f64()],
@@ -418,12 +432,13 @@ pub async fn retry_later(
     let tx = client.transaction().await?;
     let n = tx
         .execute(
-            &tx.prepare_cached(
+            &tx.prepare_cached(concat!(
                 "UPDATE work_items
                  SET state = 'pending', locked_by = NULL, locked_until = NULL, last_error = $3,
                      run_at = now() + make_interval(secs => $4), updated_at = now()
-                 WHERE id = $1 AND claim_token = $2 AND state = 'running'",
-            )
+                 WHERE ",
+                held_by_attempt!()
+            ))
             .await?,
             &[&item.id, &item.token, &error, &delay.as_secs_f64()],
         )
@@ -441,13 +456,14 @@ pub async fn release(client: &mut Client, item: &Claimed) -> Result<bool, tokio_
     let tx = client.transaction().await?;
     let n = tx
         .execute(
-            &tx.prepare_cached(
+            &tx.prepare_cached(concat!(
                 "UPDATE work_items
                  SET state = 'pending', locked_by = NULL, locked_until = NULL, run_at = now(),
                      attempts = greatest(attempts - 1, 0), last_error = 'handed back at shutdown',
                      updated_at = now()
-                 WHERE id = $1 AND claim_token = $2 AND state = 'running'",
-            )
+                 WHERE ",
+                held_by_attempt!()
+            ))
             .await?,
             &[&item.id, &item.token],
         )
@@ -487,11 +503,12 @@ pub async fn finish(
     let n = client
         .execute(
             &client
-                .prepare_cached(
+                .prepare_cached(concat!(
                     "UPDATE work_items SET state = $3, locked_by = NULL, locked_until = NULL,
                          last_error = coalesce($4, last_error), updated_at = now()
-                     WHERE id = $1 AND claim_token = $2 AND state = 'running'",
-                )
+                     WHERE ",
+                    held_by_attempt!()
+                ))
                 .await?,
             &[
                 &item.id,
@@ -516,10 +533,11 @@ pub async fn relist(
     let n = client
         .execute(
             &client
-                .prepare_cached(
+                .prepare_cached(concat!(
                     "UPDATE work_items SET size_bytes = $3, mtime = $4, updated_at = now()
-                     WHERE id = $1 AND claim_token = $2 AND state = 'running'",
-                )
+                     WHERE ",
+                    held_by_attempt!()
+                ))
                 .await?,
             &[&item.id, &item.token, &size, &mtime],
         )
@@ -538,6 +556,16 @@ pub async fn open_items(client: &impl GenericClient) -> Result<i64, tokio_postgr
 /// Items not yet final (see [`OPEN_ITEMS`]), for the sqlx side.
 pub async fn open_items_sqlx(pool: &PgPool) -> sqlx::Result<i64> {
     sqlx::query_scalar(OPEN_ITEMS).fetch_one(pool).await
+}
+
+/// Items among `ids` not yet final (see [`OPEN_ITEMS`]).
+pub async fn open_among(pool: &PgPool, ids: &[i64]) -> sqlx::Result<i64> {
+    sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "{OPEN_ITEMS} AND id = ANY($1)"
+    )))
+    .bind(ids)
+    .fetch_one(pool)
+    .await
 }
 
 /// Tier 4: `FALLO_SISTEMA` items whose file is still at the origin — still as listed

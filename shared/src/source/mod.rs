@@ -109,11 +109,7 @@ pub enum Source {
 impl Source {
     /// Opens the configured origin (for SFTP: connects, verifies the host key, authenticates).
     pub async fn connect(config: &Config) -> Result<Self, SourceError> {
-        let location = config.source_location().map_err(|e| SourceError::Setup {
-            what: "source.url".into(),
-            reason: e.to_string(),
-        })?;
-        match location {
+        match config.source.url.location().clone() {
             SourceLocation::Local { dir } => Ok(Source::Local(local::LocalSource::new(dir))),
             SourceLocation::Sftp {
                 host,
@@ -134,7 +130,7 @@ impl Source {
     /// Opens an item's own origin: the configured one, or a directory on this host (the
     /// claim only hands out items this host can reach; anything else is refused).
     pub async fn for_origin(config: &Config, origin: &Origin) -> Result<Self, SourceError> {
-        if configured_origin(config).is_ok_and(|o| o.url == origin.url) {
+        if configured_origin(config).url == origin.url {
             return Self::connect(config).await;
         }
         let on_this_host = origin.host.as_deref() == Some(crate::host::name().as_str());
@@ -208,9 +204,9 @@ impl Source {
 
 /// The configured origin as recorded in `work_items.origin` (its URL without credentials;
 /// a `file://` origin is bound to this host).
-pub fn configured_origin(config: &Config) -> Result<Origin, crate::config::ConfigError> {
-    Ok(match config.source_location()? {
-        SourceLocation::Local { dir } => Origin::local(&dir),
+pub fn configured_origin(config: &Config) -> Origin {
+    match config.source.url.location() {
+        SourceLocation::Local { dir } => Origin::local(dir),
         SourceLocation::Sftp {
             host,
             port,
@@ -220,7 +216,7 @@ pub fn configured_origin(config: &Config) -> Result<Origin, crate::config::Confi
             url: format!("sftp://{user}@{host}:{port}{dir}"),
             host: None,
         },
-    })
+    }
 }
 
 /// Creates a staging file that must not exist yet: each attempt downloads into its own.

@@ -67,7 +67,12 @@ impl SftpSource {
         dir: String,
     ) -> Result<Self, SourceError> {
         let timeout = Duration::from_secs(config.sftp.timeout_secs);
-        let known_hosts = config.sftp.known_hosts.clone().expect("checked at load");
+        let Some(known_hosts) = config.sftp.known_hosts.clone() else {
+            return Err(SourceError::Setup {
+                what: "sftp.known_hosts".into(),
+                reason: "required for sftp:// sources".into(),
+            });
+        };
         if !known_hosts.exists() {
             return Err(SourceError::Setup {
                 what: "sftp.known_hosts".into(),
