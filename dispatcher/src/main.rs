@@ -63,6 +63,12 @@ enum Command {
         #[arg(long, value_name = "YYYY-MM-DD")]
         as_of: Option<NaiveDate>,
     },
+    /// End the lease of a running item now (its performer is gone): any performer takes it
+    /// back at once, with the attempt counted. Changes nothing for an item not running.
+    TakeBack {
+        /// Its work_item id (`dispatcher status`).
+        item: i64,
+    },
     /// The queue now: depth by state, oldest pending age, items in hand, last dispatch run.
     Status {
         /// Output format.
@@ -160,6 +166,13 @@ async fn main() -> anyhow::Result<ExitCode> {
         Command::Reload(args) => {
             if reload::run(&config, &pool, &args).await? == reload::Outcome::NotDrained {
                 return Ok(ExitCode::from(EXIT_NOT_DRAINED));
+            }
+        }
+        Command::TakeBack { item } => {
+            if shared::queue::end_lease(&pool, item).await? {
+                println!("work item {item}: lease ended; the next performer to look takes it back");
+            } else {
+                println!("work item {item} is not running; nothing to do");
             }
         }
         Command::Status { format } => status::print(&pool, format).await?,

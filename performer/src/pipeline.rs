@@ -212,8 +212,11 @@ async fn give_up(
     error!(error = %message, attempt = item.attempts, transient,
            "FALLO_SISTEMA: the item will not be retried automatically today");
     metrics::file_finished(AuditStatus::FalloSistema);
-    let alert =
-        Alert::new("FALLO_SISTEMA", message).about(&item.file_name, item.bitacora_id, item.id);
+    let alert = Alert::new(AuditStatus::FalloSistema.as_str(), message).about(
+        &item.file_name,
+        item.bitacora_id,
+        item.id,
+    );
     alert::send(&ctx.config.alerts, &alert).await;
     Ok(())
 }
@@ -278,7 +281,7 @@ async fn handle_connected(
             attempt.committed.store(true, Ordering::SeqCst);
             warn!(error = %message, "FALLO_LAYOUT: nothing loaded; the file goes to quarantine");
             metrics::file_finished(AuditStatus::FalloLayout);
-            let alert = Alert::new("FALLO_LAYOUT", &message).about(
+            let alert = Alert::new(AuditStatus::FalloLayout.as_str(), &message).about(
                 &item.file_name,
                 item.bitacora_id,
                 item.id,

@@ -668,6 +668,18 @@ pub async fn states_of(pool: &PgPool, ids: &[i64]) -> sqlx::Result<Vec<(i64, Ite
         .collect())
 }
 
+/// An operator ends the lease of a running item whose performer is gone: the rescue takes
+/// it back at once (its token is then dead). `false` when it is not running.
+pub async fn end_lease(pool: &PgPool, item: i64) -> sqlx::Result<bool> {
+    let done = sqlx::query(
+        "UPDATE work_items SET locked_until = now(), updated_at = now() WHERE id = $1 AND state = 'running'",
+    )
+    .bind(item)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 /// Locks the item of audit row `bitacora_id` first, as tier 4 does (work item, then
 /// audit row): an operator's command beside a nightly run never deadlocks with it.
 pub async fn lock_item_of(tx: &mut sqlx::PgConnection, bitacora_id: i64) -> sqlx::Result<()> {
