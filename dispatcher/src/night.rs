@@ -83,10 +83,12 @@ async fn locked_run(
         }
     };
     let (mut ready, failed_ids) = sort_in_flight(pool, &listed).await?;
+    // Orphans too: an orphan's own item may have failed before taking it (tier 4 by identity).
+    let at_origin: Vec<NewItem> = listed.ready.iter().chain(&ready).cloned().collect();
     let (retried, waiting) = queue::retry_system_failures(
         pool,
         run_id,
-        &listed.ready,
+        &at_origin,
         &failed_ids,
         config.dispatcher.system_retry_runs,
     )
@@ -262,8 +264,12 @@ async fn sort_in_flight(pool: &PgPool, listed: &Listed) -> sqlx::Result<(Vec<New
     for (id, file) in &listed.in_flight {
         match stands.get(id) {
             Some(item) if item.state.is_open() || item.updated_at >= listed.listed_at => {}
+            // Discarded by an operator: the origin copy is theirs to remove.
+            Some(item) if item.discarded => {}
             Some(item)
-                if item.state == ItemState::Failed && item.status == AuditStatus::FalloSistema =>
+                if item.state == ItemState::Failed
+                    && item.status == AuditStatus::FalloSistema
+                    && !item.retried =>
             {
                 failed.push(*id)
             }

@@ -98,17 +98,17 @@ pub async fn retry(pool: &PgPool, config: &Config, id: i64) -> anyhow::Result<()
     }
     let copy: Option<String> = old.get(2);
     let recorded_sha: Option<String> = old.get(4);
+    let mut unverified = None;
     let local = match copy.filter(|p| Path::new(p).is_file()) {
         Some(path) if status == Some(AuditStatus::FalloSistema) => {
             let found = shared::feed::fingerprint(Path::new(&path))?.sha256;
             if recorded_sha.as_deref() == Some(found.as_str()) {
                 Some(path)
             } else {
-                // Not the whole file that was listed: the origin still holds that one.
-                println!(
-                    "{path}: not a verified copy (SHA-256 {found}); removed, the origin is used"
-                );
-                std::fs::remove_file(&path)?;
+                // Not known to be the whole file that was hashed: the origin is used, and the
+                // copy is only set aside (never deleted: it may be all there is) once the
+                // retry is enqueued.
+                unverified = Some((path, found));
                 None
             }
         }
@@ -146,8 +146,19 @@ pub async fn retry(pool: &PgPool, config: &Config, id: i64) -> anyhow::Result<()
             at_origin(config, &origin, old.get(5), &archivo, old.get(8)).await?
         }
     };
-    let new_id = queue::enqueue_retry(&mut tx, id, &item, old.get::<i32, _>(12)).await?;
+    let Some(new_id) = queue::enqueue_retry(&mut tx, id, &item, old.get::<i32, _>(12)).await?
+    else {
+        anyhow::bail!(
+            "{archivo} (id {id}): an open item is already loading {}; nothing to do",
+            item.source_path
+        );
+    };
     tx.commit().await?;
+    if let Some((path, found)) = unverified {
+        let aside = format!("{path}.unverified");
+        std::fs::rename(&path, &aside)?;
+        println!("{path}: not a verified copy (SHA-256 {found}); set aside as {aside}");
+    }
     println!(
         "{archivo} (id {id}) re-enqueued as bitacora_control.id = {new_id} from {}",
         item.source_path

@@ -39,14 +39,6 @@ pub enum ItemError {
         /// Attempts used.
         attempts: i32,
     },
-    /// The content at the origin differs from what an earlier attempt loaded.
-    #[error("content at the origin changed since the load (SHA-256 {found}, loaded {loaded})")]
-    ContentChanged {
-        /// Hash found now.
-        found: String,
-        /// Hash loaded before.
-        loaded: String,
-    },
     /// The file at the origin is not what was listed or changed while it was read.
     #[error("{0}")]
     Unsettled(String),

@@ -36,7 +36,7 @@ pub async fn take(ctx: &Context, source: &Source, item: &Claimed) -> Result<Take
             renamed: true,
             seen,
         },
-        None => match rename_if_ours(ctx, source, item, &listed, &in_flight).await {
+        None => match rename_if_ours(ctx, source, item, &listed, &in_flight).await? {
             // NotFound / Exists: a retried rename whose first try went through, or
             // another attempt of this item was first; either way the in-flight name holds it.
             Ok(()) | Err(SourceError::NotFound { .. }) | Err(SourceError::Exists { .. }) => {
@@ -134,14 +134,27 @@ pub async fn delete(
         .is_some_and(|f| (f.size, f.mtime) != (taken.seen.size, taken.seen.mtime))
     {
         // Written to after it was read (a sender still holding it open): what was loaded
-        // is backed up; the bytes added since are nobody's to delete.
+        // is backed up; the bytes added since are nobody's to delete. Set aside under a
+        // name no listing takes, recorded on the audit row, and alerted.
+        let left_as = if taken.renamed {
+            let aside = RemoteName::parse(&format!(".visitas-changed-{}-{}", item.id, item.token))?;
+            (|| source.rename(&taken.name, &aside))
+                .retry(ctx.step_backoff())
+                .when(SourceError::is_transient)
+                .notify(crate::pipeline::on_step_retry("set aside at the origin"))
+                .await?;
+            aside
+        } else {
+            taken.name.clone()
+        };
         let message = format!(
-            "{}: the file changed at the origin after it was loaded; left there as {} for an operator",
-            item.file_name, taken.name
+            "{}: the file changed at the origin after it was loaded ({} bytes loaded); left there \
+             as {left_as} for an operator",
+            item.file_name, taken.seen.size
         );
-        if taken.renamed {
-            let aside = RemoteName::parse(&format!(".visitas-changed-{}", taken.name))?;
-            source.rename(&taken.name, &aside).await?;
+        let client = ctx.pool.get().await?;
+        if !shared::audit::record_note(&client, item.into(), &message).await? {
+            return Err(ItemError::LeaseLost);
         }
         warn!(origin_name = %taken.name, "{message}");
         let alert = shared::alert::Alert::new("ARCHIVO_MODIFICADO", &message).about(
@@ -208,19 +221,11 @@ async fn rename_if_ours(
     item: &Claimed,
     from: &RemoteName,
     to: &RemoteName,
-) -> Result<(), SourceError> {
-    if !crate::pipeline::still_ours(ctx, item)
-        .await
-        .is_ok_and(|()| true)
-    {
-        return Err(SourceError::Io {
-            context: "taking the file at the origin".into(),
-            reason: "this attempt no longer holds its item".into(),
-        });
-    }
-    (|| source.rename(from, to))
+) -> Result<Result<(), SourceError>, ItemError> {
+    crate::pipeline::still_ours(ctx, item).await?;
+    Ok((|| source.rename(from, to))
         .retry(ctx.step_backoff())
         .when(SourceError::is_transient)
         .notify(crate::pipeline::on_step_retry("take at the origin"))
-        .await
+        .await)
 }

@@ -429,13 +429,29 @@ async fn finish_committed(
         info!("already gone from the origin; item finished");
         return Ok(());
     };
-    let bytes = download(ctx, source, &taken.name, &attempt.staged).await?;
+    let mut taken = taken;
+    let mut bytes = download(ctx, source, &taken.name, &attempt.staged).await?;
     let found = file_facts(item, &attempt.staged).await?.sha256;
     if let Some(loaded) = item.prior_sha256.as_ref().filter(|l| **l != found) {
-        return Err(ItemError::ContentChanged {
-            found,
-            loaded: loaded.clone(),
-        });
+        // Written to after the load (a sender still holding it open). If what was loaded
+        // is its beginning, that is backed up, and the whole file is set aside at the
+        // origin for an operator; otherwise it is set aside untouched. Never retried forever.
+        let loaded_size = item.prior_size.unwrap_or_default().max(0) as u64;
+        let prefix = truncated_copy_matches(&attempt.staged, loaded_size, loaded).await?;
+        taken.seen.size = loaded_size; // what was loaded: the rest is not to be deleted
+        if !prefix {
+            warn!(
+                found,
+                loaded, "the file at the origin is not what was loaded; set aside"
+            );
+            origin::delete(ctx, source, item, &taken).await?;
+            let client = ctx.pool.get().await?;
+            if !queue::finish(&client, item, state, None).await? {
+                return Err(ItemError::LeaseLost);
+            }
+            return Ok(());
+        }
+        bytes = loaded_size;
     }
     if bytes != taken.seen.size {
         return Err(ItemError::Unsettled(format!(
@@ -444,6 +460,26 @@ async fn finish_committed(
         )));
     }
     set_aside(ctx, item, attempt, source, &taken, state).await
+}
+
+/// Cuts the staged copy to its first `size` bytes if their SHA-256 is `sha256` (a file
+/// appended to after its load): then the copy is what was loaded.
+async fn truncated_copy_matches(staged: &Path, size: u64, sha256: &str) -> Result<bool, ItemError> {
+    let (path, want) = (staged.to_path_buf(), sha256.to_string());
+    tokio::task::spawn_blocking(move || -> std::io::Result<bool> {
+        let same = shared::hash::file_prefix_sha256(&path, size)? == want;
+        if same {
+            let file = std::fs::OpenOptions::new().write(true).open(&path)?;
+            file.set_len(size)?;
+            file.sync_all()?;
+        }
+        Ok(same)
+    })
+    .await
+    .expect("hashing does not panic")
+    .map_err(ItemError::disk(
+        "checking the staged copy against what was loaded",
+    ))
 }
 
 /// Proves the attempt still holds its item, for at least one more lease.

@@ -35,7 +35,6 @@ pub fn is_transient(e: &ItemError) -> bool {
         ItemError::Pool(_) | ItemError::Disk { .. } | ItemError::Unsettled(_) => true,
         ItemError::Name(_)
         | ItemError::Engine(_)
-        | ItemError::ContentChanged { .. }
         | ItemError::Exhausted { .. }
         | ItemError::LeaseLost => false,
     }
@@ -164,14 +163,6 @@ mod tests {
                 false,
             ),
             ("exhausted", ItemError::Exhausted { attempts: 3 }, false),
-            (
-                "content changed",
-                ItemError::ContentChanged {
-                    found: "a".into(),
-                    loaded: "b".into(),
-                },
-                false,
-            ),
             ("lease lost", ItemError::LeaseLost, false),
         ]
     }

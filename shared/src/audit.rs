@@ -175,6 +175,8 @@ pub struct Prior {
     pub status: AuditStatus,
     /// SHA-256 recorded by an earlier attempt.
     pub sha256: Option<String>,
+    /// Size recorded by an earlier attempt (what a committed load read).
+    pub size: Option<i64>,
 }
 
 /// Marks the audit row of a just-claimed item in progress (in the claim's transaction);
@@ -188,7 +190,7 @@ pub async fn begin_attempt(
     let row = tx
         .query_one(
             &tx.prepare_cached(concat!(
-                "WITH prior AS (SELECT id, estatus, sha256, inicio, estatus IN ",
+                "WITH prior AS (SELECT id, estatus, sha256, tamano_bytes, inicio, estatus IN ",
                 uncommitted!(),
                 " AS open
                                 FROM bitacora_control WHERE work_item_id = $1 FOR UPDATE)
@@ -198,7 +200,7 @@ pub async fn begin_attempt(
                      -- Each attempt is timed anew; a committed one keeps its times.
                      inicio = CASE WHEN p.open THEN clock_timestamp() ELSE p.inicio END
                  FROM prior p WHERE b.id = p.id
-                 RETURNING p.id, p.estatus, p.sha256",
+                 RETURNING p.id, p.estatus, p.sha256, p.tamano_bytes",
             ))
             .await?,
             &[&work_item_id, &attempt, &worker],
@@ -209,6 +211,7 @@ pub async fn begin_attempt(
         bitacora_id: row.get(0),
         status: AuditStatus::parse(&status).unwrap_or(AuditStatus::EnProceso),
         sha256: row.get(2),
+        size: row.get(3),
     })
 }
 
@@ -434,6 +437,24 @@ pub async fn record_system_failure(
     Ok(n == 1)
 }
 
+static RECORD_NOTE: LazyLock<String> = LazyLock::new(|| fenced("mensaje_error = $3"));
+
+/// Records a note for operators on the attempt's audit row (e.g. a file set aside).
+pub async fn record_note(
+    client: &impl GenericClient,
+    fence: Fence,
+    note: &str,
+) -> Result<bool, tokio_postgres::Error> {
+    let note: &str = &crate::storable::message(note);
+    let n = client
+        .execute(
+            &client.prepare_cached(&RECORD_NOTE).await?,
+            &[&fence.item, &fence.token, &note],
+        )
+        .await?;
+    Ok(n == 1)
+}
+
 static RECORD_LOCAL_COPY: LazyLock<String> = LazyLock::new(|| {
     format!(
         "WITH owner AS ({OWNER_LOCK})
@@ -479,14 +500,14 @@ pub async fn back_to_pending(
     Ok(())
 }
 
-/// Items the nightly run put back in the queue (tier 4): their rows show `PENDIENTE`.
+/// Items put back in the queue (tier 4, an operator's take-back): their rows show `PENDIENTE`.
 pub async fn back_to_pending_all(
     tx: &mut sqlx::PgConnection,
     work_item_ids: &[i64],
 ) -> sqlx::Result<()> {
     sqlx::query(
         "UPDATE bitacora_control SET estatus = 'PENDIENTE'
-         WHERE work_item_id = ANY($1) AND estatus = 'FALLO_SISTEMA'",
+         WHERE work_item_id = ANY($1) AND estatus IN ('FALLO_SISTEMA', 'EN_PROCESO')",
     )
     .bind(work_item_ids)
     .execute(tx)

@@ -142,9 +142,10 @@ pub fn is_transient(e: &tokio_postgres::Error) -> bool {
 /// [`is_transient`] by SQLSTATE; `None`: no server error (the connection broke or timed out).
 pub fn is_transient_sqlstate(code: Option<&str>) -> bool {
     // Class 08 connection, 40 serialization/deadlock, 53 resources,
-    // 57 operator intervention (admin shutdown, terminated backend), 58 system I/O.
+    // 57 operator intervention (admin shutdown, terminated backend), 58 system I/O;
+    // 25P03: the server ended a transaction left idle past its timeout.
     code.is_none_or(|code| {
-        ["08", "40", "53", "57", "58"]
+        ["08", "25P03", "40", "53", "57", "58"]
             .iter()
             .any(|class| code.starts_with(class))
     })
@@ -159,6 +160,7 @@ mod tests {
         for (code, transient) in [
             (None, true),
             (Some("08006"), true),  // connection failure
+            (Some("25P03"), true),  // idle in transaction past its timeout
             (Some("40001"), true),  // serialization failure
             (Some("40P01"), true),  // deadlock
             (Some("53100"), true),  // disk full

@@ -166,14 +166,15 @@ pub async fn enqueue_dated(
 }
 
 /// An operator's retry of the item behind audit row `retry_of`: a new item (and audit row)
-/// for the same file, at `origin` under `source_name`. Returns the new audit row's id.
+/// for the same file, at `origin` under `source_name`. Returns the new audit row's id, or
+/// `None` while an open item already holds that path.
 pub async fn enqueue_retry(
     tx: &mut sqlx::PgConnection,
     retry_of: i64,
     item: &NewItem,
     max_attempts: i32,
-) -> sqlx::Result<i64> {
-    let id = insert_item(
+) -> sqlx::Result<Option<i64>> {
+    let inserted = insert_item(
         tx,
         item,
         max_attempts,
@@ -182,8 +183,10 @@ pub async fn enqueue_retry(
         Utc::now(),
         None,
     )
-    .await?
-    .ok_or(sqlx::Error::RowNotFound)?;
+    .await?;
+    let Some(id) = inserted else {
+        return Ok(None);
+    };
     let bitacora_id = audit::create(
         tx,
         id,
@@ -195,7 +198,7 @@ pub async fn enqueue_retry(
     .await?;
     stop_nightly_retries(tx, retry_of).await?;
     notify(tx).await?;
-    Ok(bitacora_id)
+    Ok(Some(bitacora_id))
 }
 
 /// Inserts one item; for a listed file (no `retry_of`), `None` when the listing identity
@@ -213,16 +216,17 @@ async fn insert_item(
         "INSERT INTO work_items (origin, origin_host, source_name, source_path, file_name, size_bytes, mtime,
                                  max_attempts, dispatch_run_id, retry_of, business_date)
          SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $12
-         WHERE $10::bigint IS NOT NULL OR NOT EXISTS (
+         WHERE NOT EXISTS (
              SELECT 1 FROM work_items o JOIN bitacora_control b ON b.work_item_id = o.id
-             WHERE o.source_path = $4 AND o.retry_of IS NULL
+             WHERE o.source_path = $4
                AND (o.state IN ('pending', 'running')
-                    OR ((o.size_bytes, o.mtime) = ($6, $7)
+                    OR ($10::bigint IS NULL AND o.retry_of IS NULL AND (o.size_bytes, o.mtime) = ($6, $7)
                         AND (o.updated_at >= $11
-                             -- The origin keeps a FALLO_SISTEMA file: tier 4's or an operator's.
-                             OR (o.state = 'failed' AND b.estatus = 'FALLO_SISTEMA' AND b.descartado_en IS NULL
+                             -- The origin keeps a FALLO_SISTEMA file: tier 4's, or an operator's
+                             -- (retried: that retry's; discarded: left alone).
+                             OR (o.state = 'failed' AND b.estatus = 'FALLO_SISTEMA'
                                  AND NOT EXISTS (SELECT 1 FROM work_items r WHERE r.retry_of = b.id))))))
-         ON CONFLICT (source_path) WHERE retry_of IS NULL AND state IN ('pending', 'running')
+         ON CONFLICT (source_path) WHERE state IN ('pending', 'running')
          DO NOTHING
          RETURNING id",
     )
@@ -292,6 +296,8 @@ pub struct Claimed {
     pub prior_status: AuditStatus,
     /// SHA-256 recorded by an earlier attempt, if any.
     pub prior_sha256: Option<String>,
+    /// Size recorded by an earlier attempt, if any.
+    pub prior_size: Option<i64>,
 }
 
 /// Claims the next due item this performer can reach, or `None`: locks it with SKIP
@@ -358,6 +364,7 @@ pub async fn claim(
         business_date: r.get(11),
         prior_status: prior.status,
         prior_sha256: prior.sha256,
+        prior_size: prior.size,
     }))
 }
 
@@ -603,10 +610,12 @@ pub async fn retry_system_failures(
              dispatch_run_id = $3,
              last_error = 'retried by the nightly run (tier 4) after: ' || coalesce(w.last_error, ''),
              updated_at = now()
-         WHERE w.id = ANY($1) AND w.system_retry_days < $2
+         -- At most one item per listed path goes back (one open item per path).
+         WHERE w.id IN (SELECT DISTINCT ON (c.source_path) c.id FROM work_items c
+                        WHERE c.id = ANY($1) AND c.system_retry_days < $2 ORDER BY c.source_path, c.id)
            -- Never two open items for one listed path.
            AND NOT EXISTS (SELECT 1 FROM work_items o WHERE o.state IN ('pending', 'running')
-                           AND o.retry_of IS NULL AND o.source_path = w.source_path)
+                           AND o.source_path = w.source_path)
          RETURNING w.id",
     )
     .bind(&candidates)
@@ -668,16 +677,25 @@ pub async fn states_of(pool: &PgPool, ids: &[i64]) -> sqlx::Result<Vec<(i64, Ite
         .collect())
 }
 
-/// An operator ends the lease of a running item whose performer is gone: the rescue takes
-/// it back at once (its token is then dead). `false` when it is not running.
+/// An operator takes back a running item whose performer is gone: it is pending again at
+/// once, its attempt counted, and the old attempt's token is dead (a new claim gives a new
+/// one). `false` when it is not running.
 pub async fn end_lease(pool: &PgPool, item: i64) -> sqlx::Result<bool> {
-    let done = sqlx::query(
-        "UPDATE work_items SET locked_until = now(), updated_at = now() WHERE id = $1 AND state = 'running'",
+    let mut tx = pool.begin().await?;
+    // NOWAIT: an attempt holding the row (its last write before COMMIT) is not waited for.
+    let taken: Vec<i64> = sqlx::query_scalar(
+        "UPDATE work_items
+         SET state = 'pending', locked_by = NULL, locked_until = NULL, run_at = now(),
+             last_error = 'taken back by an operator (dispatcher take-back)', updated_at = now()
+         WHERE id = (SELECT id FROM work_items WHERE id = $1 AND state = 'running' FOR NO KEY UPDATE NOWAIT)
+         RETURNING id",
     )
     .bind(item)
-    .execute(pool)
+    .fetch_all(&mut *tx)
     .await?;
-    Ok(done.rows_affected() == 1)
+    audit::back_to_pending_all(&mut tx, &taken).await?;
+    tx.commit().await?;
+    Ok(!taken.is_empty())
 }
 
 /// Locks the item of audit row `bitacora_id` first, as tier 4 does (work item, then

@@ -45,8 +45,23 @@ ALTER TABLE work_items
 -- origin under a private name before it was read, so whatever the origin holds under
 -- the listed name afterwards is new content, enqueued once the item is no longer open.
 DROP INDEX work_items_listing_key;
+-- Open items that already shared a path (the old key allowed it): the oldest stays open,
+-- the others wait for an operator (quarantine list) with why.
+WITH extra AS (
+    SELECT id FROM (SELECT id, row_number() OVER (PARTITION BY source_path ORDER BY id) AS n
+                    FROM work_items WHERE state IN ('pending', 'running')) o
+    WHERE n > 1
+), failed AS (
+    UPDATE work_items w SET state = 'failed', locked_by = NULL, locked_until = NULL,
+        claim_token = coalesce(w.claim_token, nextval('work_items_claim_token_seq')),
+        last_error = 'upgrade: another open item holds the same path', system_retry_days = 999
+    FROM extra WHERE w.id = extra.id RETURNING w.id
+)
+UPDATE bitacora_control b SET estatus = 'FALLO_SISTEMA',
+    mensaje_error = 'upgrade: another open item holds the same path; retry it with quarantine retry'
+FROM failed WHERE b.work_item_id = failed.id;
 CREATE UNIQUE INDEX work_items_listing_key ON work_items (source_path)
-    WHERE retry_of IS NULL AND state IN ('pending', 'running');
+    WHERE state IN ('pending', 'running');
 CREATE INDEX work_items_listed ON work_items (source_path, size_bytes, mtime);
 
 -- Claims look up due items by origin.

@@ -546,3 +546,85 @@ async fn a_file_left_under_an_in_flight_name_is_found_again_by_the_dispatcher() 
     assert!(!app.at_origin("report_9.txt"), "nothing left at the origin");
     app.check_invariants().await;
 }
+
+#[tokio::test]
+async fn a_file_written_to_after_its_load_is_backed_up_as_loaded_and_set_aside_whole() {
+    let mut app = spawn(Origin::Sftp).await;
+    app.env
+        .push(("VISITAS_PERFORMER__LEASE_SECS".into(), "3".into()));
+    let whole = file(800, 14);
+    let half = whole.bytes.len() / 2;
+    let cut = half
+        + whole.bytes[half..]
+            .iter()
+            .position(|b| *b == b'\n')
+            .unwrap()
+        + 1;
+    app.put("report_1.txt", &whole.bytes[..cut]);
+    app.enqueue();
+    let (mut loaded, _) = performer(
+        &app,
+        &[
+            ("VISITAS_FAULT_PAUSE_AT", "after_commit"),
+            ("VISITAS_FAULT_PAUSE_SECS", "60"),
+        ],
+        "2026-11-24",
+    );
+    loaded.wait_for("fault hook: pausing", 30);
+    loaded.kill9();
+    // A sender still holding the file open writes the rest after the load committed.
+    let taken = std::fs::read_dir(&app.origin)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with(".visitas-inflight-")
+        })
+        .unwrap();
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&taken)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, &whole.bytes[cut..]))
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(4)).await; // the lease expires
+    app.perform("2026-11-24");
+    let a = app.audit_of("report_1.txt").await;
+    assert_eq!(a.sha256.as_deref(), Some(sha(&whole.bytes[..cut]).as_str()));
+    assert_eq!(
+        std::fs::read(a.ruta_backup.as_deref().unwrap()).unwrap(),
+        &whole.bytes[..cut],
+        "the backup is what was loaded"
+    );
+    assert!(
+        a.mensaje
+            .as_deref()
+            .unwrap_or("")
+            .contains("changed at the origin after it was loaded"),
+        "{a:?}"
+    );
+    let aside: Vec<_> = std::fs::read_dir(&app.origin)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    assert!(
+        aside[0]
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with(".visitas-changed-")
+    );
+    assert_eq!(
+        std::fs::read(&aside[0]).unwrap(),
+        whole.bytes,
+        "nothing lost"
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM work_items WHERE state = 'done'")
+            .await,
+        1
+    );
+    app.check_invariants().await;
+}
