@@ -7,6 +7,7 @@ mod generate;
 mod listing;
 mod night;
 mod output;
+mod partitions;
 mod progress;
 mod quarantine;
 mod report;
@@ -85,6 +86,9 @@ enum Command {
     /// Files waiting for an operator.
     #[command(subcommand)]
     Quarantine(QuarantineCommand),
+    /// The monthly partitions of estadisticas and errores; retention of old months.
+    #[command(subcommand)]
+    Partitions(partitions::Command),
     /// Write generated sample visit files into a directory.
     Generate(generate::Args),
 }
@@ -168,6 +172,7 @@ async fn main() -> anyhow::Result<ExitCode> {
         Command::Quarantine(QuarantineCommand::Discard { id, reason }) => {
             quarantine::discard(&pool, &config, id, &reason).await?
         }
+        Command::Partitions(command) => partitions::run(&pool, command).await?,
         Command::Generate(_) => unreachable!("handled above"),
     }
     Ok(ExitCode::SUCCESS)

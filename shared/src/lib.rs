@@ -7,7 +7,10 @@
 //!   rules (polars) and the two streaming passes over a staged file.
 //! - [`source`]: the origin directory, SFTP (host key verified) or local, and safe remote names.
 //! - [`queue`]: `work_items` — enqueue, claim under lease, heartbeat, rescue, retry, finish.
-//! - [`load`]: the one load transaction; [`copy_writer`] its binary COPY.
+//! - [`load`]: the one load transaction; [`copy_writer`] its binary COPY; [`visitor_counts`]
+//!   the visitor aggregate it keeps (`visitantes`, `visitas_por_anio`).
+//! - [`partitions`]: the monthly partitions of `estadisticas` and `errores`, made ahead and
+//!   dropped by retention.
 //! - [`audit`]: `bitacora_control` writes other than the load.
 //! - [`db`]: the two pools and the embedded migrations; [`paths`]: the ETL root and durable moves.
 //! - [`alert`], [`telemetry`]: webhook alerts, logs (stdout and per-day, per-file) and metrics.
@@ -27,8 +30,10 @@ pub mod fixtures;
 pub mod hash;
 pub mod host;
 pub mod load;
+pub mod partitions;
 pub mod paths;
 pub mod queue;
 pub mod secret;
 pub mod source;
 pub mod telemetry;
+pub mod visitor_counts;

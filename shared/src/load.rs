@@ -11,17 +11,14 @@
 
 use crate::audit::{FileFacts, Unloaded, record_unloaded};
 use crate::copy_writer::{CopyError, CopyWriter};
-use crate::feed::{FilePart, Rejected, StreamError, Visits};
+use crate::feed::{FilePart, Rejected, StreamError};
 use crate::queue::Claimed;
-use chrono::{DateTime, NaiveDate, NaiveDateTime};
+use chrono::{DateTime, NaiveDateTime};
 use deadpool_postgres::Client;
 use polars::prelude::{DataFrame, PolarsError};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc::Receiver;
 use tokio_postgres::types::{ToSql, Type};
-
-/// Advisory lock key (two-int form) serialising visitor upserts.
-const VISITORS_LOCK: (i32, i32) = (0x5649_5349, 1);
 
 /// Why a load did not commit.
 #[derive(Debug, thiserror::Error)]
@@ -132,7 +129,9 @@ pub async fn load(
     }
     let copied = started.elapsed();
     let (new_visitors, updated_visitors) = match visitors {
-        Some(aggregate) => upsert_visitors(&tx, &aggregate, facts.business_date).await?,
+        Some(aggregate) => {
+            crate::visitor_counts::upsert(&tx, &aggregate, facts.business_date).await?
+        }
         None => (0, 0),
     };
     tracing::info!(
@@ -315,117 +314,6 @@ async fn copy_rejected(
     }
     writer.finish().await?;
     Ok(())
-}
-
-/// Upserts one row per e-mail of the file; returns (new, updated) visitor counts.
-///
-/// Under the visitors lock, one probe splits the file's visitors into those already in
-/// `visitantes` (updated) and the rest (inserted by a plain INSERT, about half the cost
-/// of `INSERT … ON CONFLICT`); the lock keeps the split true until commit, and the
-/// primary key stays the last line of defence.
-///
-/// min/max/total merge exactly; the year and month counters merge only when the stored
-/// row was counted for the same calendar year/month as this load's as-of date, and are
-/// otherwise recounted from `estadisticas` (which already holds this file's rows).
-async fn upsert_visitors(
-    tx: &tokio_postgres::Transaction<'_>,
-    visitors: &[(String, Visits)],
-    as_of: NaiveDate,
-) -> Result<(i32, i32), LoadError> {
-    if visitors.is_empty() {
-        return Ok((0, 0));
-    }
-    tx.execute(
-        "SELECT pg_advisory_xact_lock($1, $2)",
-        &[&VISITORS_LOCK.0, &VISITORS_LOCK.1],
-    )
-    .await?;
-    let emails: Vec<&str> = visitors.iter().map(|(e, _)| e.as_str()).collect();
-    let mut known = vec![false; visitors.len()];
-    for row in tx
-        .query(
-            "SELECT f.i FROM unnest($1::text[]) WITH ORDINALITY AS f(email, i)
-             JOIN visitantes v ON v.email = f.email",
-            &[&emails],
-        )
-        .await?
-    {
-        known[row.get::<_, i64>(0) as usize - 1] = true;
-    }
-    let (mut old, mut new) = (VisitorColumns::default(), VisitorColumns::default());
-    for ((email, visits), known) in visitors.iter().zip(known) {
-        if known { &mut old } else { &mut new }.push(email, visits);
-    }
-    let inserted = tx
-        .execute(
-            "INSERT INTO visitantes (email, fecha_primera_visita, fecha_ultima_visita, visitas_totales,
-                                     visitas_anio_actual, visitas_mes_actual, contadores_al)
-             SELECT f.*, $7::date
-             FROM unnest($1::text[], $2::timestamp[], $3::timestamp[], $4::int[], $5::int[], $6::int[]) AS f",
-            &new.params(&as_of),
-        )
-        .await?;
-    let updated = tx
-        .execute(
-            "UPDATE visitantes AS v SET
-                 fecha_primera_visita = least(v.fecha_primera_visita, f.primera),
-                 fecha_ultima_visita = greatest(v.fecha_ultima_visita, f.ultima),
-                 visitas_totales = v.visitas_totales + f.total,
-                 visitas_anio_actual = CASE
-                     WHEN date_trunc('year', v.contadores_al) = date_trunc('year', $7::date)
-                     THEN v.visitas_anio_actual + f.anio
-                     ELSE (SELECT count(*) FROM estadisticas e WHERE e.email = f.email
-                           AND e.fecha_envio >= date_trunc('year', $7::date)
-                           AND e.fecha_envio < date_trunc('year', $7::date) + interval '1 year') END,
-                 visitas_mes_actual = CASE
-                     WHEN date_trunc('month', v.contadores_al) = date_trunc('month', $7::date)
-                     THEN v.visitas_mes_actual + f.mes
-                     ELSE (SELECT count(*) FROM estadisticas e WHERE e.email = f.email
-                           AND e.fecha_envio >= date_trunc('month', $7::date)
-                           AND e.fecha_envio < date_trunc('month', $7::date) + interval '1 month') END,
-                 contadores_al = $7::date,
-                 actualizado_en = now()
-             FROM unnest($1::text[], $2::timestamp[], $3::timestamp[], $4::int[], $5::int[], $6::int[])
-                 AS f(email, primera, ultima, total, anio, mes)
-             WHERE v.email = f.email",
-            &old.params(&as_of),
-        )
-        .await?;
-    Ok((inserted as i32, updated as i32))
-}
-
-/// Visitors as the upsert's array parameters.
-#[derive(Default)]
-struct VisitorColumns<'a> {
-    emails: Vec<&'a str>,
-    first: Vec<NaiveDateTime>,
-    last: Vec<NaiveDateTime>,
-    total: Vec<i32>,
-    year: Vec<i32>,
-    month: Vec<i32>,
-}
-
-impl<'a> VisitorColumns<'a> {
-    fn push(&mut self, email: &'a str, v: &Visits) {
-        self.emails.push(email);
-        self.first.push(millis_to_naive(v.first));
-        self.last.push(millis_to_naive(v.last));
-        self.total.push(v.total);
-        self.year.push(v.in_year);
-        self.month.push(v.in_month);
-    }
-
-    fn params<'p>(&'p self, as_of: &'p NaiveDate) -> [&'p (dyn ToSql + Sync); 7] {
-        [
-            &self.emails,
-            &self.first,
-            &self.last,
-            &self.total,
-            &self.year,
-            &self.month,
-            as_of,
-        ]
-    }
 }
 
 fn millis_to_naive(ms: i64) -> NaiveDateTime {

@@ -3,6 +3,7 @@
 
 mod dashboard;
 mod faults;
+mod history;
 mod helpers;
 mod layout;
 mod loading;

@@ -13,4 +13,4 @@ pub use rules::{FeedError, Rejected, ValidatedBatch, validate, validate_batch};
 pub use stream::{
     BATCH_ROWS, BatchReader, FilePart, Fingerprint, StreamError, fingerprint, validate_file,
 };
-pub use visitors::{VisitorTally, Visits};
+pub use visitors::{Months, VisitorTally, Visits};

@@ -1,0 +1,222 @@
+//! `visitantes` and `visitas_por_anio`: the visitor aggregate of SPEC §5, kept exact by
+//! each load from data whose size does not grow with history.
+//!
+//! A visitor's row holds its visits per month of the calendar year of `contadores_al`
+//! (`visitas_por_mes`); `visitas_por_anio` holds its visits per month of every other
+//! year. So the year and month counters of any as-of date come from at most two rows per
+//! visitor — never from `estadisticas`, where the first night of a month used to recount
+//! every returning visitor's rows (one probe and ~30 scattered heap rows each, a cost
+//! that grew with all history). A load moves a visitor to the as-of year only when its
+//! row was counted for another year (the first load of a year for that visitor).
+
+use crate::feed::{Months, Visits};
+use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime};
+use tokio_postgres::Transaction;
+use tokio_postgres::types::ToSql;
+
+/// Advisory lock key (two-int form) serialising visitor upserts.
+const VISITORS_LOCK: (i32, i32) = (0x5649_5349, 1);
+
+/// Which of the file's visitors `visitantes` already holds, with the year they were counted for.
+const PROBE: &str = "SELECT f.i, extract(year FROM v.contadores_al)::int
+     FROM unnest($1::text[]) WITH ORDINALITY AS f(email, i)
+     JOIN visitantes v ON v.email = f.email";
+
+/// Visitors counted for another year: that year's months go to `visitas_por_anio`
+/// (a visitor's row there is never its current year, so this never conflicts).
+const ARCHIVE_YEAR: &str = "INSERT INTO visitas_por_anio (email, anio, visitas_por_mes)
+     SELECT v.email, extract(year FROM v.contadores_al)::int, v.visitas_por_mes
+     FROM unnest($1::text[]) AS r(email) JOIN visitantes v ON v.email = r.email
+     WHERE visitas_total_meses(v.visitas_por_mes) > 0";
+
+/// … and their months of the as-of year come back from `visitas_por_anio` (or start at
+/// zero), so the update below only adds. Each statement leaves every row consistent.
+const REBASE_YEAR: &str = "WITH moved AS (
+         DELETE FROM visitas_por_anio a USING unnest($1::text[]) AS r(email)
+         WHERE a.email = r.email AND a.anio = $2
+         RETURNING a.email, a.visitas_por_mes),
+     rebased AS (
+         SELECT r.email, coalesce(m.visitas_por_mes, '{0,0,0,0,0,0,0,0,0,0,0,0}') AS meses
+         FROM unnest($1::text[]) AS r(email) LEFT JOIN moved m ON m.email = r.email)
+     UPDATE visitantes v SET
+         visitas_por_mes = n.meses,
+         visitas_anio_actual = visitas_total_meses(n.meses),
+         visitas_mes_actual = n.meses[$3],
+         contadores_al = $4
+     FROM rebased n WHERE v.email = n.email";
+
+/// The file's visitors as rows: $1 e-mail, $2 first, $3 last, $4 total, $5 in the as-of
+/// year, $6 in the as-of month, $7..$18 per month of the as-of year.
+const FILE_VISITORS: &str = "unnest($1::text[], $2::timestamp[], $3::timestamp[], $4::int[], $5::int[], $6::int[],
+            $7::int[], $8::int[], $9::int[], $10::int[], $11::int[], $12::int[],
+            $13::int[], $14::int[], $15::int[], $16::int[], $17::int[], $18::int[])
+     AS f(email, primera, ultima, total, anio, mes, m1, m2, m3, m4, m5, m6, m7, m8, m9, m10, m11, m12)";
+
+/// [`FILE_VISITORS`], then `$19` the as-of date and `$20` its month (1–12).
+fn update_sql() -> String {
+    format!(
+        "UPDATE visitantes AS v SET
+             fecha_primera_visita = least(v.fecha_primera_visita, f.primera),
+             fecha_ultima_visita = greatest(v.fecha_ultima_visita, f.ultima),
+             visitas_totales = v.visitas_totales + f.total,
+             visitas_por_mes = visitas_sumar_meses(v.visitas_por_mes,
+                 ARRAY[f.m1, f.m2, f.m3, f.m4, f.m5, f.m6, f.m7, f.m8, f.m9, f.m10, f.m11, f.m12]),
+             visitas_anio_actual = v.visitas_anio_actual + f.anio,
+             visitas_mes_actual = v.visitas_por_mes[$20] + f.mes,
+             contadores_al = $19,
+             actualizado_en = now()
+         FROM {FILE_VISITORS}
+         WHERE v.email = f.email"
+    )
+}
+
+/// [`FILE_VISITORS`], then `$19` the as-of date.
+fn insert_sql() -> String {
+    format!(
+        "INSERT INTO visitantes (email, fecha_primera_visita, fecha_ultima_visita, visitas_totales,
+                                 visitas_anio_actual, visitas_mes_actual, contadores_al, visitas_por_mes)
+         SELECT f.email, f.primera, f.ultima, f.total, f.anio, f.mes, $19,
+                ARRAY[f.m1, f.m2, f.m3, f.m4, f.m5, f.m6, f.m7, f.m8, f.m9, f.m10, f.m11, f.m12]
+         FROM {FILE_VISITORS}"
+    )
+}
+
+/// The file's visits in other years than the as-of one, added to `visitas_por_anio`.
+const ADD_OTHER_YEARS: &str = "INSERT INTO visitas_por_anio (email, anio, visitas_por_mes)
+     SELECT f.email, f.anio, ARRAY[f.m1, f.m2, f.m3, f.m4, f.m5, f.m6, f.m7, f.m8, f.m9, f.m10, f.m11, f.m12]
+     FROM unnest($1::text[], $2::int[], $3::int[], $4::int[], $5::int[], $6::int[], $7::int[],
+                 $8::int[], $9::int[], $10::int[], $11::int[], $12::int[], $13::int[], $14::int[])
+         AS f(email, anio, m1, m2, m3, m4, m5, m6, m7, m8, m9, m10, m11, m12)
+     ON CONFLICT (email, anio) DO UPDATE
+         SET visitas_por_mes = visitas_sumar_meses(visitas_por_anio.visitas_por_mes, EXCLUDED.visitas_por_mes)";
+
+/// Upserts one row per e-mail of the file, as of the business date `as_of`; returns
+/// (new, updated) visitor counts.
+///
+/// Under the visitors lock (loads of many performers take turns here, each seeing the
+/// ones committed before it), one probe splits the file's visitors into those already in
+/// `visitantes` (updated) and the rest (inserted by a plain INSERT, about half the cost
+/// of `INSERT … ON CONFLICT`); the lock keeps the split true until commit, and the
+/// primary key stays the last line of defence. Every counter is a sum: min/max/total
+/// merge, the months of the as-of year add up in the visitor's row, the other years'
+/// in `visitas_por_anio`.
+pub async fn upsert(
+    tx: &Transaction<'_>,
+    visitors: &[(String, Visits)],
+    as_of: NaiveDate,
+) -> Result<(i32, i32), tokio_postgres::Error> {
+    if visitors.is_empty() {
+        return Ok((0, 0));
+    }
+    tx.execute(
+        "SELECT pg_advisory_xact_lock($1, $2)",
+        &[&VISITORS_LOCK.0, &VISITORS_LOCK.1],
+    )
+    .await?;
+    let emails: Vec<&str> = visitors.iter().map(|(e, _)| e.as_str()).collect();
+    // For each visitor: None when new, else the year its row was counted for.
+    let mut counted_for: Vec<Option<i32>> = vec![None; visitors.len()];
+    for row in tx.query(PROBE, &[&emails]).await? {
+        counted_for[row.get::<_, i64>(0) as usize - 1] = Some(row.get(1));
+    }
+    let (year, month) = (as_of.year(), as_of.month() as i32);
+    let other_year: Vec<&str> = visitors
+        .iter()
+        .zip(&counted_for)
+        .filter(|(_, counted)| counted.is_some_and(|y| y != year))
+        .map(|((email, _), _)| email.as_str())
+        .collect();
+    if !other_year.is_empty() {
+        tx.execute(ARCHIVE_YEAR, &[&other_year]).await?;
+        tx.execute(REBASE_YEAR, &[&other_year, &year, &month, &as_of])
+            .await?;
+    }
+    let (mut old, mut new) = (VisitorColumns::default(), VisitorColumns::default());
+    let mut other_years = YearColumns::default();
+    for ((email, visits), counted) in visitors.iter().zip(&counted_for) {
+        if counted.is_some() { &mut old } else { &mut new }.push(email, visits, month);
+        for (y, months) in &visits.other_years {
+            other_years.push(email, *y, months);
+        }
+    }
+    let mut params = new.params();
+    params.push(&as_of);
+    let inserted = tx.execute(&insert_sql(), &params).await?;
+    let mut params = old.params();
+    params.extend([&as_of as &(dyn ToSql + Sync), &month]);
+    let updated = tx.execute(&update_sql(), &params).await?;
+    if !other_years.emails.is_empty() {
+        tx.execute(ADD_OTHER_YEARS, &other_years.params()).await?;
+    }
+    Ok((inserted as i32, updated as i32))
+}
+
+/// Visitors as the upsert's array parameters.
+#[derive(Default)]
+struct VisitorColumns<'a> {
+    emails: Vec<&'a str>,
+    first: Vec<NaiveDateTime>,
+    last: Vec<NaiveDateTime>,
+    total: Vec<i32>,
+    year: Vec<i32>,
+    month: Vec<i32>,
+    months: [Vec<i32>; 12],
+}
+
+impl<'a> VisitorColumns<'a> {
+    fn push(&mut self, email: &'a str, v: &Visits, as_of_month: i32) {
+        self.emails.push(email);
+        self.first.push(millis_to_naive(v.first));
+        self.last.push(millis_to_naive(v.last));
+        self.total.push(v.total);
+        self.year.push(v.in_year());
+        self.month.push(v.as_of_year[as_of_month as usize - 1]);
+        for (column, n) in self.months.iter_mut().zip(v.as_of_year) {
+            column.push(n);
+        }
+    }
+
+    /// $1..$18 of [`FILE_VISITORS`].
+    fn params(&self) -> Vec<&(dyn ToSql + Sync)> {
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![
+            &self.emails,
+            &self.first,
+            &self.last,
+            &self.total,
+            &self.year,
+            &self.month,
+        ];
+        params.extend(self.months.iter().map(|m| m as &(dyn ToSql + Sync)));
+        params
+    }
+}
+
+/// (visitor, year, months) rows for `visitas_por_anio`, as array parameters.
+#[derive(Default)]
+struct YearColumns<'a> {
+    emails: Vec<&'a str>,
+    years: Vec<i32>,
+    months: [Vec<i32>; 12],
+}
+
+impl<'a> YearColumns<'a> {
+    fn push(&mut self, email: &'a str, year: i32, months: &Months) {
+        self.emails.push(email);
+        self.years.push(year);
+        for (column, n) in self.months.iter_mut().zip(months) {
+            column.push(*n);
+        }
+    }
+
+    fn params(&self) -> Vec<&(dyn ToSql + Sync)> {
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&self.emails, &self.years];
+        params.extend(self.months.iter().map(|m| m as &(dyn ToSql + Sync)));
+        params
+    }
+}
+
+fn millis_to_naive(ms: i64) -> NaiveDateTime {
+    DateTime::from_timestamp_millis(ms)
+        .expect("parsed dates are in range")
+        .naive_utc()
+}
