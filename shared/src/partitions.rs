@@ -82,7 +82,9 @@ pub struct Dropped {
 #[derive(Debug, thiserror::Error)]
 pub enum RetentionError {
     /// Only whole months before the current one can go.
-    #[error("--before {before} would drop the current month or later (now {current}); nothing dropped")]
+    #[error(
+        "--before {before} would drop the current month or later (now {current}); nothing dropped"
+    )]
     NotPast {
         /// The month asked for.
         before: NaiveDate,
@@ -129,11 +131,10 @@ pub async fn drop_before(
     for p in old {
         // The name comes from pg_class, quoted as an identifier: never data.
         let table = format!("\"{}\"", p.name.replace('"', "\"\""));
-        let rows: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-            "SELECT count(*) FROM {table}"
-        )))
-        .fetch_one(&mut *tx)
-        .await?;
+        let rows: i64 =
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
+                .fetch_one(&mut *tx)
+                .await?;
         let files: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
             "WITH files AS (SELECT DISTINCT bitacora_id FROM {table}),
                   recorded AS (INSERT INTO detalle_depurado (bitacora_id, particion)

@@ -52,15 +52,20 @@ const FILE_VISITORS: &str = "unnest($1::text[], $2::timestamp[], $3::timestamp[]
             $13::int[], $14::int[], $15::int[], $16::int[], $17::int[], $18::int[])
      AS f(email, primera, ultima, total, anio, mes, m1, m2, m3, m4, m5, m6, m7, m8, m9, m10, m11, m12)";
 
-/// [`FILE_VISITORS`], then `$19` the as-of date and `$20` its month (1–12).
+/// [`FILE_VISITORS`], then `$19` the as-of date and `$20` its month (1–12). The months
+/// add element by element, written out: a helper function would build the file's array
+/// once per element.
 fn update_sql() -> String {
+    let months: Vec<String> = (1..=12)
+        .map(|m| format!("v.visitas_por_mes[{m}] + f.m{m}"))
+        .collect();
+    let months = months.join(", ");
     format!(
         "UPDATE visitantes AS v SET
              fecha_primera_visita = least(v.fecha_primera_visita, f.primera),
              fecha_ultima_visita = greatest(v.fecha_ultima_visita, f.ultima),
              visitas_totales = v.visitas_totales + f.total,
-             visitas_por_mes = visitas_sumar_meses(v.visitas_por_mes,
-                 ARRAY[f.m1, f.m2, f.m3, f.m4, f.m5, f.m6, f.m7, f.m8, f.m9, f.m10, f.m11, f.m12]),
+             visitas_por_mes = ARRAY[{months}],
              visitas_anio_actual = v.visitas_anio_actual + f.anio,
              visitas_mes_actual = v.visitas_por_mes[$20] + f.mes,
              contadores_al = $19,
@@ -134,7 +139,12 @@ pub async fn upsert(
     let (mut old, mut new) = (VisitorColumns::default(), VisitorColumns::default());
     let mut other_years = YearColumns::default();
     for ((email, visits), counted) in visitors.iter().zip(&counted_for) {
-        if counted.is_some() { &mut old } else { &mut new }.push(email, visits, month);
+        if counted.is_some() {
+            &mut old
+        } else {
+            &mut new
+        }
+        .push(email, visits, month);
         for (y, months) in &visits.other_years {
             other_years.push(email, *y, months);
         }

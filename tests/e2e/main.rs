@@ -3,8 +3,8 @@
 
 mod dashboard;
 mod faults;
-mod history;
 mod helpers;
+mod history;
 mod layout;
 mod loading;
 mod night;
