@@ -108,6 +108,10 @@ async fn run() -> anyhow::Result<()> {
                 shared::telemetry::serve_metrics(listen)?;
                 info!(%listen, "metrics served at /metrics");
             }
+            let created = shared::partitions::ensure_ahead_on(&**ctx.pool.get().await?).await?;
+            if !created.is_empty() {
+                info!(?created, "partitions of estadisticas / errores created");
+            }
             metrics::spawn_queue_gauges(ctx.clone());
             let shutdown = CancellationToken::new();
             tokio::spawn(stop_on_signal(shutdown.clone()));

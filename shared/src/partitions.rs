@@ -13,16 +13,27 @@ use sqlx::{PgPool, Row};
 /// Months made ahead of the current one, so a load never waits for (or misses) its partition.
 pub const MONTHS_AHEAD: i32 = 2;
 
+/// The missing partitions of this month and the next [`MONTHS_AHEAD`], created; `$1` is
+/// [`MONTHS_AHEAD`]. Takes no lock that waits for loads or blocks readers.
+const ENSURE_AHEAD: &str = "SELECT p FROM generate_series(0, $1) AS n,
+     LATERAL visitas_asegurar_particiones(now() + make_interval(months => n)) AS p";
+
 /// Creates the partitions of this month and the next [`MONTHS_AHEAD`] that are missing;
-/// returns the names created. Takes no lock that waits for loads or blocks readers.
+/// returns the names created (the nightly close, `dispatcher partitions ensure`).
 pub async fn ensure_ahead(pool: &PgPool) -> sqlx::Result<Vec<String>> {
-    sqlx::query_scalar(
-        "SELECT p FROM generate_series(0, $1) AS n,
-             LATERAL visitas_asegurar_particiones(now() + make_interval(months => n)) AS p",
-    )
-    .bind(MONTHS_AHEAD)
-    .fetch_all(pool)
-    .await
+    sqlx::query_scalar(ENSURE_AHEAD)
+        .bind(MONTHS_AHEAD)
+        .fetch_all(pool)
+        .await
+}
+
+/// The same, on a performer's connection: a performer starting after months without a
+/// nightly close still finds its partition.
+pub async fn ensure_ahead_on(
+    client: &tokio_postgres::Client,
+) -> Result<Vec<String>, tokio_postgres::Error> {
+    let rows = client.query(ENSURE_AHEAD, &[&MONTHS_AHEAD]).await?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
 /// One partition of a detail table.

@@ -297,3 +297,42 @@ async fn a_lookup_by_email_reads_each_partitions_index_not_its_heap() {
     }
     app.check_invariants().await;
 }
+
+#[tokio::test]
+async fn partitions_of_the_next_months_are_made_by_the_close_and_by_a_performer() {
+    let app = spawn(Origin::Local).await;
+    let next: String = sqlx::query_scalar(
+        "SELECT to_char((now() AT TIME ZONE 'UTC') + interval '1 month', 'YYYY_MM')",
+    )
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    let drop_next = || async {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP TABLE estadisticas_{next}, errores_{next}"
+        )))
+        .execute(&app.db)
+        .await
+        .unwrap();
+    };
+    let exists = || async {
+        app.count(&format!(
+            "SELECT count(*) FROM pg_class WHERE relname IN ('estadisticas_{next}', 'errores_{next}')"
+        ))
+        .await
+    };
+    drop_next().await;
+    let said = app.run_ok("dispatcher", &["close", "--as-of", "2026-11-24"]);
+    assert!(
+        said.contains(&format!(
+            "partitions created: estadisticas_{next}, errores_{next}"
+        )),
+        "{said}"
+    );
+    assert_eq!(exists().await, 2);
+    drop_next().await;
+    app.perform("2026-11-24");
+    assert_eq!(exists().await, 2, "a starting performer makes them too");
+    let listed = app.run_ok("dispatcher", &["partitions", "list"]);
+    assert!(listed.contains(&format!("errores_{next}")), "{listed}");
+}
