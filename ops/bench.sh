@@ -40,7 +40,9 @@ else
 fi
 
 ops/check-toolchain.sh
-ops/testbed.sh >/dev/null
+# VISITAS_BENCH_NO_TESTBED=1: the test bed is up already (ops/testbed.sh would drop the
+# test databases of anyone else testing on this machine).
+[ -n "${VISITAS_BENCH_NO_TESTBED:-}" ] || ops/testbed.sh >/dev/null
 [ -x /usr/bin/time ] || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq time >/dev/null; }
 cargo build --release --workspace --bins --quiet
 BIN=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/release
@@ -48,8 +50,11 @@ BIN=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys;
 TB=${VISITAS_TESTBED:-/var/tmp/visitas-testbed}
 PORT=$(cat "$TB/port")
 WORK=${VISITAS_BENCH:-/var/tmp/visitas-bench}
-ORIGIN=$TB/sftp/bench
-DB=visitas_bench
+# VISITAS_BENCH_NAME: the origin directory and database of this run (two runs at once
+# must not share them).
+NAME=${VISITAS_BENCH_NAME:-bench}
+ORIGIN=$TB/sftp/$NAME
+DB=visitas_$NAME
 PSQL=(psql -h 127.0.0.1 -U postgres -X -q -v ON_ERROR_STOP=1)
 export PGOPTIONS="-c client_min_messages=warning"
 rm -rf "$WORK" "$ORIGIN"

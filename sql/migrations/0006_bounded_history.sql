@@ -248,6 +248,9 @@ CREATE TABLE errores (
     CONSTRAINT errores_one_row_per_line UNIQUE (bitacora_id, creado_en, linea)
 ) PARTITION BY RANGE (creado_en);
 CREATE INDEX errores_tipo_error ON errores (tipo_error);
+-- Operators read a file's rejected records by its name (README): an index probe per
+-- partition instead of reading every partition (5 % of the rows: cheap to maintain).
+CREATE INDEX errores_archivo ON errores (archivo);
 
 CREATE TRIGGER errores_reference_insert AFTER INSERT ON errores
     REFERENCING NEW TABLE AS written FOR EACH STATEMENT EXECUTE FUNCTION visitas_details_have_audit_row('errores');
