@@ -7,7 +7,9 @@
 //! visitor — never from `estadisticas`, where the first night of a month used to recount
 //! every returning visitor's rows (one probe and ~30 scattered heap rows each, a cost
 //! that grew with all history). A load moves a visitor to the as-of year only when its
-//! row was counted for another year (the first load of a year for that visitor).
+//! row was counted for another year (the first load of a year for that visitor): the old
+//! year's months go to `visitas_por_anio`, the new year's come back from it. Each
+//! visitor row is written once per load.
 
 use crate::feed::{Months, Visits};
 use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime};
@@ -17,33 +19,21 @@ use tokio_postgres::types::ToSql;
 /// Advisory lock key (two-int form) serialising visitor upserts.
 const VISITORS_LOCK: (i32, i32) = (0x5649_5349, 1);
 
-/// Which of the file's visitors `visitantes` already holds, with the year they were counted for.
-const PROBE: &str = "SELECT f.i, extract(year FROM v.contadores_al)::int
+/// Which of the file's visitors `visitantes` already holds ($1), with the year they were
+/// counted for, and that year's months when it is not the as-of year $2 (to archive).
+const PROBE: &str = "SELECT f.i, extract(year FROM v.contadores_al)::int,
+            CASE WHEN extract(year FROM v.contadores_al)::int <> $2::int THEN v.visitas_por_mes END
      FROM unnest($1::text[]) WITH ORDINALITY AS f(email, i)
      JOIN visitantes v ON v.email = f.email";
 
-/// Visitors counted for another year: that year's months go to `visitas_por_anio`
-/// (a visitor's row there is never its current year, so this never conflicts).
-const ARCHIVE_YEAR: &str = "INSERT INTO visitas_por_anio (email, anio, visitas_por_mes)
-     SELECT v.email, extract(year FROM v.contadores_al)::int, v.visitas_por_mes
-     FROM unnest($1::text[]) AS r(email) JOIN visitantes v ON v.email = r.email
-     WHERE visitas_total_meses(v.visitas_por_mes) > 0";
-
-/// … and their months of the as-of year come back from `visitas_por_anio` (or start at
-/// zero), so the update below only adds. Each statement leaves every row consistent.
-const REBASE_YEAR: &str = "WITH moved AS (
-         DELETE FROM visitas_por_anio a USING unnest($1::text[]) AS r(email)
-         WHERE a.email = r.email AND a.anio = $2
-         RETURNING a.email, a.visitas_por_mes),
-     rebased AS (
-         SELECT r.email, coalesce(m.visitas_por_mes, '{0,0,0,0,0,0,0,0,0,0,0,0}') AS meses
-         FROM unnest($1::text[]) AS r(email) LEFT JOIN moved m ON m.email = r.email)
-     UPDATE visitantes v SET
-         visitas_por_mes = n.meses,
-         visitas_anio_actual = visitas_total_meses(n.meses),
-         visitas_mes_actual = n.meses[$3],
-         contadores_al = $4
-     FROM rebased n WHERE v.email = n.email";
+/// Visits per month of years that are nobody's current year, inserted: the archived
+/// year of a visitor moving to the as-of year (a visitor's row in `visitas_por_anio` is
+/// never its current year, so this never conflicts).
+const ARCHIVE_YEARS: &str = "INSERT INTO visitas_por_anio (email, anio, visitas_por_mes)
+     SELECT f.email, f.anio, ARRAY[f.m1, f.m2, f.m3, f.m4, f.m5, f.m6, f.m7, f.m8, f.m9, f.m10, f.m11, f.m12]
+     FROM unnest($1::text[], $2::int[], $3::int[], $4::int[], $5::int[], $6::int[], $7::int[],
+                 $8::int[], $9::int[], $10::int[], $11::int[], $12::int[], $13::int[], $14::int[])
+         AS f(email, anio, m1, m2, m3, m4, m5, m6, m7, m8, m9, m10, m11, m12)";
 
 /// The file's visitors as rows: $1 e-mail, $2 first, $3 last, $4 total, $5 in the as-of
 /// year, $6 in the as-of month, $7..$18 per month of the as-of year.
@@ -52,25 +42,53 @@ const FILE_VISITORS: &str = "unnest($1::text[], $2::timestamp[], $3::timestamp[]
             $13::int[], $14::int[], $15::int[], $16::int[], $17::int[], $18::int[])
      AS f(email, primera, ultima, total, anio, mes, m1, m2, m3, m4, m5, m6, m7, m8, m9, m10, m11, m12)";
 
-/// [`FILE_VISITORS`], then `$19` the as-of date and `$20` its month (1–12). The months
-/// add element by element, written out: a helper function would build the file's array
-/// once per element.
-fn update_sql() -> String {
+/// [`FILE_VISITORS`], then `$19` the as-of date and `$20` its month (1–12): visitors
+/// counted for the as-of year add the file's months to theirs. The months add element
+/// by element, written out: a helper function would build the file's array once per
+/// element.
+fn update_same_year_sql() -> String {
+    update_sql("", "v.visitas_por_mes[#]", "v.visitas_anio_actual")
+}
+
+/// The same for visitors counted for another year (archived just before): their months
+/// of the as-of year start from the row `visitas_por_anio` held for it (rows loaded
+/// ahead of time), which leaves that table; `$21` is the as-of year.
+fn update_moving_year_sql() -> String {
+    update_sql(
+        "WITH moved AS (
+             DELETE FROM visitas_por_anio a USING unnest($1::text[]) AS r(email)
+             WHERE a.email = r.email AND a.anio = $21
+             RETURNING a.email, a.visitas_por_mes)",
+        "coalesce(m.visitas_por_mes[#], 0)",
+        "coalesce(visitas_total_meses(m.visitas_por_mes), 0)",
+    )
+}
+
+/// `base` is a visitor's stored count for month `#` of the as-of year; `base_year` its
+/// stored count for the year.
+fn update_sql(with: &str, base: &str, base_year: &str) -> String {
     let months: Vec<String> = (1..=12)
-        .map(|m| format!("v.visitas_por_mes[{m}] + f.m{m}"))
+        .map(|m| format!("{} + f.m{m}", base.replace('#', &m.to_string())))
         .collect();
+    let base_month = base.replace('#', "$20");
     let months = months.join(", ");
+    let moved = if with.is_empty() {
+        ""
+    } else {
+        "LEFT JOIN moved m ON m.email = f.email"
+    };
     format!(
-        "UPDATE visitantes AS v SET
+        "{with}
+         UPDATE visitantes AS v SET
              fecha_primera_visita = least(v.fecha_primera_visita, f.primera),
              fecha_ultima_visita = greatest(v.fecha_ultima_visita, f.ultima),
              visitas_totales = v.visitas_totales + f.total,
              visitas_por_mes = ARRAY[{months}],
-             visitas_anio_actual = v.visitas_anio_actual + f.anio,
-             visitas_mes_actual = v.visitas_por_mes[$20] + f.mes,
+             visitas_anio_actual = {base_year} + f.anio,
+             visitas_mes_actual = {base_month} + f.mes,
              contadores_al = $19,
              actualizado_en = now()
-         FROM {FILE_VISITORS}
+         FROM {FILE_VISITORS} {moved}
          WHERE v.email = f.email"
     )
 }
@@ -119,32 +137,33 @@ pub async fn upsert(
     )
     .await?;
     let emails: Vec<&str> = visitors.iter().map(|(e, _)| e.as_str()).collect();
+    let (year, month) = (as_of.year(), as_of.month() as i32);
     // For each visitor: None when new, else the year its row was counted for.
     let mut counted_for: Vec<Option<i32>> = vec![None; visitors.len()];
-    for row in tx.query(PROBE, &[&emails]).await? {
-        counted_for[row.get::<_, i64>(0) as usize - 1] = Some(row.get(1));
+    let mut archived = YearColumns::default();
+    for row in tx.query(PROBE, &[&emails, &year]).await? {
+        let i = row.get::<_, i64>(0) as usize - 1;
+        let counted: i32 = row.get(1);
+        counted_for[i] = Some(counted);
+        if let Some(months) = row.get::<_, Option<Vec<i32>>>(2)
+            && months.iter().any(|&n| n > 0)
+        {
+            let months: Months = months.try_into().expect("twelve months (a CHECK)");
+            archived.push(&visitors[i].0, counted, &months);
+        }
     }
-    let (year, month) = (as_of.year(), as_of.month() as i32);
-    let other_year: Vec<&str> = visitors
-        .iter()
-        .zip(&counted_for)
-        .filter(|(_, counted)| counted.is_some_and(|y| y != year))
-        .map(|((email, _), _)| email.as_str())
-        .collect();
-    if !other_year.is_empty() {
-        tx.execute(ARCHIVE_YEAR, &[&other_year]).await?;
-        tx.execute(REBASE_YEAR, &[&other_year, &year, &month, &as_of])
-            .await?;
+    if !archived.emails.is_empty() {
+        tx.execute(ARCHIVE_YEARS, &archived.params()).await?;
     }
-    let (mut old, mut new) = (VisitorColumns::default(), VisitorColumns::default());
+    let (mut new, mut same_year, mut moving) = Default::default();
     let mut other_years = YearColumns::default();
     for ((email, visits), counted) in visitors.iter().zip(&counted_for) {
-        if counted.is_some() {
-            &mut old
-        } else {
-            &mut new
-        }
-        .push(email, visits, month);
+        let columns: &mut VisitorColumns = match counted {
+            None => &mut new,
+            Some(y) if *y == year => &mut same_year,
+            Some(_) => &mut moving,
+        };
+        columns.push(email, visits, month);
         for (y, months) in &visits.other_years {
             other_years.push(email, *y, months);
         }
@@ -152,9 +171,14 @@ pub async fn upsert(
     let mut params = new.params();
     params.push(&as_of);
     let inserted = tx.execute(&insert_sql(), &params).await?;
-    let mut params = old.params();
+    let mut params = same_year.params();
     params.extend([&as_of as &(dyn ToSql + Sync), &month]);
-    let updated = tx.execute(&update_sql(), &params).await?;
+    let mut updated = tx.execute(&update_same_year_sql(), &params).await?;
+    if !moving.emails.is_empty() {
+        let mut params = moving.params();
+        params.extend([&as_of as &(dyn ToSql + Sync), &month, &year]);
+        updated += tx.execute(&update_moving_year_sql(), &params).await?;
+    }
     if !other_years.emails.is_empty() {
         tx.execute(ADD_OTHER_YEARS, &other_years.params()).await?;
     }
