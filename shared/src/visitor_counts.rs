@@ -13,6 +13,8 @@
 
 use crate::feed::{Months, Visits};
 use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime};
+use std::collections::HashMap;
+use std::time::Instant;
 use tokio_postgres::Transaction;
 use tokio_postgres::types::ToSql;
 
@@ -47,39 +49,31 @@ const FILE_VISITORS: &str = "unnest($1::text[], $2::timestamp[], $3::timestamp[]
 /// by element, written out: a helper function would build the file's array once per
 /// element.
 fn update_same_year_sql() -> String {
-    update_sql("", "v.visitas_por_mes[#]", "v.visitas_anio_actual")
+    update_sql("v.visitas_por_mes[#]", "v.visitas_anio_actual")
 }
 
-/// The same for visitors counted for another year (archived just before): their months
-/// of the as-of year start from the row `visitas_por_anio` held for it (rows loaded
-/// ahead of time), which leaves that table; `$21` is the as-of year.
+/// The same for visitors counted for another year (archived just before): the file's
+/// rows carry their whole months of the as-of year (see [`TAKE_BACK_YEAR`]).
 fn update_moving_year_sql() -> String {
-    update_sql(
-        "WITH moved AS (
-             DELETE FROM visitas_por_anio a USING unnest($1::text[]) AS r(email)
-             WHERE a.email = r.email AND a.anio = $21
-             RETURNING a.email, a.visitas_por_mes)",
-        "coalesce(m.visitas_por_mes[#], 0)",
-        "coalesce(visitas_total_meses(m.visitas_por_mes), 0)",
-    )
+    update_sql("0", "0")
 }
+
+/// A year becoming current again for visitors ($1) leaves `visitas_por_anio` ($2 the
+/// as-of year): rows loaded ahead of time, the base of their new months.
+const TAKE_BACK_YEAR: &str = "DELETE FROM visitas_por_anio
+     WHERE email = ANY($1::text[]) AND anio = $2
+     RETURNING email, visitas_por_mes";
 
 /// `base` is a visitor's stored count for month `#` of the as-of year; `base_year` its
 /// stored count for the year.
-fn update_sql(with: &str, base: &str, base_year: &str) -> String {
+fn update_sql(base: &str, base_year: &str) -> String {
     let months: Vec<String> = (1..=12)
         .map(|m| format!("{} + f.m{m}", base.replace('#', &m.to_string())))
         .collect();
     let base_month = base.replace('#', "$20");
     let months = months.join(", ");
-    let moved = if with.is_empty() {
-        ""
-    } else {
-        "LEFT JOIN moved m ON m.email = f.email"
-    };
     format!(
-        "{with}
-         UPDATE visitantes AS v SET
+        "UPDATE visitantes AS v SET
              fecha_primera_visita = least(v.fecha_primera_visita, f.primera),
              fecha_ultima_visita = greatest(v.fecha_ultima_visita, f.ultima),
              visitas_totales = v.visitas_totales + f.total,
@@ -88,7 +82,7 @@ fn update_sql(with: &str, base: &str, base_year: &str) -> String {
              visitas_mes_actual = {base_month} + f.mes,
              contadores_al = $19,
              actualizado_en = now()
-         FROM {FILE_VISITORS} {moved}
+         FROM {FILE_VISITORS}
          WHERE v.email = f.email"
     )
 }
@@ -136,6 +130,11 @@ pub async fn upsert(
         &[&VISITORS_LOCK.0, &VISITORS_LOCK.1],
     )
     .await?;
+    let mut clock = (Instant::now(), Vec::new());
+    let mut lap = |step: &'static str| {
+        clock.1.push((step, clock.0.elapsed().as_millis() as u64));
+        clock.0 = Instant::now();
+    };
     let emails: Vec<&str> = visitors.iter().map(|(e, _)| e.as_str()).collect();
     let (year, month) = (as_of.year(), as_of.month() as i32);
     // For each visitor: None when new, else the year its row was counted for.
@@ -152,18 +151,40 @@ pub async fn upsert(
             archived.push(&visitors[i].0, counted, &months);
         }
     }
+    lap("probe");
     if !archived.emails.is_empty() {
         tx.execute(ARCHIVE_YEARS, &archived.params()).await?;
     }
+    let moving_emails: Vec<&str> = visitors
+        .iter()
+        .zip(&counted_for)
+        .filter(|(_, counted)| counted.is_some_and(|y| y != year))
+        .map(|((email, _), _)| email.as_str())
+        .collect();
+    let mut taken_back: HashMap<String, Months> = HashMap::new();
+    if !moving_emails.is_empty() {
+        for row in tx.query(TAKE_BACK_YEAR, &[&moving_emails, &year]).await? {
+            let months: Vec<i32> = row.get(1);
+            taken_back.insert(
+                row.get(0),
+                months.try_into().expect("twelve months (a CHECK)"),
+            );
+        }
+    }
+    lap("archive_and_take_back");
     let (mut new, mut same_year, mut moving) = Default::default();
     let mut other_years = YearColumns::default();
     for ((email, visits), counted) in visitors.iter().zip(&counted_for) {
-        let columns: &mut VisitorColumns = match counted {
-            None => &mut new,
-            Some(y) if *y == year => &mut same_year,
-            Some(_) => &mut moving,
-        };
-        columns.push(email, visits, month);
+        match counted {
+            None => VisitorColumns::push(&mut new, email, visits, month, None),
+            Some(y) if *y == year => {
+                VisitorColumns::push(&mut same_year, email, visits, month, None)
+            }
+            Some(_) => {
+                let base = taken_back.get(email.as_str()).unwrap_or(&[0; 12]);
+                VisitorColumns::push(&mut moving, email, visits, month, Some(base))
+            }
+        }
         for (y, months) in &visits.other_years {
             other_years.push(email, *y, months);
         }
@@ -171,17 +192,29 @@ pub async fn upsert(
     let mut params = new.params();
     params.push(&as_of);
     let inserted = tx.execute(&insert_sql(), &params).await?;
+    lap("insert");
     let mut params = same_year.params();
     params.extend([&as_of as &(dyn ToSql + Sync), &month]);
     let mut updated = tx.execute(&update_same_year_sql(), &params).await?;
     if !moving.emails.is_empty() {
         let mut params = moving.params();
-        params.extend([&as_of as &(dyn ToSql + Sync), &month, &year]);
+        params.extend([&as_of as &(dyn ToSql + Sync), &month]);
         updated += tx.execute(&update_moving_year_sql(), &params).await?;
     }
+    lap("update");
     if !other_years.emails.is_empty() {
         tx.execute(ADD_OTHER_YEARS, &other_years.params()).await?;
     }
+    lap("other_years");
+    let steps = clock.1;
+    tracing::info!(
+        new = inserted,
+        same_year = same_year.emails.len(),
+        moving_year = moving.emails.len(),
+        other_year_rows = other_years.emails.len(),
+        ?steps,
+        "visitor counters written (ms per step)"
+    );
     Ok((inserted as i32, updated as i32))
 }
 
@@ -198,14 +231,21 @@ struct VisitorColumns<'a> {
 }
 
 impl<'a> VisitorColumns<'a> {
-    fn push(&mut self, email: &'a str, v: &Visits, as_of_month: i32) {
+    /// A visitor's file rows; with `base`, its months of the as-of year start from it.
+    fn push(&mut self, email: &'a str, v: &Visits, as_of_month: i32, base: Option<&Months>) {
+        let mut months = v.as_of_year;
+        if let Some(base) = base {
+            for (m, b) in months.iter_mut().zip(base) {
+                *m += b;
+            }
+        }
         self.emails.push(email);
         self.first.push(millis_to_naive(v.first));
         self.last.push(millis_to_naive(v.last));
         self.total.push(v.total);
-        self.year.push(v.in_year());
-        self.month.push(v.as_of_year[as_of_month as usize - 1]);
-        for (column, n) in self.months.iter_mut().zip(v.as_of_year) {
+        self.year.push(months.iter().sum());
+        self.month.push(months[as_of_month as usize - 1]);
+        for (column, n) in self.months.iter_mut().zip(months) {
             column.push(n);
         }
     }
