@@ -53,7 +53,7 @@ fn update_same_year_sql() -> String {
 }
 
 /// The same for visitors counted for another year (archived just before): the file's
-/// rows carry their whole months of the as-of year (see [`TAKE_BACK_YEAR`]).
+/// rows carry their whole months of the as-of year (see [`TAKE_BACK_YEAR`]); no `$20`.
 fn update_moving_year_sql() -> String {
     update_sql("0", "0")
 }
@@ -198,7 +198,7 @@ pub async fn upsert(
     let mut updated = tx.execute(&update_same_year_sql(), &params).await?;
     if !moving.emails.is_empty() {
         let mut params = moving.params();
-        params.extend([&as_of as &(dyn ToSql + Sync), &month]);
+        params.push(&as_of);
         updated += tx.execute(&update_moving_year_sql(), &params).await?;
     }
     lap("update");
