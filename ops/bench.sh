@@ -83,6 +83,9 @@ settle() {
     sync
     "${PSQL[@]}" -d postgres -c CHECKPOINT
 }
+# The day between two nights: what autovacuum does in a day's idle time (visibility map,
+# hint bits, statistics) is done before each night, untimed.
+between_nights() { "${PSQL[@]}" -d $DB -c "VACUUM (ANALYZE)"; }
 # Runs a command under /usr/bin/time; sets WALL (s) and RSS (MB).
 measure() {
     settle
@@ -132,6 +135,7 @@ for run in $(seq "$REPEATS"); do
     cp "$BIG" "$ORIGIN/report_1.txt"
     touch -d '-1 hour' "$ORIGIN/report_1.txt"
     "$BIN/dispatcher" run --no-wait >/dev/null
+    between_nights
     measure "$BIN/performer" run --once --workers 1 > "$WORK/performer_single.log"
     E2E_RUNS+=("$WALL")
     [ "$RSS" -gt "$E2E_RSS" ] && E2E_RSS=$RSS
@@ -161,6 +165,7 @@ mkdir -p "$WORK/history"
 "$BIN/dispatcher" generate --dir "$WORK/history" --files "$HISTORY_NIGHTS" --rows "$ROWS" --emails "$EMAILS" --invalid-pct 5 --first 1000 --seed 1000 >/dev/null
 HISTORY_RUNS=()
 for n in $(seq "$HISTORY_NIGHTS"); do
+    between_nights
     mv "$WORK/history/report_$((999 + n)).txt" "$ORIGIN/"
     touch -d '-1 hour' "$ORIGIN"/*.txt
     "$BIN/dispatcher" run --no-wait >/dev/null
@@ -180,7 +185,8 @@ night_after_history() { # label, as-of, blank lines appended, target note, file
     for _ in $(seq "$3"); do echo >> "$ORIGIN/report_1.txt"; done
     touch -d '-1 hour' "$ORIGIN/report_1.txt"
     "$BIN/dispatcher" run --no-wait >/dev/null
-    measure "$BIN/performer" run --once --workers 1 --as-of "$2" > "$WORK/performer_after_history.log"
+    between_nights
+    measure "$BIN/performer" run --once --workers 1 --as-of "$2" > "$WORK/performer_$1.log"
     local status
     status=$("${PSQL[@]}" -d $DB -At -c "SELECT estatus FROM bitacora_control ORDER BY id DESC LIMIT 1")
     [ "$status" = COMPLETADO_CON_ERRORES ] || { echo "the $1 night ended $status" >&2; exit 1; }
