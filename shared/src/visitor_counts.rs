@@ -21,8 +21,8 @@ use tokio_postgres::types::ToSql;
 /// Advisory lock key (two-int form) serialising visitor upserts.
 const VISITORS_LOCK: (i32, i32) = (0x5649_5349, 1);
 
-/// Which of the file's visitors `visitantes` already holds ($1), with the year they were
-/// counted for, and that year's months when it is not the as-of year $2 (to archive).
+/// Which of the given visitors ($1: those the first update did not find) `visitantes`
+/// holds, with the year they were counted for (not the as-of year $2) and its months.
 const PROBE: &str = "SELECT f.i, extract(year FROM v.contadores_al)::int,
             CASE WHEN extract(year FROM v.contadores_al)::int <> $2::int THEN v.visitas_por_mes END
      FROM unnest($1::text[]) WITH ORDINALITY AS f(email, i)
@@ -42,20 +42,29 @@ const ARCHIVE_YEARS: &str = "INSERT INTO visitas_por_anio (email, anio, visitas_
 const FILE_VISITORS: &str = "unnest($1::text[], $2::timestamp[], $3::timestamp[], $4::int[], $5::int[], $6::int[],
             $7::int[], $8::int[], $9::int[], $10::int[], $11::int[], $12::int[],
             $13::int[], $14::int[], $15::int[], $16::int[], $17::int[], $18::int[])
-     AS f(email, primera, ultima, total, anio, mes, m1, m2, m3, m4, m5, m6, m7, m8, m9, m10, m11, m12)";
+     WITH ORDINALITY
+     AS f(email, primera, ultima, total, anio, mes, m1, m2, m3, m4, m5, m6, m7, m8, m9, m10, m11, m12, i)";
 
 /// [`FILE_VISITORS`], then `$19` the as-of date and `$20` its month (1–12): visitors
 /// counted for the as-of year add the file's months to theirs. The months add element
 /// by element, written out: a helper function would build the file's array once per
 /// element.
+/// Only rows counted for the as-of year `$21` are updated; returns the file's ordinals of
+/// those (the rest are new or move to the as-of year).
 fn update_same_year_sql() -> String {
-    update_sql("v.visitas_por_mes[#]", "v.visitas_anio_actual")
+    update_sql(
+        "v.visitas_por_mes[#]",
+        "v.visitas_anio_actual",
+        "AND v.contadores_al >= make_date($21::int, 1, 1)
+         AND v.contadores_al < make_date($21::int + 1, 1, 1)
+         RETURNING f.i",
+    )
 }
 
 /// The same for visitors counted for another year (archived just before): the file's
 /// rows carry their whole months of the as-of year (see [`TAKE_BACK_YEAR`]); no `$20`.
 fn update_moving_year_sql() -> String {
-    update_sql("0", "0")
+    update_sql("0", "0", "")
 }
 
 /// A year becoming current again for visitors ($1) leaves `visitas_por_anio` ($2 the
@@ -65,8 +74,8 @@ const TAKE_BACK_YEAR: &str = "DELETE FROM visitas_por_anio
      RETURNING email, visitas_por_mes";
 
 /// `base` is a visitor's stored count for month `#` of the as-of year; `base_year` its
-/// stored count for the year.
-fn update_sql(base: &str, base_year: &str) -> String {
+/// stored count for the year; `tail` ends the statement.
+fn update_sql(base: &str, base_year: &str, tail: &str) -> String {
     let months: Vec<String> = (1..=12)
         .map(|m| format!("{} + f.m{m}", base.replace('#', &m.to_string())))
         .collect();
@@ -83,7 +92,7 @@ fn update_sql(base: &str, base_year: &str) -> String {
              contadores_al = $19,
              actualizado_en = now()
          FROM {FILE_VISITORS}
-         WHERE v.email = f.email"
+         WHERE v.email = f.email {tail}"
     )
 }
 
@@ -111,12 +120,13 @@ const ADD_OTHER_YEARS: &str = "INSERT INTO visitas_por_anio (email, anio, visita
 /// (new, updated) visitor counts.
 ///
 /// Under the visitors lock (loads of many performers take turns here, each seeing the
-/// ones committed before it), one probe splits the file's visitors into those already in
-/// `visitantes` (updated) and the rest (inserted by a plain INSERT, about half the cost
-/// of `INSERT … ON CONFLICT`); the lock keeps the split true until commit, and the
-/// primary key stays the last line of defence. Every counter is a sum: min/max/total
-/// merge, the months of the as-of year add up in the visitor's row, the other years'
-/// in `visitas_por_anio`.
+/// ones committed before it): one update adds the file's rows to the visitors counted
+/// for the as-of year and returns which they were; one probe splits the rest into
+/// visitors counted for another year (their years are moved, then they are updated) and
+/// new ones (inserted by a plain INSERT, about half the cost of `INSERT … ON CONFLICT`).
+/// The lock keeps the split true until commit; the primary key stays the last line of
+/// defence. Every counter is a sum: min/max/total merge, the months of the as-of year
+/// add up in the visitor's row, the other years' in `visitas_por_anio`.
 pub async fn upsert(
     tx: &Transaction<'_>,
     visitors: &[(String, Visits)],
@@ -135,31 +145,50 @@ pub async fn upsert(
         clock.1.push((step, clock.0.elapsed().as_millis() as u64));
         clock.0 = Instant::now();
     };
-    let emails: Vec<&str> = visitors.iter().map(|(e, _)| e.as_str()).collect();
     let (year, month) = (as_of.year(), as_of.month() as i32);
-    // For each visitor: None when new, else the year its row was counted for.
-    let mut counted_for: Vec<Option<i32>> = vec![None; visitors.len()];
+    // Most of a night's visitors were counted for its year already: one update adds the
+    // file's rows to theirs and says which they were.
+    let mut all = VisitorColumns::default();
+    for (email, visits) in visitors {
+        all.push(email, visits, month, None);
+    }
+    let mut params = all.params();
+    params.extend([&as_of as &(dyn ToSql + Sync), &month, &year]);
+    let mut done = vec![false; visitors.len()];
+    for row in tx.query(&update_same_year_sql(), &params).await? {
+        done[row.get::<_, i64>(0) as usize - 1] = true;
+    }
+    drop(all);
+    let mut updated = done.iter().filter(|&&d| d).count() as u64;
+    lap("update_same_year");
+    // The rest are new, or were counted for another year (the first load of a year for
+    // them): that year's months are archived, and the as-of year's taken back.
+    let rest: Vec<usize> = (0..visitors.len()).filter(|&i| !done[i]).collect();
+    let emails: Vec<&str> = rest.iter().map(|&i| visitors[i].0.as_str()).collect();
+    let mut counted_for: Vec<Option<i32>> = vec![None; rest.len()];
     let mut archived = YearColumns::default();
-    for row in tx.query(PROBE, &[&emails, &year]).await? {
-        let i = row.get::<_, i64>(0) as usize - 1;
-        let counted: i32 = row.get(1);
-        counted_for[i] = Some(counted);
-        if let Some(months) = row.get::<_, Option<Vec<i32>>>(2)
-            && months.iter().any(|&n| n > 0)
-        {
-            let months: Months = months.try_into().expect("twelve months (a CHECK)");
-            archived.push(&visitors[i].0, counted, &months);
+    if !rest.is_empty() {
+        for row in tx.query(PROBE, &[&emails, &year]).await? {
+            let j = row.get::<_, i64>(0) as usize - 1;
+            let counted: i32 = row.get(1);
+            counted_for[j] = Some(counted);
+            if let Some(months) = row.get::<_, Option<Vec<i32>>>(2)
+                && months.iter().any(|&n| n > 0)
+            {
+                let months: Months = months.try_into().expect("twelve months (a CHECK)");
+                archived.push(emails[j], counted, &months);
+            }
         }
     }
     lap("probe");
     if !archived.emails.is_empty() {
         tx.execute(ARCHIVE_YEARS, &archived.params()).await?;
     }
-    let moving_emails: Vec<&str> = visitors
+    let moving_emails: Vec<&str> = emails
         .iter()
         .zip(&counted_for)
-        .filter(|(_, counted)| counted.is_some_and(|y| y != year))
-        .map(|((email, _), _)| email.as_str())
+        .filter(|(_, counted)| counted.is_some())
+        .map(|(email, _)| *email)
         .collect();
     let mut taken_back: HashMap<String, Months> = HashMap::new();
     if !moving_emails.is_empty() {
@@ -172,36 +201,33 @@ pub async fn upsert(
         }
     }
     lap("archive_and_take_back");
-    let (mut new, mut same_year, mut moving) = Default::default();
-    let mut other_years = YearColumns::default();
-    for ((email, visits), counted) in visitors.iter().zip(&counted_for) {
+    let (mut new, mut moving) = (VisitorColumns::default(), VisitorColumns::default());
+    for (&i, counted) in rest.iter().zip(&counted_for) {
+        let (email, visits) = &visitors[i];
         match counted {
-            None => VisitorColumns::push(&mut new, email, visits, month, None),
-            Some(y) if *y == year => {
-                VisitorColumns::push(&mut same_year, email, visits, month, None)
-            }
+            None => new.push(email, visits, month, None),
             Some(_) => {
                 let base = taken_back.get(email.as_str()).unwrap_or(&[0; 12]);
-                VisitorColumns::push(&mut moving, email, visits, month, Some(base))
+                moving.push(email, visits, month, Some(base))
             }
-        }
-        for (y, months) in &visits.other_years {
-            other_years.push(email, *y, months);
         }
     }
     let mut params = new.params();
     params.push(&as_of);
     let inserted = tx.execute(&insert_sql(), &params).await?;
     lap("insert");
-    let mut params = same_year.params();
-    params.extend([&as_of as &(dyn ToSql + Sync), &month]);
-    let mut updated = tx.execute(&update_same_year_sql(), &params).await?;
     if !moving.emails.is_empty() {
         let mut params = moving.params();
         params.push(&as_of);
         updated += tx.execute(&update_moving_year_sql(), &params).await?;
     }
-    lap("update");
+    lap("update_moving_year");
+    let mut other_years = YearColumns::default();
+    for (email, visits) in visitors {
+        for (y, months) in &visits.other_years {
+            other_years.push(email, *y, months);
+        }
+    }
     if !other_years.emails.is_empty() {
         tx.execute(ADD_OTHER_YEARS, &other_years.params()).await?;
     }
@@ -209,7 +235,7 @@ pub async fn upsert(
     let steps = clock.1;
     tracing::info!(
         new = inserted,
-        same_year = same_year.emails.len(),
+        updated,
         moving_year = moving.emails.len(),
         other_year_rows = other_years.emails.len(),
         ?steps,
