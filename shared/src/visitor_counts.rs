@@ -140,11 +140,55 @@ pub async fn upsert(
         &[&VISITORS_LOCK.0, &VISITORS_LOCK.1],
     )
     .await?;
-    let mut clock = (Instant::now(), Vec::new());
-    let mut lap = |step: &'static str| {
-        clock.1.push((step, clock.0.elapsed().as_millis() as u64));
-        clock.0 = Instant::now();
-    };
+    let mut written = Written::default();
+    // In chunks: the array parameters of 300,000 visitors would hold ~100 MB at once.
+    for chunk in visitors.chunks(CHUNK) {
+        upsert_chunk(tx, chunk, as_of, &mut written).await?;
+    }
+    tracing::info!(
+        new = written.inserted,
+        updated = written.updated,
+        moving_year = written.moving_year,
+        other_year_rows = written.other_year_rows,
+        steps = ?written.steps,
+        "visitor counters written (ms per step)"
+    );
+    Ok((written.inserted as i32, written.updated as i32))
+}
+
+/// Visitors per round of statements.
+const CHUNK: usize = 50_000;
+
+/// What the chunks wrote, and the time of each step.
+#[derive(Default)]
+struct Written {
+    inserted: u64,
+    updated: u64,
+    moving_year: usize,
+    other_year_rows: usize,
+    steps: Vec<(&'static str, u64)>,
+}
+
+impl Written {
+    fn lap(&mut self, step: &'static str, since: &mut Instant) {
+        let ms = since.elapsed().as_millis() as u64;
+        match self.steps.iter_mut().find(|(s, _)| *s == step) {
+            Some((_, total)) => *total += ms,
+            None => self.steps.push((step, ms)),
+        }
+        *since = Instant::now();
+    }
+}
+
+/// [`upsert`] for one chunk of the file's visitors (distinct e-mails: chunks are independent).
+async fn upsert_chunk(
+    tx: &Transaction<'_>,
+    visitors: &[(String, Visits)],
+    as_of: NaiveDate,
+    written: &mut Written,
+) -> Result<(), tokio_postgres::Error> {
+    let mut clock = Instant::now();
+    let mut lap = |step: &'static str, w: &mut Written| w.lap(step, &mut clock);
     let (year, month) = (as_of.year(), as_of.month() as i32);
     // Most of a night's visitors were counted for its year already: one update adds the
     // file's rows to theirs and says which they were.
@@ -160,7 +204,7 @@ pub async fn upsert(
     }
     drop(all);
     let mut updated = done.iter().filter(|&&d| d).count() as u64;
-    lap("update_same_year");
+    lap("update_same_year", written);
     // The rest are new, or were counted for another year (the first load of a year for
     // them): that year's months are archived, and the as-of year's taken back.
     let rest: Vec<usize> = (0..visitors.len()).filter(|&i| !done[i]).collect();
@@ -180,7 +224,7 @@ pub async fn upsert(
             }
         }
     }
-    lap("probe");
+    lap("probe", written);
     if !archived.emails.is_empty() {
         tx.execute(ARCHIVE_YEARS, &archived.params()).await?;
     }
@@ -200,7 +244,7 @@ pub async fn upsert(
             );
         }
     }
-    lap("archive_and_take_back");
+    lap("archive_and_take_back", written);
     let (mut new, mut moving) = (VisitorColumns::default(), VisitorColumns::default());
     for (&i, counted) in rest.iter().zip(&counted_for) {
         let (email, visits) = &visitors[i];
@@ -215,13 +259,13 @@ pub async fn upsert(
     let mut params = new.params();
     params.push(&as_of);
     let inserted = tx.execute(&insert_sql(), &params).await?;
-    lap("insert");
+    lap("insert", written);
     if !moving.emails.is_empty() {
         let mut params = moving.params();
         params.push(&as_of);
         updated += tx.execute(&update_moving_year_sql(), &params).await?;
     }
-    lap("update_moving_year");
+    lap("update_moving_year", written);
     let mut other_years = YearColumns::default();
     for (email, visits) in visitors {
         for (y, months) in &visits.other_years {
@@ -231,17 +275,12 @@ pub async fn upsert(
     if !other_years.emails.is_empty() {
         tx.execute(ADD_OTHER_YEARS, &other_years.params()).await?;
     }
-    lap("other_years");
-    let steps = clock.1;
-    tracing::info!(
-        new = inserted,
-        updated,
-        moving_year = moving.emails.len(),
-        other_year_rows = other_years.emails.len(),
-        ?steps,
-        "visitor counters written (ms per step)"
-    );
-    Ok((inserted as i32, updated as i32))
+    lap("other_years", written);
+    written.inserted += inserted;
+    written.updated += updated;
+    written.moving_year += moving.emails.len();
+    written.other_year_rows += other_years.emails.len();
+    Ok(())
 }
 
 /// Visitors as the upsert's array parameters.
