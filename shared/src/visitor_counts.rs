@@ -21,8 +21,8 @@ use tokio_postgres::types::ToSql;
 /// Advisory lock key (two-int form) serialising visitor upserts.
 const VISITORS_LOCK: (i32, i32) = (0x5649_5349, 1);
 
-/// Which of the given visitors ($1: those the first update did not find) `visitantes`
-/// holds, with the year they were counted for (not the as-of year $2) and its months.
+/// Which of the file's visitors `visitantes` already holds ($1), with the year they were
+/// counted for, and that year's months when it is not the as-of year $2 (to archive).
 const PROBE: &str = "SELECT f.i, extract(year FROM v.contadores_al)::int,
             CASE WHEN extract(year FROM v.contadores_al)::int <> $2::int THEN v.visitas_por_mes END
      FROM unnest($1::text[]) WITH ORDINALITY AS f(email, i)
@@ -42,29 +42,20 @@ const ARCHIVE_YEARS: &str = "INSERT INTO visitas_por_anio (email, anio, visitas_
 const FILE_VISITORS: &str = "unnest($1::text[], $2::timestamp[], $3::timestamp[], $4::int[], $5::int[], $6::int[],
             $7::int[], $8::int[], $9::int[], $10::int[], $11::int[], $12::int[],
             $13::int[], $14::int[], $15::int[], $16::int[], $17::int[], $18::int[])
-     WITH ORDINALITY
-     AS f(email, primera, ultima, total, anio, mes, m1, m2, m3, m4, m5, m6, m7, m8, m9, m10, m11, m12, i)";
+     AS f(email, primera, ultima, total, anio, mes, m1, m2, m3, m4, m5, m6, m7, m8, m9, m10, m11, m12)";
 
 /// [`FILE_VISITORS`], then `$19` the as-of date and `$20` its month (1–12): visitors
 /// counted for the as-of year add the file's months to theirs. The months add element
 /// by element, written out: a helper function would build the file's array once per
 /// element.
-/// Only rows counted for the as-of year `$21` are updated; returns the file's ordinals of
-/// those (the rest are new or move to the as-of year).
 fn update_same_year_sql() -> String {
-    update_sql(
-        "v.visitas_por_mes[#]",
-        "v.visitas_anio_actual",
-        "AND v.contadores_al >= make_date($21::int, 1, 1)
-         AND v.contadores_al < make_date($21::int + 1, 1, 1)
-         RETURNING f.i",
-    )
+    update_sql("v.visitas_por_mes[#]", "v.visitas_anio_actual")
 }
 
 /// The same for visitors counted for another year (archived just before): the file's
 /// rows carry their whole months of the as-of year (see [`TAKE_BACK_YEAR`]); no `$20`.
 fn update_moving_year_sql() -> String {
-    update_sql("0", "0", "")
+    update_sql("0", "0")
 }
 
 /// A year becoming current again for visitors ($1) leaves `visitas_por_anio` ($2 the
@@ -74,8 +65,8 @@ const TAKE_BACK_YEAR: &str = "DELETE FROM visitas_por_anio
      RETURNING email, visitas_por_mes";
 
 /// `base` is a visitor's stored count for month `#` of the as-of year; `base_year` its
-/// stored count for the year; `tail` ends the statement.
-fn update_sql(base: &str, base_year: &str, tail: &str) -> String {
+/// stored count for the year.
+fn update_sql(base: &str, base_year: &str) -> String {
     let months: Vec<String> = (1..=12)
         .map(|m| format!("{} + f.m{m}", base.replace('#', &m.to_string())))
         .collect();
@@ -92,7 +83,7 @@ fn update_sql(base: &str, base_year: &str, tail: &str) -> String {
              contadores_al = $19,
              actualizado_en = now()
          FROM {FILE_VISITORS}
-         WHERE v.email = f.email {tail}"
+         WHERE v.email = f.email"
     )
 }
 
@@ -120,13 +111,12 @@ const ADD_OTHER_YEARS: &str = "INSERT INTO visitas_por_anio (email, anio, visita
 /// (new, updated) visitor counts.
 ///
 /// Under the visitors lock (loads of many performers take turns here, each seeing the
-/// ones committed before it): one update adds the file's rows to the visitors counted
-/// for the as-of year and returns which they were; one probe splits the rest into
-/// visitors counted for another year (their years are moved, then they are updated) and
-/// new ones (inserted by a plain INSERT, about half the cost of `INSERT … ON CONFLICT`).
-/// The lock keeps the split true until commit; the primary key stays the last line of
-/// defence. Every counter is a sum: min/max/total merge, the months of the as-of year
-/// add up in the visitor's row, the other years' in `visitas_por_anio`.
+/// ones committed before it), one probe splits the file's visitors into those already in
+/// `visitantes` (updated) and the rest (inserted by a plain INSERT, about half the cost
+/// of `INSERT … ON CONFLICT`); the lock keeps the split true until commit, and the
+/// primary key stays the last line of defence. Visitors counted for another year move
+/// to the as-of year first. Every counter is a sum: min/max/total merge, the months of
+/// the as-of year add up in the visitor's row, the other years' in `visitas_por_anio`.
 pub async fn upsert(
     tx: &Transaction<'_>,
     visitors: &[(String, Visits)],
@@ -140,103 +130,39 @@ pub async fn upsert(
         &[&VISITORS_LOCK.0, &VISITORS_LOCK.1],
     )
     .await?;
-    let mut written = Written::default();
-    // In chunks: the array parameters of 300,000 visitors would hold ~100 MB at once.
-    for chunk in visitors.chunks(CHUNK) {
-        upsert_chunk(tx, chunk, as_of, &mut written).await?;
-    }
-    tracing::info!(
-        new = written.inserted,
-        updated = written.updated,
-        moving_year = written.moving_year,
-        other_year_rows = written.other_year_rows,
-        steps = ?written.steps,
-        "visitor counters written (ms per step)"
-    );
-    Ok((written.inserted as i32, written.updated as i32))
-}
-
-/// Visitors per round of statements.
-const CHUNK: usize = 50_000;
-
-/// What the chunks wrote, and the time of each step.
-#[derive(Default)]
-struct Written {
-    inserted: u64,
-    updated: u64,
-    moving_year: usize,
-    other_year_rows: usize,
-    steps: Vec<(&'static str, u64)>,
-}
-
-impl Written {
-    fn lap(&mut self, step: &'static str, since: &mut Instant) {
-        let ms = since.elapsed().as_millis() as u64;
-        match self.steps.iter_mut().find(|(s, _)| *s == step) {
-            Some((_, total)) => *total += ms,
-            None => self.steps.push((step, ms)),
-        }
-        *since = Instant::now();
-    }
-}
-
-/// [`upsert`] for one chunk of the file's visitors (distinct e-mails: chunks are independent).
-async fn upsert_chunk(
-    tx: &Transaction<'_>,
-    visitors: &[(String, Visits)],
-    as_of: NaiveDate,
-    written: &mut Written,
-) -> Result<(), tokio_postgres::Error> {
-    let mut clock = Instant::now();
-    let mut lap = |step: &'static str, w: &mut Written| w.lap(step, &mut clock);
+    let mut steps = Steps::default();
     let (year, month) = (as_of.year(), as_of.month() as i32);
-    // Most of a night's visitors were counted for its year already: one update adds the
-    // file's rows to theirs and says which they were.
-    let mut all = VisitorColumns::default();
-    for (email, visits) in visitors {
-        all.push(email, visits, month, None);
-    }
-    let mut params = all.params();
-    params.extend([&as_of as &(dyn ToSql + Sync), &month, &year]);
-    let mut done = vec![false; visitors.len()];
-    for row in tx.query(&update_same_year_sql(), &params).await? {
-        done[row.get::<_, i64>(0) as usize - 1] = true;
-    }
-    drop(all);
-    let mut updated = done.iter().filter(|&&d| d).count() as u64;
-    lap("update_same_year", written);
-    // The rest are new, or were counted for another year (the first load of a year for
-    // them): that year's months are archived, and the as-of year's taken back.
-    let rest: Vec<usize> = (0..visitors.len()).filter(|&i| !done[i]).collect();
-    let emails: Vec<&str> = rest.iter().map(|&i| visitors[i].0.as_str()).collect();
-    let mut counted_for: Vec<Option<i32>> = vec![None; rest.len()];
+    let emails: Vec<&str> = visitors.iter().map(|(e, _)| e.as_str()).collect();
+    // For each visitor: None when new, else the year its row was counted for.
+    let mut counted_for: Vec<Option<i32>> = vec![None; visitors.len()];
     let mut archived = YearColumns::default();
-    if !rest.is_empty() {
-        for row in tx.query(PROBE, &[&emails, &year]).await? {
-            let j = row.get::<_, i64>(0) as usize - 1;
-            let counted: i32 = row.get(1);
-            counted_for[j] = Some(counted);
-            if let Some(months) = row.get::<_, Option<Vec<i32>>>(2)
-                && months.iter().any(|&n| n > 0)
-            {
-                let months: Months = months.try_into().expect("twelve months (a CHECK)");
-                archived.push(emails[j], counted, &months);
-            }
+    for row in tx.query(PROBE, &[&emails, &year]).await? {
+        let i = row.get::<_, i64>(0) as usize - 1;
+        let counted: i32 = row.get(1);
+        counted_for[i] = Some(counted);
+        if let Some(months) = row.get::<_, Option<Vec<i32>>>(2)
+            && months.iter().any(|&n| n > 0)
+        {
+            let months: Months = months.try_into().expect("twelve months (a CHECK)");
+            archived.push(emails[i], counted, &months);
         }
     }
-    lap("probe", written);
+    steps.lap("probe");
+    // Visitors counted for another year (the first load of a year for them): that
+    // year's months are archived, and the as-of year's taken back.
     if !archived.emails.is_empty() {
         tx.execute(ARCHIVE_YEARS, &archived.params()).await?;
     }
-    let moving_emails: Vec<&str> = emails
+    drop(archived);
+    let moving: Vec<&str> = emails
         .iter()
         .zip(&counted_for)
-        .filter(|(_, counted)| counted.is_some())
+        .filter(|(_, counted)| counted.is_some_and(|y| y != year))
         .map(|(email, _)| *email)
         .collect();
     let mut taken_back: HashMap<String, Months> = HashMap::new();
-    if !moving_emails.is_empty() {
-        for row in tx.query(TAKE_BACK_YEAR, &[&moving_emails, &year]).await? {
+    if !moving.is_empty() {
+        for row in tx.query(TAKE_BACK_YEAR, &[&moving, &year]).await? {
             let months: Vec<i32> = row.get(1);
             taken_back.insert(
                 row.get(0),
@@ -244,43 +170,84 @@ async fn upsert_chunk(
             );
         }
     }
-    lap("archive_and_take_back", written);
-    let (mut new, mut moving) = (VisitorColumns::default(), VisitorColumns::default());
-    for (&i, counted) in rest.iter().zip(&counted_for) {
-        let (email, visits) = &visitors[i];
-        match counted {
-            None => new.push(email, visits, month, None),
-            Some(_) => {
-                let base = taken_back.get(email.as_str()).unwrap_or(&[0; 12]);
-                moving.push(email, visits, month, Some(base))
+    steps.lap("archive_and_take_back");
+    // In chunks: the array parameters of 300,000 visitors would hold ~100 MB at once.
+    let (mut inserted, mut updated) = (0, 0);
+    for (chunk, counted) in visitors.chunks(CHUNK).zip(counted_for.chunks(CHUNK)) {
+        let (mut new, mut same_year, mut moving) = Default::default();
+        for ((email, visits), counted) in chunk.iter().zip(counted) {
+            match counted {
+                None => VisitorColumns::push(&mut new, email, visits, month, None),
+                Some(y) if *y == year => {
+                    VisitorColumns::push(&mut same_year, email, visits, month, None)
+                }
+                Some(_) => {
+                    let base = taken_back.get(email.as_str()).unwrap_or(&[0; 12]);
+                    VisitorColumns::push(&mut moving, email, visits, month, Some(base))
+                }
             }
         }
-    }
-    let mut params = new.params();
-    params.push(&as_of);
-    let inserted = tx.execute(&insert_sql(), &params).await?;
-    lap("insert", written);
-    if !moving.emails.is_empty() {
-        let mut params = moving.params();
+        let mut params = new.params();
         params.push(&as_of);
-        updated += tx.execute(&update_moving_year_sql(), &params).await?;
+        inserted += tx.execute(&insert_sql(), &params).await?;
+        steps.lap("insert");
+        let mut params = same_year.params();
+        params.extend([&as_of as &(dyn ToSql + Sync), &month]);
+        updated += tx.execute(&update_same_year_sql(), &params).await?;
+        if !moving.emails.is_empty() {
+            let mut params = moving.params();
+            params.push(&as_of);
+            updated += tx.execute(&update_moving_year_sql(), &params).await?;
+        }
+        steps.lap("update");
+        let mut other_years = YearColumns::default();
+        for (email, visits) in chunk {
+            for (y, months) in &visits.other_years {
+                other_years.push(email, *y, months);
+            }
+        }
+        if !other_years.emails.is_empty() {
+            tx.execute(ADD_OTHER_YEARS, &other_years.params()).await?;
+        }
+        steps.lap("other_years");
     }
-    lap("update_moving_year", written);
-    let mut other_years = YearColumns::default();
-    for (email, visits) in visitors {
-        for (y, months) in &visits.other_years {
-            other_years.push(email, *y, months);
+    tracing::info!(
+        new = inserted,
+        updated,
+        moving_year = moving.len(),
+        steps = ?steps.ms,
+        "visitor counters written (ms per step)"
+    );
+    Ok((inserted as i32, updated as i32))
+}
+
+/// Visitors per round of statements.
+const CHUNK: usize = 50_000;
+
+/// Milliseconds per step, summed over the chunks (logged: where a night's time went).
+struct Steps {
+    since: Instant,
+    ms: Vec<(&'static str, u64)>,
+}
+
+impl Default for Steps {
+    fn default() -> Self {
+        Self {
+            since: Instant::now(),
+            ms: Vec::new(),
         }
     }
-    if !other_years.emails.is_empty() {
-        tx.execute(ADD_OTHER_YEARS, &other_years.params()).await?;
+}
+
+impl Steps {
+    fn lap(&mut self, step: &'static str) {
+        let ms = self.since.elapsed().as_millis() as u64;
+        match self.ms.iter_mut().find(|(s, _)| *s == step) {
+            Some((_, total)) => *total += ms,
+            None => self.ms.push((step, ms)),
+        }
+        self.since = Instant::now();
     }
-    lap("other_years", written);
-    written.inserted += inserted;
-    written.updated += updated;
-    written.moving_year += moving.emails.len();
-    written.other_year_rows += other_years.emails.len();
-    Ok(())
 }
 
 /// Visitors as the upsert's array parameters.
