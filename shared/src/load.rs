@@ -111,6 +111,8 @@ pub async fn load(
 
     let (mut valid, mut rejected, mut visitors) = (0i32, 0i32, None);
     let (started, mut waited) = (Instant::now(), Duration::ZERO);
+    let valid_into = crate::partitions::loading_into(&tx, "estadisticas").await?;
+    let rejected_into = crate::partitions::loading_into(&tx, "errores").await?;
     loop {
         let waiting = Instant::now();
         let Some(part) = parts.recv().await else {
@@ -119,8 +121,8 @@ pub async fn load(
         waited += waiting.elapsed();
         match part? {
             FilePart::Rows(batch) => {
-                copy_valid(&tx, item, batch.valid()).await?;
-                copy_rejected(&tx, item, batch.rejected()).await?;
+                copy_valid(&tx, &valid_into, item, batch.valid()).await?;
+                copy_rejected(&tx, &rejected_into, item, batch.rejected()).await?;
                 valid += batch.valid().height() as i32;
                 rejected += batch.rejected().len() as i32;
             }
@@ -179,15 +181,16 @@ pub async fn load(
 
 async fn copy_valid(
     tx: &tokio_postgres::Transaction<'_>,
+    into: &str,
     item: &Claimed,
     rows: &DataFrame,
 ) -> Result<(), LoadError> {
     let sink = tx
-        .copy_in(
-            "COPY estadisticas (bitacora_id, archivo, linea, email, jyv, badmail, baja, fecha_envio, fecha_open,
+        .copy_in(&format!(
+            "COPY {into} (bitacora_id, archivo, linea, email, jyv, badmail, baja, fecha_envio, fecha_open,
                  opens, opens_virales, fecha_click, clicks, clicks_virales, links, ips, navegadores, plataformas)
-             FROM STDIN (FORMAT binary)",
-        )
+             FROM STDIN (FORMAT binary)"
+        ))
         .await?;
     use Type as T;
     let types = [
@@ -275,6 +278,7 @@ async fn copy_valid(
 
 async fn copy_rejected(
     tx: &tokio_postgres::Transaction<'_>,
+    into: &str,
     item: &Claimed,
     rejected: &[Rejected],
 ) -> Result<(), LoadError> {
@@ -282,10 +286,10 @@ async fn copy_rejected(
         return Ok(());
     }
     let sink = tx
-        .copy_in(
-            "COPY errores (bitacora_id, archivo, linea, tipo_error, detalle, fila_original)
-             FROM STDIN (FORMAT binary)",
-        )
+        .copy_in(&format!(
+            "COPY {into} (bitacora_id, archivo, linea, tipo_error, detalle, fila_original)
+             FROM STDIN (FORMAT binary)"
+        ))
         .await?;
     let mut writer = CopyWriter::new(
         sink,
