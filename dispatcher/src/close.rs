@@ -31,6 +31,8 @@ pub struct Closed {
     pub staging_removed: usize,
     /// Retention.
     pub removed: Removed,
+    /// Partitions of `estadisticas` / `errores` made ahead.
+    pub partitions_created: Vec<String>,
 }
 
 impl Closed {
@@ -46,6 +48,12 @@ impl Closed {
             self.removed.backups,
             self.removed.log_days
         );
+        if !self.partitions_created.is_empty() {
+            s.push_str(&format!(
+                ", partitions created: {}",
+                self.partitions_created.join(", ")
+            ));
+        }
         for failed in &self.failed_days {
             s.push_str(&format!("\narchive FAILED for {failed}"));
         }
@@ -98,6 +106,8 @@ pub async fn close_day(
         }
     }
     lease.ensure_held()?;
+    // Next months' partitions exist long before a load needs them.
+    closed.partitions_created = shared::partitions::ensure_ahead(pool).await?;
     let (quarantined, removed) = sweep_staging(pool, &dirs).await?;
     closed.quarantined = quarantined;
     closed.staging_removed = removed;

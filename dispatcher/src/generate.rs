@@ -27,6 +27,9 @@ pub struct Args {
     /// Random seed.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Year of `Fecha envio` (every row falls in it).
+    #[arg(long, default_value_t = FileSpec::default().year)]
+    year: i32,
     /// Vary the dialect (BOM+CRLF, Windows-1252, alias header) across files.
     #[arg(long)]
     mixed: bool,
@@ -49,7 +52,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             seed: args.seed.wrapping_add(n as u64),
             dialect,
             alias_header: args.mixed && i % 4 == 3,
-            ..FileSpec::default()
+            year: args.year,
         };
         let generated = fixtures::generate(&spec);
         let path = args.dir.join(fixtures::report_name(n));

@@ -9,6 +9,7 @@ mod listing;
 mod lock;
 mod night;
 mod output;
+mod partitions;
 mod progress;
 mod quarantine;
 mod reload;
@@ -98,6 +99,9 @@ enum Command {
     /// Files waiting for an operator.
     #[command(subcommand)]
     Quarantine(QuarantineCommand),
+    /// The monthly partitions of estadisticas and errores; retention of old months.
+    #[command(subcommand)]
+    Partitions(partitions::Command),
     /// Write generated sample visit files into a directory.
     #[cfg(feature = "fixtures")]
     Generate(generate::Args),
@@ -196,6 +200,7 @@ async fn main() -> anyhow::Result<ExitCode> {
         Command::Quarantine(QuarantineCommand::Discard { id, reason }) => {
             quarantine::discard(&pool, &config, id, &reason).await?
         }
+        Command::Partitions(command) => partitions::run(&pool, command).await?,
         #[cfg(feature = "fixtures")]
         Command::Generate(_) => unreachable!("handled above"),
     }

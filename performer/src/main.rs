@@ -118,6 +118,19 @@ async fn run() -> anyhow::Result<()> {
                 shared::telemetry::serve_metrics(listen)?;
                 info!(%listen, "metrics served at /metrics");
             }
+            // Not fatal: a database still down is waited for by the workers, and the
+            // nightly close makes the partitions ahead too.
+            let ensured = async {
+                let client = ctx.pool.get().await.map_err(anyhow::Error::from)?;
+                Ok::<_, anyhow::Error>(shared::partitions::ensure_ahead_on(&client).await?)
+            };
+            match ensured.await {
+                Ok(created) if !created.is_empty() => {
+                    info!(?created, "partitions of estadisticas / errores created")
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "could not make the next partitions yet"),
+            }
             metrics::spawn_queue_gauges(ctx.clone());
             let shutdown = CancellationToken::new();
             tokio::spawn(stop_on_signal(shutdown.clone()));

@@ -8,7 +8,10 @@
 //!   a file, and the two streaming passes over a staged file.
 //! - [`source`]: the origin directory, SFTP (host key verified) or local, and safe remote names.
 //! - [`queue`]: `work_items` — enqueue, claim under lease, heartbeat, rescue, retry, finish.
-//! - [`load`]: the one load transaction; [`copy_writer`] its binary COPY.
+//! - [`load`]: the one load transaction; [`copy_writer`] its binary COPY; [`visitor_counts`]
+//!   the visitor aggregate it keeps (`visitantes`, `visitas_por_anio`).
+//! - [`partitions`]: the monthly partitions of `estadisticas` and `errores`, made ahead and
+//!   dropped by retention.
 //! - [`audit`]: `bitacora_control` writes other than the load.
 //! - [`db`]: the two pools and the embedded migrations; [`db_tls`]: libpq's sslmode for both; [`paths`]: the ETL root and durable moves.
 //! - [`service_lock`]: the dispatcher's lease and the load's row locks, out of the read-only role's reach.
@@ -33,6 +36,7 @@ pub mod fixtures;
 pub mod hash;
 pub mod host;
 pub mod load;
+pub mod partitions;
 pub mod paths;
 pub mod queue;
 pub mod secret;
@@ -40,3 +44,4 @@ pub mod service_lock;
 pub mod source;
 pub mod storable;
 pub mod telemetry;
+pub mod visitor_counts;

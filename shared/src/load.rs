@@ -12,9 +12,9 @@
 
 use crate::audit::{self, Fence, FileFacts, LoadCounts, Unloaded, record_unloaded};
 use crate::copy_writer::{CopyError, CopyWriter};
-use crate::feed::{self, EndOfFile, FilePart, Rejected, StreamError, VISITS, Visits};
+use crate::feed::{self, EndOfFile, FilePart, Rejected, StreamError, VISITS};
 use crate::queue::Claimed;
-use chrono::{DateTime, NaiveDate, NaiveDateTime};
+use chrono::{DateTime, NaiveDateTime};
 use deadpool_postgres::Client;
 use polars::prelude::{DataFrame, PolarsError};
 use std::path::Path;
@@ -140,14 +140,16 @@ async fn load(
 
     let (mut valid, mut rejected, mut end) = (0i32, 0i32, None::<EndOfFile>);
     let (started, mut waited) = (Instant::now(), Duration::ZERO);
+    let valid_into = crate::partitions::loading_into(&tx, "estadisticas").await?;
+    let rejected_into = crate::partitions::loading_into(&tx, "errores").await?;
     while end.is_none() {
         let waiting = Instant::now();
         let part = parts.recv().await.ok_or(LoadError::InputEnded)?;
         waited += waiting.elapsed();
         match part? {
             FilePart::Rows(batch) => {
-                copy_valid(&tx, item, batch.valid()).await?;
-                copy_rejected(&tx, item, batch.rejected()).await?;
+                copy_valid(&tx, &valid_into, item, batch.valid()).await?;
+                copy_rejected(&tx, &rejected_into, item, batch.rejected()).await?;
                 valid += batch.valid().height() as i32;
                 rejected += batch.rejected().len() as i32;
             }
@@ -165,7 +167,7 @@ async fn load(
     }
     let copied = started.elapsed();
     let (new_visitors, updated_visitors) =
-        upsert_visitors(&tx, &end.visitors, facts.business_date).await?;
+        crate::visitor_counts::upsert(&tx, &end.visitors, facts.business_date).await?;
     tracing::info!(
         copy_ms = copied.as_millis() as u64,
         waiting_for_validation_ms = waited.as_millis() as u64,
@@ -196,15 +198,16 @@ async fn load(
 
 async fn copy_valid(
     tx: &tokio_postgres::Transaction<'_>,
+    into: &str,
     item: &Claimed,
     rows: &DataFrame,
 ) -> Result<(), LoadError> {
     let sink = tx
-        .copy_in(
-            "COPY estadisticas (bitacora_id, archivo, linea, email, jyv, badmail, baja, fecha_envio, fecha_open,
+        .copy_in(&format!(
+            "COPY {into} (bitacora_id, archivo, linea, email, jyv, badmail, baja, fecha_envio, fecha_open,
                  opens, opens_virales, fecha_click, clicks, clicks_virales, links, ips, navegadores, plataformas)
-             FROM STDIN (FORMAT binary)",
-        )
+             FROM STDIN (FORMAT binary)"
+        ))
         .await?;
     use Type as T;
     let types = [
@@ -292,6 +295,7 @@ async fn copy_valid(
 
 async fn copy_rejected(
     tx: &tokio_postgres::Transaction<'_>,
+    into: &str,
     item: &Claimed,
     rejected: &[Rejected],
 ) -> Result<(), LoadError> {
@@ -299,10 +303,10 @@ async fn copy_rejected(
         return Ok(());
     }
     let sink = tx
-        .copy_in(
-            "COPY errores (bitacora_id, archivo, linea, tipo_error, detalle, fila_original)
-             FROM STDIN (FORMAT binary)",
-        )
+        .copy_in(&format!(
+            "COPY {into} (bitacora_id, archivo, linea, tipo_error, detalle, fila_original)
+             FROM STDIN (FORMAT binary)"
+        ))
         .await?;
     let mut writer = CopyWriter::new(
         sink,
@@ -331,113 +335,6 @@ async fn copy_rejected(
     }
     writer.finish().await?;
     Ok(())
-}
-
-/// Upserts one row per e-mail of the file; returns (new, updated) visitor counts.
-///
-/// Under the visitors lock, one probe splits the file's visitors into those already in
-/// `visitantes` (updated) and the rest (inserted by a plain INSERT, about half the cost
-/// of `INSERT … ON CONFLICT`); the lock keeps the split true until commit, and the
-/// primary key stays the last line of defence.
-///
-/// min/max/total merge exactly; the year and month counters merge only when the stored
-/// row was counted for the same calendar year/month as this load's as-of date, and are
-/// otherwise recounted from `estadisticas` (which already holds this file's rows).
-async fn upsert_visitors(
-    tx: &tokio_postgres::Transaction<'_>,
-    visitors: &[(String, Visits)],
-    as_of: NaiveDate,
-) -> Result<(i32, i32), LoadError> {
-    if visitors.is_empty() {
-        return Ok((0, 0));
-    }
-    crate::service_lock::lock_visitors(tx).await?;
-    let emails: Vec<&str> = visitors.iter().map(|(e, _)| e.as_str()).collect();
-    let mut known = vec![false; visitors.len()];
-    for row in tx
-        .query(
-            "SELECT f.i FROM unnest($1::text[]) WITH ORDINALITY AS f(email, i)
-             JOIN visitantes v ON v.email = f.email",
-            &[&emails],
-        )
-        .await?
-    {
-        known[row.get::<_, i64>(0) as usize - 1] = true;
-    }
-    let (mut old, mut new) = (VisitorColumns::default(), VisitorColumns::default());
-    for ((email, visits), known) in visitors.iter().zip(known) {
-        if known { &mut old } else { &mut new }.push(email, visits);
-    }
-    let inserted = tx
-        .execute(
-            "INSERT INTO visitantes (email, fecha_primera_visita, fecha_ultima_visita, visitas_totales,
-                                     visitas_anio_actual, visitas_mes_actual, contadores_al)
-             SELECT f.*, $7::date
-             FROM unnest($1::text[], $2::timestamp[], $3::timestamp[], $4::int[], $5::int[], $6::int[]) AS f",
-            &new.params(&as_of),
-        )
-        .await?;
-    let updated = tx
-        .execute(
-            "UPDATE visitantes AS v SET
-                 fecha_primera_visita = least(v.fecha_primera_visita, f.primera),
-                 fecha_ultima_visita = greatest(v.fecha_ultima_visita, f.ultima),
-                 visitas_totales = v.visitas_totales + f.total,
-                 visitas_anio_actual = CASE
-                     WHEN date_trunc('year', v.contadores_al) = date_trunc('year', $7::date)
-                     THEN v.visitas_anio_actual + f.anio
-                     ELSE (SELECT count(*) FROM estadisticas e WHERE e.email = f.email
-                           AND e.fecha_envio >= date_trunc('year', $7::date)
-                           AND e.fecha_envio < date_trunc('year', $7::date) + interval '1 year') END,
-                 visitas_mes_actual = CASE
-                     WHEN date_trunc('month', v.contadores_al) = date_trunc('month', $7::date)
-                     THEN v.visitas_mes_actual + f.mes
-                     ELSE (SELECT count(*) FROM estadisticas e WHERE e.email = f.email
-                           AND e.fecha_envio >= date_trunc('month', $7::date)
-                           AND e.fecha_envio < date_trunc('month', $7::date) + interval '1 month') END,
-                 contadores_al = $7::date,
-                 actualizado_en = now()
-             FROM unnest($1::text[], $2::timestamp[], $3::timestamp[], $4::int[], $5::int[], $6::int[])
-                 AS f(email, primera, ultima, total, anio, mes)
-             WHERE v.email = f.email",
-            &old.params(&as_of),
-        )
-        .await?;
-    Ok((inserted as i32, updated as i32))
-}
-
-/// Visitors as the upsert's array parameters.
-#[derive(Default)]
-struct VisitorColumns<'a> {
-    emails: Vec<&'a str>,
-    first: Vec<NaiveDateTime>,
-    last: Vec<NaiveDateTime>,
-    total: Vec<i32>,
-    year: Vec<i32>,
-    month: Vec<i32>,
-}
-
-impl<'a> VisitorColumns<'a> {
-    fn push(&mut self, email: &'a str, v: &Visits) {
-        self.emails.push(email);
-        self.first.push(millis_to_naive(v.first));
-        self.last.push(millis_to_naive(v.last));
-        self.total.push(v.total);
-        self.year.push(v.in_year);
-        self.month.push(v.in_month);
-    }
-
-    fn params<'p>(&'p self, as_of: &'p NaiveDate) -> [&'p (dyn ToSql + Sync); 7] {
-        [
-            &self.emails,
-            &self.first,
-            &self.last,
-            &self.total,
-            &self.year,
-            &self.month,
-            as_of,
-        ]
-    }
 }
 
 fn millis_to_naive(ms: i64) -> NaiveDateTime {

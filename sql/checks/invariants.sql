@@ -1,10 +1,15 @@
 -- SPEC §5 invariants, checked from the outside: one row per invariant with its number
 -- of violations (0 when it holds). Used by the e2e tests and by ops/bench.sh.
+--
+-- Retention (`dispatcher partitions drop`) drops the detail rows of old files on
+-- purpose: invariant 1 then holds for the files whose detail is kept, and visitantes
+-- (which keeps every visit) is compared with estadisticas only while no detail was dropped.
 SELECT 'counts add up and match the tables' AS invariant, count(*) AS violations
 FROM bitacora_control b
 WHERE b.registros_totales IS DISTINCT FROM b.registros_validos + b.registros_error
-   OR coalesce(b.registros_validos, 0) <> (SELECT count(*) FROM estadisticas e WHERE e.bitacora_id = b.id)
-   OR coalesce(b.registros_error, 0) <> (SELECT count(*) FROM errores e WHERE e.bitacora_id = b.id)
+   OR (NOT EXISTS (SELECT 1 FROM detalle_depurado d WHERE d.bitacora_id = b.id)
+       AND (coalesce(b.registros_validos, 0) <> (SELECT count(*) FROM estadisticas e WHERE e.bitacora_id = b.id)
+            OR coalesce(b.registros_error, 0) <> (SELECT count(*) FROM errores e WHERE e.bitacora_id = b.id)))
 UNION ALL
 SELECT 'no content loaded twice', count(*)
 FROM (SELECT sha256 FROM bitacora_control WHERE estatus IN ('COMPLETADO', 'COMPLETADO_CON_ERRORES')
@@ -24,4 +29,46 @@ FROM (
     UNION ALL
     SELECT DISTINCT e.email FROM estadisticas e
     WHERE NOT EXISTS (SELECT 1 FROM visitantes v WHERE v.email = e.email)
+) wrong
+WHERE NOT EXISTS (SELECT 1 FROM detalle_depurado)
+UNION ALL
+-- The per-month counts the counters come from (visitantes.visitas_por_mes for the year of
+-- contadores_al, visitas_por_anio for every other year, no year twice) agree with
+-- estadisticas, and the counters with them.
+SELECT 'visitor months agree with estadisticas and the counters', count(*)
+FROM (
+    SELECT coalesce(kept.email, loaded.email) AS email
+    FROM (SELECT email, extract(year FROM contadores_al)::int AS anio, visitas_por_mes AS meses
+          FROM visitantes WHERE visitas_total_meses(visitas_por_mes) > 0
+          UNION ALL
+          SELECT email, anio, visitas_por_mes FROM visitas_por_anio) kept
+    FULL JOIN (
+        SELECT email, extract(year FROM fecha_envio)::int AS anio,
+               ARRAY[
+                 count(*) FILTER (WHERE extract(month FROM fecha_envio) = 1),
+                 count(*) FILTER (WHERE extract(month FROM fecha_envio) = 2),
+                 count(*) FILTER (WHERE extract(month FROM fecha_envio) = 3),
+                 count(*) FILTER (WHERE extract(month FROM fecha_envio) = 4),
+                 count(*) FILTER (WHERE extract(month FROM fecha_envio) = 5),
+                 count(*) FILTER (WHERE extract(month FROM fecha_envio) = 6),
+                 count(*) FILTER (WHERE extract(month FROM fecha_envio) = 7),
+                 count(*) FILTER (WHERE extract(month FROM fecha_envio) = 8),
+                 count(*) FILTER (WHERE extract(month FROM fecha_envio) = 9),
+                 count(*) FILTER (WHERE extract(month FROM fecha_envio) = 10),
+                 count(*) FILTER (WHERE extract(month FROM fecha_envio) = 11),
+                 count(*) FILTER (WHERE extract(month FROM fecha_envio) = 12)]::int[] AS meses
+        FROM estadisticas GROUP BY 1, 2) loaded
+        ON loaded.email = kept.email AND loaded.anio = kept.anio
+    WHERE kept.meses IS DISTINCT FROM loaded.meses AND NOT EXISTS (SELECT 1 FROM detalle_depurado)
+    UNION ALL
+    SELECT a.email FROM visitas_por_anio a
+    WHERE visitas_total_meses(a.visitas_por_mes) = 0
+       OR NOT EXISTS (SELECT 1 FROM visitantes v
+                      WHERE v.email = a.email AND extract(year FROM v.contadores_al) <> a.anio)
+    UNION ALL
+    SELECT v.email FROM visitantes v
+    WHERE v.visitas_anio_actual <> visitas_total_meses(v.visitas_por_mes)
+       OR v.visitas_totales <> visitas_total_meses(v.visitas_por_mes)
+              + (SELECT coalesce(sum(visitas_total_meses(a.visitas_por_mes)), 0)
+                 FROM visitas_por_anio a WHERE a.email = v.email)
 ) wrong;

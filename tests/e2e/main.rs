@@ -5,6 +5,7 @@ mod corpus;
 mod dashboard;
 mod faults;
 mod helpers;
+mod history;
 mod layout;
 mod loading;
 mod night;

@@ -25,7 +25,7 @@ fn sha(bytes: &[u8]) -> String {
 /// The database "was restored from an older backup": every load is gone.
 async fn restore_older_backup(app: &TestApp) {
     sqlx::query(
-        "TRUNCATE estadisticas, errores, visitantes, bitacora_control, work_items, dispatch_runs",
+        "TRUNCATE estadisticas, errores, visitantes, visitas_por_anio, detalle_depurado, bitacora_control, work_items, dispatch_runs",
     )
     .execute(&app.db)
     .await

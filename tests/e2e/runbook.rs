@@ -9,7 +9,7 @@ use std::process::Command;
 const RUNBOOK: &str = include_str!("../../ops/RUNBOOK.md");
 
 /// The situations the runbook must cover, each with a test below.
-const SECTIONS: [&str; 9] = [
+const SECTIONS: [&str; 10] = [
     "SFTP server down",
     "Database down",
     "A layout failure",
@@ -19,6 +19,7 @@ const SECTIONS: [&str; 9] = [
     "Disk full",
     "Host key changed",
     "Re-loading a day from its backup zip",
+    "Dropping old months of detail",
 ];
 
 /// The `sh` blocks of a section (`None`: the preamble before the first section).
@@ -412,7 +413,7 @@ async fn re_loading_a_day_from_its_backup_zip() {
     let rows_before = app.count("SELECT count(*) FROM estadisticas").await;
     // The database "was restored from an older backup": the day's loads are gone.
     sqlx::query(
-        "TRUNCATE estadisticas, errores, visitantes, bitacora_control, work_items, dispatch_runs",
+        "TRUNCATE estadisticas, errores, visitantes, visitas_por_anio, detalle_depurado, bitacora_control, work_items, dispatch_runs",
     )
     .execute(&app.db)
     .await
@@ -438,4 +439,120 @@ async fn re_loading_a_day_from_its_backup_zip() {
             .unwrap();
     assert_eq!(names, ["report_1.txt", "report_2.txt", "report_3.txt"]);
     app.check_invariants().await;
+}
+
+#[tokio::test]
+async fn dropping_old_months_of_detail() {
+    let app = spawn(Origin::Local).await;
+    let (old, kept) = (sample(60), sample_seeded(80, 2));
+    app.load(&[("report_1.txt", &old)], "2025-01-20");
+    app.load(&[("report_2.txt", &kept)], "2026-11-24");
+    let (old_id, kept_id) = (
+        app.audit_of("report_1.txt").await.id,
+        app.audit_of("report_2.txt").await.id,
+    );
+    // The situation: report_1.txt was loaded in January 2025 (its rows move to the
+    // partitions of that month, as if loaded then).
+    for table in ["estadisticas", "errores"] {
+        sqlx::query("SELECT visitas_particion_mensual($1, '2025-01-20 03:00+00')")
+            .bind(table)
+            .execute(&app.db)
+            .await
+            .unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE {table} SET creado_en = '2025-01-20 03:00+00' WHERE bitacora_id = $1"
+        )))
+        .bind(old_id)
+        .execute(&app.db)
+        .await
+        .unwrap();
+    }
+    let old_rows = app
+        .count(&format!(
+            "SELECT count(*) FROM estadisticas_2025_01 WHERE bitacora_id = {old_id}"
+        ))
+        .await;
+    assert!(old_rows > 0);
+    let kept_rows = app.count("SELECT count(*) FROM estadisticas").await - old_rows;
+    let vars = [("MONTH", "2025-02".to_string())];
+    let [look, drop, verify] =
+        <[String; 3]>::try_from(blocks(Some("Dropping old months of detail"))).unwrap();
+    let seen = follow(&app, &look, &vars);
+    assert!(seen.contains("estadisticas_2025_01"), "{seen}");
+    assert!(
+        seen.contains(&format!(
+            "would drop estadisticas_2025_01: {old_rows} rows of 1 file(s)"
+        )),
+        "{seen}"
+    );
+    assert!(seen.contains("would drop errores_2025_01"), "{seen}");
+    assert_eq!(
+        app.count("SELECT count(*) FROM detalle_depurado").await,
+        0,
+        "a dry run drops nothing"
+    );
+    let said = follow(&app, &drop, &vars);
+    assert!(
+        said.contains(&format!(
+            "dropped estadisticas_2025_01: {old_rows} rows of 1 file(s)"
+        )),
+        "{said}"
+    );
+    assert!(said.contains("dropped errores_2025_01"), "{said}");
+    let listed = follow(&app, &verify, &vars);
+    assert!(!listed.contains("2025_01"), "{listed}");
+    assert!(listed.contains("estadisticas_"), "{listed}");
+    // Only the old month went: the kept file's rows are all there, the old file's audit
+    // row stays and is named in detalle_depurado; visitantes keeps every visit.
+    assert_eq!(
+        app.count("SELECT count(*) FROM estadisticas").await,
+        kept_rows
+    );
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) FROM estadisticas WHERE bitacora_id = {kept_id}"
+        ))
+        .await,
+        kept_rows
+    );
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) FROM detalle_depurado WHERE bitacora_id = {old_id}"
+        ))
+        .await,
+        1
+    );
+    assert_eq!(
+        app.count("SELECT sum(visitas_totales) FROM visitantes")
+            .await,
+        (generate(&FileSpec {
+            rows: 60,
+            ..Default::default()
+        })
+        .valid
+            + generate(&FileSpec {
+                rows: 80,
+                seed: 2,
+                ..Default::default()
+            })
+            .valid) as i64
+    );
+    // The current month cannot go.
+    let refused = app.run("dispatcher", &["partitions", "drop", "--before", "2999-01"]);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("would drop the current month or later"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    app.check_invariants().await;
+}
+
+fn sample_seeded(rows: usize, seed: u64) -> Vec<u8> {
+    generate(&FileSpec {
+        rows,
+        seed,
+        ..Default::default()
+    })
+    .bytes
 }

@@ -20,4 +20,4 @@ pub use stream::{
     BATCH_ROWS, BatchReader, EndOfFile, FilePart, Fingerprint, StreamError, check_layout,
     fingerprint, validate_file,
 };
-pub use visitors::{VisitorTally, Visits};
+pub use visitors::{Months, VisitorTally, Visits};

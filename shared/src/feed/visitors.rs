@@ -5,11 +5,14 @@
 //! at once, where regrouping the running aggregate with each batch cost a group-by of
 //! every visitor so far per batch (CPU taken from the database backend beside it).
 
-use chrono::{Datelike, NaiveDate};
+use chrono::{DateTime, Datelike, NaiveDate};
 use polars::prelude::{DataFrame, PlHashMap, PolarsResult};
 
+/// Visits per calendar month of one year, January first.
+pub type Months = [i32; 12];
+
 /// One visitor's visits in a file; times are `fecha_envio` in epoch milliseconds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Visits {
     /// Earliest `fecha_envio`.
     pub first: i64,
@@ -17,22 +20,31 @@ pub struct Visits {
     pub last: i64,
     /// Rows of this visitor.
     pub total: i32,
+    /// Rows per month of the as-of calendar year.
+    pub as_of_year: Months,
+    /// Rows per month of every other year, by year (usually none: a night's rows fall
+    /// in its own year).
+    pub other_years: Vec<(i32, Months)>,
+}
+
+impl Visits {
     /// Rows in the as-of calendar year.
-    pub in_year: i32,
-    /// Rows in the as-of calendar month.
-    pub in_month: i32,
+    pub fn in_year(&self) -> i32 {
+        self.as_of_year.iter().sum()
+    }
 }
 
 /// The running aggregate of a file's valid rows.
 pub struct VisitorTally {
-    year: (i64, i64),
-    month: (i64, i64),
+    as_of_year: i32,
+    /// Start of each month of the as-of year, and of the next year, in epoch milliseconds.
+    month_starts: [i64; 13],
     /// polars' map (foldhash): a third of the cost of std's SipHash here.
     by_email: PlHashMap<String, Visits>,
 }
 
 impl VisitorTally {
-    /// An empty tally counting years and months as of the business date `as_of`.
+    /// An empty tally counting months of the as-of date's year apart from the others.
     pub fn new(as_of: NaiveDate) -> Self {
         let start = |y, m| {
             NaiveDate::from_ymd_opt(y, m, 1)
@@ -42,45 +54,63 @@ impl VisitorTally {
                 .and_utc()
                 .timestamp_millis()
         };
-        let (y, m) = (as_of.year(), as_of.month());
-        let next_month = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
+        let y = as_of.year();
+        let mut month_starts = [0; 13];
+        for (m, s) in month_starts.iter_mut().enumerate().take(12) {
+            *s = start(y, m as u32 + 1);
+        }
+        month_starts[12] = start(y + 1, 1);
         Self {
-            year: (start(y, 1), start(y + 1, 1)),
-            month: (start(y, m), start(next_month.0, next_month.1)),
+            as_of_year: y,
+            month_starts,
             by_email: PlHashMap::default(),
         }
+    }
+
+    /// The calendar year and month (0-based) of a time.
+    fn calendar(&self, t: i64) -> (i32, usize) {
+        if self.month_starts[0] <= t && t < self.month_starts[12] {
+            let month = self.month_starts[1..12].partition_point(|&s| s <= t);
+            return (self.as_of_year, month);
+        }
+        let day = DateTime::from_timestamp_millis(t)
+            .expect("parsed dates are in range")
+            .naive_utc();
+        (day.year(), day.month0() as usize)
     }
 
     /// Adds a batch's valid rows (its `email` and `fecha_envio` columns).
     pub fn add(&mut self, valid: &DataFrame) -> PolarsResult<()> {
         let emails = valid.column("email")?.str()?;
         let sent = valid.column("fecha_envio")?.datetime()?.physical();
-        let within = |(from, to): (i64, i64), t: i64| i32::from(from <= t && t < to);
         // Both are required columns: a valid row has them.
         for (email, t) in emails.iter().zip(sent.iter()) {
             let (Some(email), Some(t)) = (email, t) else {
                 continue;
             };
-            let (in_year, in_month) = (within(self.year, t), within(self.month, t));
-            match self.by_email.get_mut(email) {
-                Some(v) => {
-                    v.first = v.first.min(t);
-                    v.last = v.last.max(t);
-                    v.total += 1;
-                    v.in_year += in_year;
-                    v.in_month += in_month;
+            let (year, month) = self.calendar(t);
+            let v = self.by_email.entry_ref(email).or_insert_with(|| Visits {
+                first: t,
+                last: t,
+                total: 0,
+                as_of_year: [0; 12],
+                other_years: Vec::new(),
+            });
+            v.first = v.first.min(t);
+            v.last = v.last.max(t);
+            v.total += 1;
+            let months = if year == self.as_of_year {
+                &mut v.as_of_year
+            } else {
+                match v.other_years.iter().position(|(y, _)| *y == year) {
+                    Some(i) => &mut v.other_years[i].1,
+                    None => {
+                        v.other_years.push((year, [0; 12]));
+                        &mut v.other_years.last_mut().expect("just pushed").1
+                    }
                 }
-                None => {
-                    let visits = Visits {
-                        first: t,
-                        last: t,
-                        total: 1,
-                        in_year,
-                        in_month,
-                    };
-                    self.by_email.insert(email.to_owned(), visits);
-                }
-            }
+            };
+            months[month] += 1;
         }
         Ok(())
     }
@@ -89,6 +119,9 @@ impl VisitorTally {
     pub fn into_sorted(self) -> Vec<(String, Visits)> {
         let mut all: Vec<_> = self.by_email.into_iter().collect();
         all.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        for (_, v) in &mut all {
+            v.other_years.sort_unstable_by_key(|(y, _)| *y);
+        }
         all
     }
 }
@@ -135,25 +168,41 @@ mod tests {
                 ("b@x.com", "2023-12-31 23:59"),
             ]))
             .unwrap();
-        let visits = |first, last, total, in_year, in_month| Visits {
-            first: ms(first),
-            last: ms(last),
-            total,
-            in_year,
-            in_month,
-        };
+        let mut a_2024 = [0; 12];
+        a_2024[10] = 1; // 2024-11-30
+        a_2024[11] = 1; // 2024-12-01
+        let mut b_2024 = [0; 12];
+        b_2024[11] = 1;
+        let mut one_jan = [0; 12];
+        one_jan[0] = 1;
+        let mut one_dec = [0; 12];
+        one_dec[11] = 1;
+        let sorted = tally.into_sorted();
         assert_eq!(
-            tally.into_sorted(),
+            sorted,
             vec![
                 (
                     "a@x.com".to_string(),
-                    visits("2024-11-30 23:59", "2025-01-01 00:00", 3, 2, 1)
+                    Visits {
+                        first: ms("2024-11-30 23:59"),
+                        last: ms("2025-01-01 00:00"),
+                        total: 3,
+                        as_of_year: a_2024,
+                        other_years: vec![(2025, one_jan)],
+                    }
                 ),
                 (
                     "b@x.com".to_string(),
-                    visits("2023-12-31 23:59", "2024-12-31 23:59", 2, 1, 1)
+                    Visits {
+                        first: ms("2023-12-31 23:59"),
+                        last: ms("2024-12-31 23:59"),
+                        total: 2,
+                        as_of_year: b_2024,
+                        other_years: vec![(2023, one_dec)],
+                    }
                 ),
             ]
         );
+        assert_eq!((sorted[0].1.in_year(), sorted[0].1.as_of_year[11]), (2, 1));
     }
 }

@@ -1,0 +1,192 @@
+//! The monthly partitions of `estadisticas` and `errores` (migration 6): made ahead of
+//! the loads that need them, listed, and dropped by retention.
+//!
+//! Rows go to the partition of the UTC month of their `creado_en` (the load
+//! transaction's start), so a file lives in exactly one partition of each table and a
+//! night maintains the indexes of one month of data, whatever the history. Dropping a
+//! month drops whole files: their `bitacora_control` rows stay, and `detalle_depurado`
+//! names them (SPEC §5 invariant 1 is then about the files whose detail is kept).
+
+use chrono::{Datelike, NaiveDate};
+use sqlx::{PgPool, Row};
+
+/// Months made ahead of the current one, so a load never waits for (or misses) its partition.
+pub const MONTHS_AHEAD: i32 = 2;
+
+/// The missing partitions of this month and the next [`MONTHS_AHEAD`], created; `$1` is
+/// [`MONTHS_AHEAD`]. Takes no lock that waits for loads or blocks readers.
+const ENSURE_AHEAD: &str = "SELECT p FROM generate_series(0, $1) AS n,
+     LATERAL visitas_asegurar_particiones(now() + make_interval(months => n)) AS p";
+
+/// Creates the partitions of this month and the next [`MONTHS_AHEAD`] that are missing;
+/// returns the names created (the nightly close, `dispatcher partitions ensure`).
+pub async fn ensure_ahead(pool: &PgPool) -> sqlx::Result<Vec<String>> {
+    sqlx::query_scalar(ENSURE_AHEAD)
+        .bind(MONTHS_AHEAD)
+        .fetch_all(pool)
+        .await
+}
+
+/// The same, on a performer's connection: a performer starting after months without a
+/// nightly close still finds its partition.
+pub async fn ensure_ahead_on(
+    client: &tokio_postgres::Client,
+) -> Result<Vec<String>, tokio_postgres::Error> {
+    let rows = client.query(ENSURE_AHEAD, &[&MONTHS_AHEAD]).await?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+/// The partition of `table` (`estadisticas` or `errores`) that rows written now by this
+/// transaction belong to (their `creado_en` is its `now()`), created if missing, as a
+/// quoted identifier. The loader COPYs into it rather than into the parent: PostgreSQL 15
+/// gives up multi-row inserts for a COPY into a partitioned table with a statement
+/// trigger over a transition table (the reference guard), ~3 s per 950,000 rows.
+pub async fn loading_into(
+    tx: &tokio_postgres::Transaction<'_>,
+    table: &str,
+) -> Result<String, tokio_postgres::Error> {
+    let row = tx
+        .query_one(
+            "SELECT quote_ident(particion) FROM visitas_particion_mensual($1, now())",
+            &[&table],
+        )
+        .await?;
+    Ok(row.get(0))
+}
+
+/// One partition of a detail table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Partition {
+    /// `estadisticas` or `errores`.
+    pub table: String,
+    /// The partition's name, `<table>_YYYY_MM`.
+    pub name: String,
+    /// The first day of its UTC month of `creado_en`.
+    pub month: NaiveDate,
+    /// Rows (the planner's estimate: exact counts would read every partition).
+    pub rows_estimate: i64,
+    /// Bytes on disk, indexes included.
+    pub bytes: i64,
+}
+
+/// Every partition of both tables, oldest month first.
+pub async fn list(pool: &PgPool) -> sqlx::Result<Vec<Partition>> {
+    let rows = sqlx::query(
+        "SELECT parent.relname::text, c.relname::text,
+                to_date(substring(c.relname FROM '(\\d{4}_\\d{2})$'), 'YYYY_MM'),
+                greatest(c.reltuples, 0)::bigint, pg_total_relation_size(c.oid)
+         FROM pg_inherits i
+         JOIN pg_class parent ON parent.oid = i.inhparent
+         JOIN pg_class c ON c.oid = i.inhrelid
+         WHERE parent.relname IN ('estadisticas', 'errores') AND c.relname ~ '_\\d{4}_\\d{2}$'
+           AND parent.relnamespace = 'public'::regnamespace
+         ORDER BY 3, 1",
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| Partition {
+            table: r.get(0),
+            name: r.get(1),
+            month: r.get(2),
+            rows_estimate: r.get(3),
+            bytes: r.get(4),
+        })
+        .collect())
+}
+
+/// A partition retention dropped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dropped {
+    /// The partition's name.
+    pub name: String,
+    /// Its rows when dropped (counted).
+    pub rows: i64,
+    /// Files (`bitacora_control` rows) whose rows it held.
+    pub files: i64,
+}
+
+/// Why retention refused.
+#[derive(Debug, thiserror::Error)]
+pub enum RetentionError {
+    /// Only whole months before the current one can go.
+    #[error(
+        "--before {before} would drop the current month or later (now {current}); nothing dropped"
+    )]
+    NotPast {
+        /// The month asked for.
+        before: NaiveDate,
+        /// The current UTC month.
+        current: NaiveDate,
+    },
+    /// The database failed; the transaction rolled back and nothing was dropped.
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+}
+
+/// The first day of the month of `day`.
+pub fn month_start(day: NaiveDate) -> NaiveDate {
+    day.with_day(1).expect("the first of a month exists")
+}
+
+/// Drops, in one transaction, every partition of both tables for months before `before`
+/// (the first of a month, at most the current UTC month), recording each of their files
+/// in `detalle_depurado`; with `dry_run` it only counts and rolls back. Dropping a
+/// partition takes ACCESS EXCLUSIVE on its table for a moment: it waits (up to
+/// `lock_timeout`, 30 s) for running loads.
+pub async fn drop_before(
+    pool: &PgPool,
+    before: NaiveDate,
+    dry_run: bool,
+) -> Result<Vec<Dropped>, RetentionError> {
+    let current: NaiveDate =
+        sqlx::query_scalar("SELECT date_trunc('month', now() AT TIME ZONE 'UTC')::date")
+            .fetch_one(pool)
+            .await?;
+    if before > current {
+        return Err(RetentionError::NotPast { before, current });
+    }
+    let old: Vec<Partition> = list(pool)
+        .await?
+        .into_iter()
+        .filter(|p| p.month < before)
+        .collect();
+    let mut tx = pool.begin().await?;
+    sqlx::query("SET LOCAL lock_timeout = '30s'")
+        .execute(&mut *tx)
+        .await?;
+    let mut dropped = Vec::new();
+    for p in old {
+        // The name comes from pg_class, quoted as an identifier: never data.
+        let table = format!("\"{}\"", p.name.replace('"', "\"\""));
+        let rows: i64 =
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
+                .fetch_one(&mut *tx)
+                .await?;
+        let files: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "WITH files AS (SELECT DISTINCT bitacora_id FROM {table}),
+                  recorded AS (INSERT INTO detalle_depurado (bitacora_id, particion)
+                               SELECT bitacora_id, $1 FROM files
+                               ON CONFLICT (bitacora_id) DO NOTHING)
+             SELECT count(*) FROM files"
+        )))
+        .bind(&p.name)
+        .fetch_one(&mut *tx)
+        .await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!("DROP TABLE {table}")))
+            .execute(&mut *tx)
+            .await?;
+        dropped.push(Dropped {
+            name: p.name,
+            rows,
+            files,
+        });
+    }
+    if dry_run {
+        tx.rollback().await?;
+    } else {
+        tx.commit().await?;
+    }
+    Ok(dropped)
+}

@@ -1,0 +1,338 @@
+//! Issue 14: the nightly cost must not grow with history. Visitor counters come from
+//! per-month counts (never a recount of `estadisticas`) and stay exact on the first
+//! night of a month or a year, for dates in any year and backfills; the detail tables
+//! are partitioned by load month, keep their integrity guards on every partition, and a
+//! look-up by e-mail reads each partition's index, not its heap.
+
+use crate::helpers::{Origin, TestApp, spawn};
+use chrono::{NaiveDate, NaiveDateTime};
+use shared::fixtures::{FileSpec, HEADER, generate};
+
+fn file(rows: &[(&str, &str)]) -> Vec<u8> {
+    let mut text = format!("{HEADER}\n");
+    for (email, sent) in rows {
+        text.push_str(&format!("{email},J1,-,-,{sent},-,0,0,-,0,0,-,-,-,-\n"));
+    }
+    text.into_bytes()
+}
+
+fn at(s: &str) -> NaiveDateTime {
+    NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M").unwrap()
+}
+
+fn day(s: &str) -> NaiveDate {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+}
+
+type Visitor = (NaiveDateTime, NaiveDateTime, i32, i32, i32, NaiveDate);
+
+async fn visitor(app: &TestApp, email: &str) -> Visitor {
+    sqlx::query_as(
+        "SELECT fecha_primera_visita, fecha_ultima_visita, visitas_totales, visitas_anio_actual,
+                visitas_mes_actual, contadores_al FROM visitantes WHERE email = $1",
+    )
+    .bind(email)
+    .fetch_one(&app.db)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn first_of_month_and_year_nights_after_history_give_exact_counters() {
+    let app = spawn(Origin::Local).await;
+    // History: three November nights, with rows dated ahead (December, next year) and
+    // far back, loaded out of date order.
+    app.load(
+        &[(
+            "report_1.txt",
+            &file(&[
+                ("ana@example.com", "03/11/2026 10:00"),
+                ("ana@example.com", "05/12/2026 10:00"), // ahead of its night
+                ("bob@example.com", "01/11/2026 00:00"),
+                ("ana@example.com", "15/01/2027 08:00"), // next year
+            ]),
+        )],
+        "2026-11-03",
+    );
+    app.load(
+        &[(
+            "report_2.txt",
+            &file(&[
+                ("ana@example.com", "20/11/2026 09:00"),
+                ("bob@example.com", "31/12/2026 23:59"),
+                ("ana@example.com", "02/01/1999 00:00"), // far back
+            ]),
+        )],
+        "2026-11-20",
+    );
+    assert_eq!(
+        visitor(&app, "ana@example.com").await,
+        (
+            at("1999-01-02 00:00"),
+            at("2027-01-15 08:00"),
+            5,
+            3,
+            2,
+            day("2026-11-20")
+        )
+    );
+    app.check_invariants().await;
+
+    // The first night of December: the month counter counts the rows loaded ahead.
+    app.load(
+        &[(
+            "report_3.txt",
+            &file(&[("ana@example.com", "01/12/2026 06:00")]),
+        )],
+        "2026-12-01",
+    );
+    assert_eq!(
+        visitor(&app, "ana@example.com").await,
+        (
+            at("1999-01-02 00:00"),
+            at("2027-01-15 08:00"),
+            6,
+            4,
+            2,
+            day("2026-12-01")
+        )
+    );
+    app.check_invariants().await;
+
+    // The first night of 2027, two files at once (two workers): the year counters
+    // start from the rows of 2027 loaded before; bob, not in these files, keeps his.
+    app.load(
+        &[
+            (
+                "report_4.txt",
+                &file(&[("ana@example.com", "01/01/2027 01:00")]),
+            ),
+            (
+                "report_5.txt",
+                &file(&[
+                    ("ana@example.com", "01/01/2027 02:00"),
+                    ("carl@example.com", "31/12/2026 22:00"),
+                ]),
+            ),
+        ],
+        "2027-01-01",
+    );
+    assert_eq!(
+        visitor(&app, "ana@example.com").await,
+        (
+            at("1999-01-02 00:00"),
+            at("2027-01-15 08:00"),
+            8,
+            3,
+            3,
+            day("2027-01-01")
+        )
+    );
+    assert_eq!(
+        visitor(&app, "carl@example.com").await,
+        (
+            at("2026-12-31 22:00"),
+            at("2026-12-31 22:00"),
+            1,
+            0,
+            0,
+            day("2027-01-01")
+        )
+    );
+    assert_eq!(
+        visitor(&app, "bob@example.com").await,
+        (
+            at("2026-11-01 00:00"),
+            at("2026-12-31 23:59"),
+            2,
+            2,
+            1,
+            day("2026-11-20")
+        )
+    );
+    app.check_invariants().await;
+
+    // A backfill of an old day (as of 1999-01-31): counted for that year and month.
+    app.load(
+        &[(
+            "report_6.txt",
+            &file(&[("ana@example.com", "10/01/1999 10:00")]),
+        )],
+        "1999-01-31",
+    );
+    assert_eq!(
+        visitor(&app, "ana@example.com").await,
+        (
+            at("1999-01-02 00:00"),
+            at("2027-01-15 08:00"),
+            9,
+            2,
+            2,
+            day("1999-01-31")
+        )
+    );
+    app.check_invariants().await;
+}
+
+#[tokio::test]
+async fn detail_partitions_keep_their_guards_and_one_row_per_line() {
+    let app = spawn(Origin::Local).await;
+    app.load(
+        &[(
+            "report_1.txt",
+            &generate(&FileSpec {
+                rows: 40,
+                ..Default::default()
+            })
+            .bytes,
+        )],
+        "2026-11-24",
+    );
+    let id = app.audit_of("report_1.txt").await.id;
+    let partition: String = sqlx::query_scalar(
+        "SELECT tableoid::regclass::text FROM estadisticas WHERE bitacora_id = $1 LIMIT 1",
+    )
+    .bind(id)
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert!(partition.starts_with("estadisticas_"), "{partition}");
+    // Straight into a partition: its own statement trigger guards the reference.
+    let orphan = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO {partition} (id, bitacora_id, archivo, linea, email, fecha_envio)
+         VALUES (-1, 999999, 'x', 2, 'a@b.co', now())"
+    )))
+    .execute(&app.db)
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(
+        orphan.contains("violates the reference to bitacora_control"),
+        "{orphan}"
+    );
+    // The same line of the same file again, under another load time (so another
+    // partition's unique index would not see it): refused.
+    sqlx::query("SELECT visitas_particion_mensual('estadisticas', '2025-06-01 00:00+00')")
+        .execute(&app.db)
+        .await
+        .unwrap();
+    let again = sqlx::query(
+        "INSERT INTO estadisticas (bitacora_id, archivo, linea, email, fecha_envio, creado_en)
+         SELECT bitacora_id, archivo, linea, email, fecha_envio, '2025-06-01 00:00+00'
+         FROM estadisticas WHERE bitacora_id = $1 LIMIT 1",
+    )
+    .bind(id)
+    .execute(&app.db)
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(again.contains("violates one row per line"), "{again}");
+    // An audit row with detail rows in a partition still cannot be deleted.
+    let deleted = sqlx::query("DELETE FROM bitacora_control WHERE id = $1")
+        .bind(id)
+        .execute(&app.db)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        deleted.contains("violates the reference from its detail rows"),
+        "{deleted}"
+    );
+    app.check_invariants().await;
+}
+
+#[tokio::test]
+async fn a_lookup_by_email_reads_each_partitions_index_not_its_heap() {
+    let app = spawn(Origin::Local).await;
+    let spec = |seed| FileSpec {
+        rows: 3000,
+        distinct_emails: 2000,
+        seed,
+        ..Default::default()
+    };
+    app.load(
+        &[
+            ("report_1.txt", &generate(&spec(1)).bytes),
+            ("report_2.txt", &generate(&spec(2)).bytes),
+        ],
+        "2026-11-24",
+    );
+    // report_1.txt as if loaded in an earlier month: two partitions hold rows.
+    let first = app.audit_of("report_1.txt").await.id;
+    sqlx::query("SELECT visitas_particion_mensual('estadisticas', '2026-01-10 00:00+00')")
+        .execute(&app.db)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE estadisticas SET creado_en = '2026-01-10 00:00+00' WHERE bitacora_id = $1")
+        .bind(first)
+        .execute(&app.db)
+        .await
+        .unwrap();
+    sqlx::query("ANALYZE estadisticas")
+        .execute(&app.db)
+        .await
+        .unwrap();
+    let plan: Vec<String> = sqlx::query_scalar(
+        "EXPLAIN SELECT * FROM estadisticas WHERE email = 'visitante7@empresa.com.mx'",
+    )
+    .fetch_all(&app.db)
+    .await
+    .unwrap();
+    let text = plan.join("\n");
+    // Partitions holding rows are read through their e-mail index; the empty ones of
+    // the months ahead are "scanned" at no cost (no page to read).
+    for line in plan.iter().filter(|l| l.contains("Seq Scan")) {
+        assert!(line.contains("cost=0.00..0.00"), "{text}");
+    }
+    let this_month: String =
+        sqlx::query_scalar("SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY_MM')")
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    for month in ["2026_01", this_month.as_str()] {
+        assert!(
+            text.contains(&format!("estadisticas_{month}_email_idx")),
+            "{text}"
+        );
+    }
+    app.check_invariants().await;
+}
+
+#[tokio::test]
+async fn partitions_of_the_next_months_are_made_by_the_close_and_by_a_performer() {
+    let app = spawn(Origin::Local).await;
+    let next: String = sqlx::query_scalar(
+        "SELECT to_char((now() AT TIME ZONE 'UTC') + interval '1 month', 'YYYY_MM')",
+    )
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    let drop_next = || async {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP TABLE estadisticas_{next}, errores_{next}"
+        )))
+        .execute(&app.db)
+        .await
+        .unwrap();
+    };
+    let exists = || async {
+        app.count(&format!(
+            "SELECT count(*) FROM pg_class WHERE relname IN ('estadisticas_{next}', 'errores_{next}')"
+        ))
+        .await
+    };
+    drop_next().await;
+    let said = app.run_ok("dispatcher", &["close", "--as-of", "2026-11-24"]);
+    assert!(
+        said.contains(&format!(
+            "partitions created: estadisticas_{next}, errores_{next}"
+        )),
+        "{said}"
+    );
+    assert_eq!(exists().await, 2);
+    drop_next().await;
+    app.perform("2026-11-24");
+    assert_eq!(exists().await, 2, "a starting performer makes them too");
+    let listed = app.run_ok("dispatcher", &["partitions", "list"]);
+    assert!(listed.contains(&format!("errores_{next}")), "{listed}");
+}
