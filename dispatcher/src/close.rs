@@ -25,8 +25,6 @@ pub struct Closed {
     pub archived_files: usize,
     /// Days whose zip could not be written or verified (their loose copies are kept).
     pub failed_days: Vec<String>,
-    /// Staged copies of `FALLO_SISTEMA` items moved to quarantine.
-    pub quarantined: usize,
     /// Stale staged downloads removed.
     pub staging_removed: usize,
     /// Retention.
@@ -39,11 +37,10 @@ impl Closed {
     /// One paragraph for people.
     pub fn describe(&self) -> String {
         let mut s = format!(
-            "close: {} zip(s) written, {} file(s) archived, {} quarantined, {} stale staged file(s) removed, \
+            "close: {} zip(s) written, {} file(s) archived, {} stale staged file(s) removed, \
              retention removed {} zip(s) and {} log day(s)",
             self.zips,
             self.archived_files,
-            self.quarantined,
             self.staging_removed,
             self.removed.backups,
             self.removed.log_days
@@ -108,8 +105,7 @@ pub async fn close_day(
     lease.ensure_held()?;
     // Next months' partitions exist long before a load needs them.
     closed.partitions_created = shared::partitions::ensure_ahead(pool).await?;
-    let (quarantined, removed) = sweep_staging(pool, &dirs).await?;
-    closed.quarantined = quarantined;
+    let removed = sweep_staging(pool, &dirs).await?;
     closed.staging_removed = removed;
     closed.removed = retention::apply(
         &dirs,
@@ -176,7 +172,7 @@ fn remove_if_empty(dirs: &Dirs, loose: &std::path::Path) -> std::io::Result<()> 
 /// Staged files of items no longer running are removed: a staged file is one attempt's
 /// own download, whole or not; a whole one that had to wait (a system failure) was moved
 /// to quarantine by its attempt, and the origin keeps the file anyway.
-async fn sweep_staging(pool: &PgPool, dirs: &Dirs) -> anyhow::Result<(usize, usize)> {
+async fn sweep_staging(pool: &PgPool, dirs: &Dirs) -> anyhow::Result<usize> {
     let mut removed = 0;
     for entry in std::fs::read_dir(dirs.staging())? {
         let path = entry?.path();
@@ -204,5 +200,5 @@ async fn sweep_staging(pool: &PgPool, dirs: &Dirs) -> anyhow::Result<(usize, usi
     if removed > 0 {
         sync_dir(&dirs.staging())?;
     }
-    Ok((0, removed))
+    Ok(removed)
 }

@@ -152,7 +152,7 @@ async fn locked_run(
     let closed = close::close_day(config, pool, today, lease).await?;
     let lines = summary::day(pool, today).await?;
     let table = summary::render(today, &lines);
-    info!(summary = %table, zips = closed.zips, archived = closed.archived_files, quarantined = closed.quarantined,
+    info!(summary = %table, zips = closed.zips, archived = closed.archived_files,
           staging_removed = closed.staging_removed, "day closed");
     print!("{table}");
     println!("{}", closed.describe());

@@ -27,6 +27,17 @@ fn performer(app: &TestApp, env: &[(&str, &str)], as_of: &str) -> (Running, u32)
     (Running::new(child), pid)
 }
 
+/// The file an item took at the origin, under its in-flight name.
+fn in_flight_file(app: &TestApp) -> std::path::PathBuf {
+    std::fs::read_dir(&app.origin)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            shared::source::parse_in_flight(&p.file_name().unwrap().to_string_lossy()).is_some()
+        })
+        .expect("the file was taken under its in-flight name before it was read")
+}
+
 fn signal(pid: u32, signal: &str) {
     let status = std::process::Command::new("kill")
         .args([signal, &pid.to_string()])
@@ -139,16 +150,7 @@ async fn a_file_still_written_through_an_open_handle_while_read_is_read_again_wh
     );
     performer.wait_for("fault hook: pausing", 30);
     // A writer that still holds the file open appends to it under its new name.
-    let taken = std::fs::read_dir(&app.origin)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with(".visitas-inflight-")
-        })
-        .expect("the file was taken under its in-flight name before it was read");
+    let taken = in_flight_file(&app);
     std::fs::OpenOptions::new()
         .append(true)
         .open(&taken)
@@ -573,16 +575,7 @@ async fn a_file_written_to_after_its_load_is_backed_up_as_loaded_and_set_aside_w
     loaded.wait_for("fault hook: pausing", 30);
     loaded.kill9();
     // A sender still holding the file open writes the rest after the load committed.
-    let taken = std::fs::read_dir(&app.origin)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with(".visitas-inflight-")
-        })
-        .unwrap();
+    let taken = in_flight_file(&app);
     std::fs::OpenOptions::new()
         .append(true)
         .open(&taken)
