@@ -100,7 +100,7 @@ pub async fn load_file(
             sender.blocking_send(part).is_ok()
         })
     });
-    let loaded = load(client, item, facts, parts, lease).await;
+    let loaded = load(client, item, facts, parts, batch_rows, lease).await;
     // A panicked validator closed the channel early: `load` saw no end and rolled back.
     if let Err(panic) = validator.await {
         tracing::error!(error = %panic, "the validator thread failed");
@@ -116,6 +116,7 @@ async fn load(
     item: &Claimed,
     facts: &FileFacts,
     mut parts: Receiver<Result<FilePart, StreamError>>,
+    batch_rows: usize,
     lease: Duration,
 ) -> Result<LoadOutcome, LoadError> {
     let fence = Fence::from(item);
@@ -142,18 +143,26 @@ async fn load(
     let (started, mut waited) = (Instant::now(), Duration::ZERO);
     let valid_into = crate::partitions::loading_into(&tx, "estadisticas").await?;
     let rejected_into = crate::partitions::loading_into(&tx, "errores").await?;
+    // Rejected records wait for one COPY at the end (one statement, one pass of the
+    // reference guard, instead of one per batch); a file of many rejects copies them
+    // every `batch_rows`, so memory stays bounded.
+    let mut rejects = Vec::new();
     while end.is_none() {
         let waiting = Instant::now();
         let part = parts.recv().await.ok_or(LoadError::InputEnded)?;
         waited += waiting.elapsed();
         match part? {
-            FilePart::Rows(batch) => {
+            FilePart::Rows(mut batch) => {
                 copy_valid(&tx, &valid_into, item, batch.valid()).await?;
-                copy_rejected(&tx, &rejected_into, item, batch.rejected()).await?;
                 valid += batch.valid().height() as i32;
-                rejected += batch.rejected().len() as i32;
+                rejects.append(&mut batch.take_rejected());
             }
             FilePart::End(last) => end = Some(last),
+        }
+        if rejects.len() >= batch_rows || (end.is_some() && !rejects.is_empty()) {
+            copy_rejected(&tx, &rejected_into, item, &rejects).await?;
+            rejected += rejects.len() as i32;
+            rejects.clear();
         }
     }
     let end = end.expect("the loop ends at the end");

@@ -43,21 +43,17 @@ FROM (
           UNION ALL
           SELECT email, anio, visitas_por_mes FROM visitas_por_anio) kept
     FULL JOIN (
-        SELECT email, extract(year FROM fecha_envio)::int AS anio,
-               ARRAY[
-                 count(*) FILTER (WHERE extract(month FROM fecha_envio) = 1),
-                 count(*) FILTER (WHERE extract(month FROM fecha_envio) = 2),
-                 count(*) FILTER (WHERE extract(month FROM fecha_envio) = 3),
-                 count(*) FILTER (WHERE extract(month FROM fecha_envio) = 4),
-                 count(*) FILTER (WHERE extract(month FROM fecha_envio) = 5),
-                 count(*) FILTER (WHERE extract(month FROM fecha_envio) = 6),
-                 count(*) FILTER (WHERE extract(month FROM fecha_envio) = 7),
-                 count(*) FILTER (WHERE extract(month FROM fecha_envio) = 8),
-                 count(*) FILTER (WHERE extract(month FROM fecha_envio) = 9),
-                 count(*) FILTER (WHERE extract(month FROM fecha_envio) = 10),
-                 count(*) FILTER (WHERE extract(month FROM fecha_envio) = 11),
-                 count(*) FILTER (WHERE extract(month FROM fecha_envio) = 12)]::int[] AS meses
-        FROM estadisticas GROUP BY 1, 2) loaded
+        -- Counted another way than migration 6's backfill (visits per e-mail, year and
+        -- month, then laid out over the twelve months): an independent measurement.
+        WITH por_mes AS (
+            SELECT email, extract(year FROM fecha_envio)::int AS anio,
+                   extract(month FROM fecha_envio)::int AS mes, count(*)::int AS n
+            FROM estadisticas GROUP BY 1, 2, 3)
+        SELECT y.email, y.anio, array_agg(coalesce(p.n, 0) ORDER BY m.mes) AS meses
+        FROM (SELECT DISTINCT email, anio FROM por_mes) y
+        CROSS JOIN generate_series(1, 12) AS m(mes)
+        LEFT JOIN por_mes p ON p.email = y.email AND p.anio = y.anio AND p.mes = m.mes
+        GROUP BY 1, 2) loaded
         ON loaded.email = kept.email AND loaded.anio = kept.anio
     WHERE kept.meses IS DISTINCT FROM loaded.meses AND NOT EXISTS (SELECT 1 FROM detalle_depurado)
     UNION ALL

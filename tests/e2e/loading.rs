@@ -123,3 +123,33 @@ async fn detail_rows_always_have_their_audit_row_in_the_database_itself() {
     );
     app.check_invariants().await;
 }
+
+/// Rejected records are copied in one go, or every `batch_rows` (50 in the tests) when
+/// there are more: a file of mostly rejects crosses that bound several times and still
+/// lands every record once, in its line.
+#[tokio::test]
+async fn a_file_of_mostly_rejects_records_each_one_once() {
+    let app = spawn(Origin::Sftp).await;
+    let g = generate(&FileSpec {
+        rows: 500,
+        invalid_ratio: 0.5,
+        seed: 21,
+        ..Default::default()
+    });
+    assert!(
+        g.invalid_total() > 4 * 50,
+        "crosses the flush bound several times"
+    );
+    app.load(&[("report_1.txt", &g.bytes)], "2026-11-24");
+    let audit = app.audit_of("report_1.txt").await;
+    assert_eq!(audit.estatus, "COMPLETADO_CON_ERRORES");
+    assert_eq!(audit.validos, Some(g.valid as i32));
+    assert_eq!(audit.errores, Some(g.invalid_total() as i32));
+    let lines = "SELECT count(DISTINCT linea) FROM errores WHERE archivo = 'report_1.txt'";
+    assert_eq!(app.count(lines).await, g.invalid_total() as i64);
+    for (code, n) in &g.invalid {
+        let of_code = format!("SELECT count(*) FROM errores WHERE tipo_error = '{code}'");
+        assert_eq!(app.count(&of_code).await, *n as i64, "{code}");
+    }
+    app.check_invariants().await;
+}

@@ -62,6 +62,11 @@ impl ValidatedBatch {
         &self.rejected
     }
 
+    /// The rejected records, taken out of the batch.
+    pub fn take_rejected(&mut self) -> Vec<Rejected> {
+        std::mem::take(&mut self.rejected)
+    }
+
     /// Records in the file (header and trailing blank lines excluded).
     pub fn total(&self) -> usize {
         self.valid.height() + self.rejected.len()
