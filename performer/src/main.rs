@@ -118,6 +118,21 @@ async fn run() -> anyhow::Result<()> {
                 shared::telemetry::serve_metrics(listen)?;
                 info!(%listen, "metrics served at /metrics");
             }
+            // A role that may not create temporary tables would fail every load of a
+            // returning visitor: refused now, by name. A database still down is waited
+            // for by the workers instead.
+            let may_update_returning = async {
+                let client = ctx.pool.get().await.map_err(anyhow::Error::from)?;
+                Ok::<_, anyhow::Error>(shared::visitor_counts::may_update_returning(&client).await?)
+            };
+            match may_update_returning.await {
+                Ok(true) => {}
+                Ok(false) => anyhow::bail!(
+                    "the database role may not create temporary tables, which loads use to \
+                     update returning visitors: GRANT TEMPORARY ON DATABASE <database> TO <role>"
+                ),
+                Err(e) => tracing::warn!(error = %e, "could not check the database role yet"),
+            }
             // Not fatal: a database still down is waited for by the workers, and the
             // nightly close makes the partitions ahead too.
             let ensured = async {

@@ -354,11 +354,20 @@ async fn file_facts(item: &Claimed, staged: &Path) -> Result<FileFacts, ItemErro
 }
 
 /// Starts writing the staged file to disk while it loads, so the fsync of its durable
-/// move to backup, after the commit, has little left to write. Only a head start: that
-/// move still syncs the file itself.
+/// move to backup, after the commit, has little left to write. Only a head start, and
+/// it neither waits nor checks: `sync_file_range(SYNC_FILE_RANGE_WRITE)` consumes no
+/// write error, so that move's own fsync still sees any (an `fsync` here would report a
+/// failed writeback to this handle only, and the backup's would then pass).
 fn write_back_early(staged: &Path) {
+    use std::os::fd::AsRawFd;
     let staged = staged.to_path_buf();
-    tokio::task::spawn_blocking(move || std::fs::File::open(staged).and_then(|f| f.sync_data()));
+    // Off the async threads: starting write-out can wait for the device's queue.
+    tokio::task::spawn_blocking(move || {
+        if let Ok(file) = std::fs::File::open(staged) {
+            // SAFETY: a valid descriptor, owned by `file` for the duration of the call.
+            unsafe { libc::sync_file_range(file.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE) };
+        }
+    });
 }
 
 /// The header check (SPEC §3), reading only the first line(s).

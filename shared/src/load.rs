@@ -144,9 +144,9 @@ async fn load(
     let valid_into = crate::partitions::loading_into(&tx, "estadisticas").await?;
     let rejected_into = crate::partitions::loading_into(&tx, "errores").await?;
     // Rejected records wait for one COPY at the end (one statement, one pass of the
-    // reference guard, instead of one per batch); a file of many rejects copies them
-    // every `batch_rows`, so memory stays bounded.
-    let mut rejects = Vec::new();
+    // reference guard, instead of one per batch); a file of many (or long) rejects copies
+    // them every `batch_rows` records or `REJECTS_HELD` bytes, so memory stays bounded.
+    let (mut rejects, mut held) = (Vec::<Rejected>::new(), 0);
     while end.is_none() {
         let waiting = Instant::now();
         let part = parts.recv().await.ok_or(LoadError::InputEnded)?;
@@ -155,14 +155,20 @@ async fn load(
             FilePart::Rows(mut batch) => {
                 copy_valid(&tx, &valid_into, item, batch.valid()).await?;
                 valid += batch.valid().height() as i32;
-                rejects.append(&mut batch.take_rejected());
+                let mut taken = batch.take_rejected();
+                held += taken
+                    .iter()
+                    .map(|r| r.original.len() + r.detail.len())
+                    .sum::<usize>();
+                rejects.append(&mut taken);
             }
             FilePart::End(last) => end = Some(last),
         }
-        if rejects.len() >= batch_rows || (end.is_some() && !rejects.is_empty()) {
+        let full = rejects.len() >= batch_rows || held >= REJECTS_HELD;
+        if full || (end.is_some() && !rejects.is_empty()) {
             copy_rejected(&tx, &rejected_into, item, &rejects).await?;
             rejected += rejects.len() as i32;
-            rejects.clear();
+            (rejects, held) = (Vec::new(), 0);
         }
     }
     let end = end.expect("the loop ends at the end");
@@ -204,6 +210,10 @@ async fn load(
     }
     Ok(LoadOutcome::Loaded(counts))
 }
+
+/// Bytes of rejected lines and messages held for one COPY at most (a batch can add one
+/// batch's worth more before they go).
+const REJECTS_HELD: usize = 16 << 20;
 
 async fn copy_valid(
     tx: &tokio_postgres::Transaction<'_>,

@@ -97,6 +97,20 @@ const ADD_OTHER_YEARS: &str = "INSERT INTO visitas_por_anio (email, anio, visita
      ON CONFLICT (email, anio) DO UPDATE
          SET visitas_por_mes = visitas_sumar_meses(visitas_por_anio.visitas_por_mes, EXCLUDED.visitas_por_mes)";
 
+/// Whether the connected role may create the temporary table that returning visitors
+/// are updated through: PostgreSQL grants `TEMPORARY` to every role unless revoked.
+pub async fn may_update_returning(
+    client: &tokio_postgres::Client,
+) -> Result<bool, tokio_postgres::Error> {
+    let row = client
+        .query_one(
+            "SELECT has_database_privilege(current_database(), 'TEMPORARY')",
+            &[],
+        )
+        .await?;
+    Ok(row.get(0))
+}
+
 /// Upserts one row per e-mail of the file, as of the business date `as_of`; returns
 /// (new, updated) visitor counts.
 ///

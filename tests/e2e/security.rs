@@ -103,3 +103,50 @@ async fn remote_names_with_dot_dot_or_slash_are_refused() {
     );
     std::fs::remove_file(outside).unwrap();
 }
+
+/// Loads update returning visitors through a temporary table: a service role without
+/// PostgreSQL's default `TEMPORARY` privilege is refused at start, naming the grant,
+/// instead of failing the load of every file with a returning visitor.
+#[tokio::test]
+async fn a_service_role_that_may_not_create_temporary_tables_is_refused_at_start() {
+    let mut app = spawn(Origin::Local).await;
+    let role = format!("servicio_{}", fastrand::u32(..));
+    let db = app.db_name();
+    let pool = app.db.clone();
+    let sql = move |text: String| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query(sqlx::AssertSqlSafe(text))
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+    };
+    sql(format!("CREATE ROLE {role} LOGIN")).await;
+    sql(format!(
+        "GRANT ALL ON ALL TABLES IN SCHEMA public TO {role}"
+    ))
+    .await;
+    sql(format!(
+        "GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO {role}"
+    ))
+    .await;
+    sql(format!("REVOKE TEMPORARY ON DATABASE {db} FROM PUBLIC")).await;
+    let url = app.db_url().replacen("postgres@", &format!("{role}@"), 1);
+    app.env.push(("VISITAS_DATABASE__URL".into(), url));
+
+    let refused = app.run("performer", &["run", "--once"]);
+    let text = String::from_utf8_lossy(&refused.stderr).into_owned()
+        + &String::from_utf8_lossy(&refused.stdout);
+    assert!(!refused.status.success(), "{text}");
+    assert!(
+        text.contains("GRANT TEMPORARY ON DATABASE"),
+        "names the grant: {text}"
+    );
+
+    sql(format!("GRANT TEMPORARY ON DATABASE {db} TO {role}")).await;
+    app.run_ok("performer", &["run", "--once"]);
+
+    sql(format!("DROP OWNED BY {role}")).await;
+    sql(format!("DROP ROLE {role}")).await;
+}
