@@ -1,11 +1,13 @@
-//! The monthly partitions of `estadisticas` and `errores` (migration 6): made ahead of
-//! the loads that need them, listed, and dropped by retention.
+//! The monthly partitions of `estadisticas` and `errores` (migration 6), each split by
+//! day (migration 10): made ahead of the loads that need them, listed, and dropped by
+//! retention.
 //!
-//! Rows go to the partition of the UTC month of their `creado_en` (the load
+//! Rows go to the partition of the UTC day of their `creado_en` (the load
 //! transaction's start), so a file lives in exactly one partition of each table and a
-//! night maintains the indexes of one month of data, whatever the history. Dropping a
-//! month drops whole files: their `bitacora_control` rows stay, and `detalle_depurado`
-//! names them (SPEC §5 invariant 1 is then about the files whose detail is kept).
+//! night maintains the indexes of its own day of data, whatever the history. Months are
+//! the unit of retention: dropping a month drops whole files, whose `bitacora_control`
+//! rows stay, and `detalle_depurado` names them (SPEC §5 invariant 1 is then about the
+//! files whose detail is kept).
 
 use chrono::{Datelike, NaiveDate};
 use sqlx::{PgPool, Row};
@@ -13,16 +15,26 @@ use sqlx::{PgPool, Row};
 /// Months made ahead of the current one, so a load never waits for (or misses) its partition.
 pub const MONTHS_AHEAD: i32 = 2;
 
-/// The missing partitions of this month and the next [`MONTHS_AHEAD`], created; `$1` is
-/// [`MONTHS_AHEAD`]. Takes no lock that waits for loads or blocks readers.
-const ENSURE_AHEAD: &str = "SELECT p FROM generate_series(0, $1) AS n,
-     LATERAL visitas_asegurar_particiones(now() + make_interval(months => n)) AS p";
+/// Days made ahead of today: a load that had to make its day's partition would hold the
+/// lock that makes partitions until it commits, and the night's other loads would wait.
+pub const DAYS_AHEAD: i32 = 2;
 
-/// Creates the partitions of this month and the next [`MONTHS_AHEAD`] that are missing;
-/// returns the names created (the nightly close, `dispatcher partitions ensure`).
+/// The missing partitions of this month and the next [`MONTHS_AHEAD`] (`$1`), then the
+/// missing days of today and the next [`DAYS_AHEAD`] (`$2`), created. Takes no lock that
+/// waits for loads or blocks readers.
+const ENSURE_AHEAD: &str = "SELECT p FROM generate_series(0, $1) AS n,
+     LATERAL visitas_asegurar_particiones(now() + make_interval(months => n)) AS p
+     UNION ALL
+     SELECT p FROM generate_series(0, $2) AS n,
+     LATERAL visitas_asegurar_hojas(now() + make_interval(days => n)) AS p";
+
+/// Creates the partitions of this month and the next [`MONTHS_AHEAD`], and of today and
+/// the next [`DAYS_AHEAD`], that are missing; returns the names created (the nightly
+/// close, `dispatcher partitions ensure`).
 pub async fn ensure_ahead(pool: &PgPool) -> sqlx::Result<Vec<String>> {
     sqlx::query_scalar(ENSURE_AHEAD)
         .bind(MONTHS_AHEAD)
+        .bind(DAYS_AHEAD)
         .fetch_all(pool)
         .await
 }
@@ -32,13 +44,15 @@ pub async fn ensure_ahead(pool: &PgPool) -> sqlx::Result<Vec<String>> {
 pub async fn ensure_ahead_on(
     client: &tokio_postgres::Client,
 ) -> Result<Vec<String>, tokio_postgres::Error> {
-    let rows = client.query(ENSURE_AHEAD, &[&MONTHS_AHEAD]).await?;
+    let rows = client
+        .query(ENSURE_AHEAD, &[&MONTHS_AHEAD, &DAYS_AHEAD])
+        .await?;
     Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
 /// The partition of `table` (`estadisticas` or `errores`) that rows written now by this
-/// transaction belong to (their `creado_en` is its `now()`), created if missing, as a
-/// quoted identifier. The loader COPYs into it rather than into the parent: PostgreSQL 15
+/// transaction belong to (their `creado_en` is its `now()`): its day's, or its month's
+/// for a month made before migration 10; created if missing, as a quoted identifier. The loader COPYs into it rather than into the parent: PostgreSQL 15
 /// gives up multi-row inserts for a COPY into a partitioned table with a statement
 /// trigger over a transition table (the reference guard), ~3 s per 950,000 rows.
 pub async fn loading_into(
@@ -47,7 +61,7 @@ pub async fn loading_into(
 ) -> Result<String, tokio_postgres::Error> {
     let row = tx
         .query_one(
-            "SELECT quote_ident(particion) FROM visitas_particion_mensual($1, now())",
+            "SELECT quote_ident(particion) FROM visitas_particion_de_carga($1, now())",
             &[&table],
         )
         .await?;
@@ -69,12 +83,16 @@ pub struct Partition {
     pub bytes: i64,
 }
 
-/// Every partition of both tables, oldest month first.
+/// Every month partition of both tables, oldest first; rows and bytes are those of its
+/// days.
 pub async fn list(pool: &PgPool) -> sqlx::Result<Vec<Partition>> {
     let rows = sqlx::query(
         "SELECT parent.relname::text, c.relname::text,
                 to_date(substring(c.relname FROM '(\\d{4}_\\d{2})$'), 'YYYY_MM'),
-                greatest(c.reltuples, 0)::bigint, pg_total_relation_size(c.oid)
+                (SELECT coalesce(sum(greatest(l.reltuples, 0)), 0)::bigint
+                 FROM pg_partition_tree(c.oid) t JOIN pg_class l ON l.oid = t.relid WHERE t.isleaf),
+                (SELECT coalesce(sum(pg_total_relation_size(t.relid)), 0)::bigint
+                 FROM pg_partition_tree(c.oid) t WHERE t.isleaf)
          FROM pg_inherits i
          JOIN pg_class parent ON parent.oid = i.inhparent
          JOIN pg_class c ON c.oid = i.inhrelid

@@ -212,7 +212,7 @@ async fn detail_partitions_keep_their_guards_and_one_row_per_line() {
     );
     // The same line of the same file again, under another load time (so another
     // partition's unique index would not see it): refused.
-    sqlx::query("SELECT visitas_particion_mensual('estadisticas', '2025-06-01 00:00+00')")
+    sqlx::query("SELECT visitas_particion_de_carga('estadisticas', '2025-06-01 00:00+00')")
         .execute(&app.db)
         .await
         .unwrap();
@@ -259,7 +259,7 @@ async fn a_lookup_by_email_reads_each_partitions_index_not_its_heap() {
     );
     // report_1.txt as if loaded in an earlier month: two partitions hold rows.
     let first = app.audit_of("report_1.txt").await.id;
-    sqlx::query("SELECT visitas_particion_mensual('estadisticas', '2026-01-10 00:00+00')")
+    sqlx::query("SELECT visitas_particion_de_carga('estadisticas', '2026-01-10 00:00+00')")
         .execute(&app.db)
         .await
         .unwrap();
@@ -289,9 +289,11 @@ async fn a_lookup_by_email_reads_each_partitions_index_not_its_heap() {
             .fetch_one(&app.db)
             .await
             .unwrap();
+    // A month's rows are in its days (migration 10): each read through its e-mail index.
     for month in ["2026_01", this_month.as_str()] {
         assert!(
-            text.contains(&format!("estadisticas_{month}_email_idx")),
+            plan.iter()
+                .any(|l| l.contains(&format!("estadisticas_{month}_")) && l.contains("_email_idx")),
             "{text}"
         );
     }
@@ -335,4 +337,35 @@ async fn partitions_of_the_next_months_are_made_by_the_close_and_by_a_performer(
     assert_eq!(exists().await, 2, "a starting performer makes them too");
     let listed = app.run_ok("dispatcher", &["partitions", "list"]);
     assert!(listed.contains(&format!("errores_{next}")), "{listed}");
+}
+
+/// A night maintains the indexes of its own day's partition only (migration 10): every
+/// row of a load, valid or rejected, lands in the partition of the UTC day it was
+/// loaded, inside that day's month.
+#[tokio::test]
+async fn a_load_writes_into_its_days_partition() {
+    let app = spawn(Origin::Local).await;
+    let g = generate(&FileSpec {
+        rows: 120,
+        invalid_ratio: 0.1,
+        ..Default::default()
+    });
+    app.load(&[("report_1.txt", &g.bytes)], "2026-11-24");
+    for table in ["estadisticas", "errores"] {
+        let places: Vec<(String, String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT DISTINCT d.tableoid::regclass::text, m.relname::text,
+                    to_char(d.creado_en AT TIME ZONE 'UTC', 'YYYY_MM_DD')
+             FROM {table} d
+             JOIN pg_inherits i ON i.inhrelid = d.tableoid
+             JOIN pg_class m ON m.oid = i.inhparent"
+        )))
+        .fetch_all(&app.db)
+        .await
+        .unwrap();
+        assert_eq!(places.len(), 1, "{table}: one partition: {places:?}");
+        let (leaf, month, day) = &places[0];
+        assert_eq!(leaf, &format!("{table}_{day}"), "{table}");
+        assert_eq!(month, &format!("{table}_{}", &day[..7]), "{table}");
+    }
+    app.check_invariants().await;
 }
