@@ -31,13 +31,11 @@ fn put_files(app: &TestApp, n: usize, rows: usize) -> usize {
 
 /// A performer that pauses `secs` the first time it reaches `point`.
 fn performer_paused_at(app: &TestApp, point: &str, secs: u32) -> Running {
-    let mut env = app.env.clone();
-    env.push(("VISITAS_FAULT_PAUSE_AT".into(), point.into()));
-    env.push(("VISITAS_FAULT_PAUSE_SECS".into(), secs.to_string()));
-    let paused = TestApp {
-        env,
-        ..app.clone_handles()
-    };
+    let secs = secs.to_string();
+    let paused = app.with_env(&[
+        ("VISITAS_FAULT_PAUSE_AT", point),
+        ("VISITAS_FAULT_PAUSE_SECS", &secs),
+    ]);
     Running::new(paused.spawn_bin(
         "performer",
         &["run", "--workers", "1", "--as-of", "2026-11-24"],

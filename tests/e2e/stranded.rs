@@ -32,16 +32,6 @@ fn put_files(app: &TestApp, from: usize, to: usize, rows: usize) -> Vec<String> 
         .collect()
 }
 
-/// The same world with extra environment.
-fn with_env(app: &TestApp, extra: &[(&str, &str)]) -> TestApp {
-    let mut env = app.env.clone();
-    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-    TestApp {
-        env,
-        ..app.clone_handles()
-    }
-}
-
 fn text(out: &std::process::Output) -> String {
     format!(
         "{}{}",
@@ -136,13 +126,10 @@ async fn two_closes_at_once_never_overlap_and_lose_nothing() {
     assert_eq!(std::fs::read_dir(loose_dir(&app)).unwrap().count(), 3);
 
     // Close A holds the dispatcher's lock and stops there; close B and a run find it held.
-    let held = with_env(
-        &app,
-        &[
-            ("VISITAS_FAULT_PAUSE_AT", "close"),
-            ("VISITAS_FAULT_PAUSE_SECS", "4"),
-        ],
-    );
+    let held = app.with_env(&[
+        ("VISITAS_FAULT_PAUSE_AT", "close"),
+        ("VISITAS_FAULT_PAUSE_SECS", "4"),
+    ]);
     let mut a = Running::new(held.spawn_bin("dispatcher", &["close", "--as-of", DAY]));
     a.wait_for("fault hook: pausing", 30);
     for args in [
@@ -221,13 +208,10 @@ async fn a_close_during_a_load_leaves_it_alone_and_a_later_close_zips_it() {
 
     put_files(&app, 2, 3, 2000);
     app.enqueue();
-    let loading = with_env(
-        &app,
-        &[
-            ("VISITAS_FAULT_PAUSE_AT", "load"),
-            ("VISITAS_FAULT_PAUSE_SECS", "6"),
-        ],
-    );
+    let loading = app.with_env(&[
+        ("VISITAS_FAULT_PAUSE_AT", "load"),
+        ("VISITAS_FAULT_PAUSE_SECS", "6"),
+    ]);
     let mut performer =
         Running::new(loading.spawn_bin("performer", &["run", "--workers", "1", "--as-of", DAY]));
     performer.wait_for("fault hook: pausing", 30);

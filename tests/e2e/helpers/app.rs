@@ -150,6 +150,15 @@ impl TestApp {
         }
     }
 
+    /// The same world with extra environment for the binaries it runs.
+    pub fn with_env(&self, extra: &[(&str, &str)]) -> TestApp {
+        let mut world = self.clone_handles();
+        world
+            .env
+            .extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        world
+    }
+
     /// URL of the test database.
     pub fn db_url(&self) -> String {
         admin_url().rsplit_once('/').unwrap().0.to_string() + "/" + &self.db_name
