@@ -4,7 +4,7 @@
 //! are partitioned by load month, keep their integrity guards on every partition, and a
 //! look-up by e-mail reads each partition's index, not its heap.
 
-use crate::helpers::{Origin, TestApp, spawn};
+use crate::helpers::{Origin, Running, TestApp, spawn};
 use chrono::{NaiveDate, NaiveDateTime};
 use shared::fixtures::{FileSpec, HEADER, generate};
 
@@ -367,5 +367,60 @@ async fn a_load_writes_into_its_days_partition() {
         assert_eq!(leaf, &format!("{table}_{day}"), "{table}");
         assert_eq!(month, &format!("{table}_{}", &day[..7]), "{table}");
     }
+    app.check_invariants().await;
+}
+
+/// Day 300: a load touches the partitions of its own day, whatever the history. With a
+/// year and more of daily partitions behind it, the load's transaction (paused before its
+/// COMMIT, its rows copied and guarded) holds locks on a handful of detail relations, not
+/// on every day's partition and index: PostgreSQL's lock table is shared by the whole
+/// server (64 × max_connections by default), so a load locking ~1,600 relations a year per
+/// table would, after a year, fail for "out of shared memory" beside one more such load.
+#[tokio::test]
+async fn a_load_after_a_year_of_daily_partitions_locks_only_its_own_days() {
+    let app = spawn(Origin::Local).await;
+    let made = app
+        .count(
+            "SELECT count(*) FROM generate_series(1, 400) AS n,
+                    unnest(ARRAY['estadisticas', 'errores']) AS t(tabla),
+                    LATERAL visitas_particion_de_carga(t.tabla, now() - make_interval(days => n)) AS p
+             WHERE p.creada",
+        )
+        .await;
+    assert_eq!(made, 800, "400 past days of both tables");
+    let g = generate(&FileSpec {
+        rows: 200,
+        invalid_ratio: 0.1,
+        ..Default::default()
+    });
+    app.put("report_1.txt", &g.bytes);
+    app.enqueue();
+    let paused = app.with_env(&[
+        ("VISITAS_FAULT_PAUSE_AT", "load"),
+        ("VISITAS_FAULT_PAUSE_SECS", "4"),
+    ]);
+    let mut performer = Running::new(paused.spawn_bin(
+        "performer",
+        &["run", "--workers", "1", "--as-of", "2026-11-24"],
+    ));
+    performer.wait_for("fault hook: pausing", 60);
+    let locked = app
+        .count(
+            "SELECT count(DISTINCT l.relation) FROM pg_locks l
+             JOIN pg_class c ON c.oid = l.relation
+             JOIN pg_stat_activity a ON a.pid = l.pid
+             WHERE a.datname = current_database() AND a.pid <> pg_backend_pid()
+               AND l.locktype = 'relation' AND c.relname ~ '^(estadisticas|errores)'",
+        )
+        .await;
+    assert!(
+        locked > 0 && locked <= 40,
+        "the paused load locks {locked} detail relations"
+    );
+    app.wait_until_done(1, &performer).await;
+    let (status, output) = performer.terminate();
+    assert!(status.success(), "{output}");
+    let audit = app.audit_of("report_1.txt").await;
+    assert_eq!(audit.estatus, "COMPLETADO_CON_ERRORES");
     app.check_invariants().await;
 }
