@@ -143,9 +143,12 @@ async fn load(
     let (started, mut waited) = (Instant::now(), Duration::ZERO);
     let valid_into = crate::partitions::loading_into(&tx, "estadisticas").await?;
     let rejected_into = crate::partitions::loading_into(&tx, "errores").await?;
-    // Rejected records wait for one COPY at the end (one statement, one pass of the
-    // reference guard, instead of one per batch); a file of many (or long) rejects copies
-    // them every `batch_rows` records or `REJECTS_HELD` bytes, so memory stays bounded.
+    // The valid rows of the whole file go in one COPY, open across batches: one statement
+    // (one pass of the reference guard) and no pause of the server between batches.
+    // Rejected records wait for one COPY at the end; a file of many (or long) rejects
+    // copies them every `batch_rows` records or `REJECTS_HELD` bytes (closing the valid
+    // rows' COPY first: one COPY at a time per connection), so memory stays bounded.
+    let mut valid_copy: Option<CopyWriter> = None;
     let (mut rejects, mut held) = (Vec::<Rejected>::new(), 0);
     while end.is_none() {
         let waiting = Instant::now();
@@ -153,8 +156,13 @@ async fn load(
         waited += waiting.elapsed();
         match part? {
             FilePart::Rows(mut batch) => {
-                copy_valid(&tx, &valid_into, item, batch.valid()).await?;
-                valid += batch.valid().height() as i32;
+                if batch.valid().height() > 0 {
+                    let writer = match valid_copy.as_mut() {
+                        Some(writer) => writer,
+                        None => valid_copy.insert(start_valid_copy(&tx, &valid_into).await?),
+                    };
+                    copy_valid(writer, item, batch.valid()).await?;
+                }
                 let mut taken = batch.take_rejected();
                 held += taken
                     .iter()
@@ -165,9 +173,12 @@ async fn load(
             FilePart::End(last) => end = Some(last),
         }
         let full = rejects.len() >= batch_rows || held >= REJECTS_HELD;
-        if full || (end.is_some() && !rejects.is_empty()) {
-            copy_rejected(&tx, &rejected_into, item, &rejects).await?;
-            rejected += rejects.len() as i32;
+        if full || end.is_some() {
+            // The COPY's own count of what it stored, not ours of what we sent.
+            if let Some(writer) = valid_copy.take() {
+                valid += writer.finish().await? as i32;
+            }
+            rejected += copy_rejected(&tx, &rejected_into, item, &rejects).await? as i32;
             (rejects, held) = (Vec::new(), 0);
         }
     }
@@ -215,12 +226,11 @@ async fn load(
 /// batch's worth more before they go).
 const REJECTS_HELD: usize = 16 << 20;
 
-async fn copy_valid(
+/// Opens the COPY of a file's valid rows into `into`.
+async fn start_valid_copy(
     tx: &tokio_postgres::Transaction<'_>,
     into: &str,
-    item: &Claimed,
-    rows: &DataFrame,
-) -> Result<(), LoadError> {
+) -> Result<CopyWriter, LoadError> {
     let sink = tx
         .copy_in(&format!(
             "COPY {into} (bitacora_id, archivo, linea, email, jyv, badmail, baja, fecha_envio, fecha_open,
@@ -249,7 +259,15 @@ async fn copy_valid(
         T::TEXT,
         T::TEXT,
     ];
-    let mut writer = CopyWriter::new(sink, &types);
+    Ok(CopyWriter::new(sink, &types))
+}
+
+/// Appends a batch of valid rows to the file's open COPY.
+async fn copy_valid(
+    writer: &mut CopyWriter,
+    item: &Claimed,
+    rows: &DataFrame,
+) -> Result<(), LoadError> {
     let text = |name: &str| rows.column(name).and_then(|c| c.str()).cloned();
     let int = |name: &str| rows.column(name).and_then(|c| c.i32()).cloned();
     let time = |name: &str| {
@@ -308,7 +326,6 @@ async fn copy_valid(
         ];
         writer.row(&values).await.map_err(LoadError::Copy)?;
     }
-    writer.finish().await?;
     Ok(())
 }
 
@@ -317,9 +334,9 @@ async fn copy_rejected(
     into: &str,
     item: &Claimed,
     rejected: &[Rejected],
-) -> Result<(), LoadError> {
+) -> Result<u64, LoadError> {
     if rejected.is_empty() {
-        return Ok(());
+        return Ok(0);
     }
     let sink = tx
         .copy_in(&format!(
@@ -352,8 +369,7 @@ async fn copy_rejected(
             .await
             .map_err(LoadError::Copy)?;
     }
-    writer.finish().await?;
-    Ok(())
+    Ok(writer.finish().await?)
 }
 
 fn millis_to_naive(ms: i64) -> NaiveDateTime {
