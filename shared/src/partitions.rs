@@ -25,8 +25,9 @@ pub const DAYS_AHEAD: i32 = 2;
 const ENSURE_AHEAD: &str = "SELECT p FROM generate_series(0, $1) AS n,
      LATERAL visitas_asegurar_particiones(now() + make_interval(months => n)) AS p
      UNION ALL
-     SELECT p FROM generate_series(0, $2) AS n,
-     LATERAL visitas_asegurar_hojas(now() + make_interval(days => n)) AS p";
+     SELECT p.particion FROM generate_series(0, $2) AS n, unnest(ARRAY['estadisticas', 'errores']) AS t(tabla),
+     LATERAL visitas_particion_de_carga(t.tabla, now() + make_interval(days => n)) AS p
+     WHERE p.creada";
 
 /// Creates the partitions of this month and the next [`MONTHS_AHEAD`], and of today and
 /// the next [`DAYS_AHEAD`], that are missing; returns the names created (the nightly

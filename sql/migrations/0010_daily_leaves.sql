@@ -7,16 +7,28 @@
 -- day's e-mail index. Months made before this migration keep their rows and stay whole.
 
 -- Makes `nombre`, a partition of `padre` (a detail table or one of its months) for
--- [desde, hasta), with the defaults, checks and indexes of `padre` and the reference
--- guard of `tabla` on it (a statement naming a partition fires only its own statement
--- triggers); `por_dia` makes it partitioned by day. Creating it takes ACCESS SHARE on
--- `padre` and attaching it SHARE UPDATE EXCLUSIVE: loads and readers go on.
-CREATE FUNCTION visitas_crear_particion(tabla text, padre text, nombre text,
-                                        desde timestamptz, hasta timestamptz, por_dia boolean)
-RETURNS void LANGUAGE plpgsql AS $$
+-- [desde, hasta), unless it exists; returns whether it made it. It gets the defaults,
+-- checks and indexes of `padre` and the reference guard of `tabla` (a statement naming
+-- a partition fires only its own statement triggers); `por_dia` makes it partitioned by
+-- day. Creating it takes ACCESS SHARE on `padre` and attaching it SHARE UPDATE
+-- EXCLUSIVE: loads and readers go on; a transaction advisory lock makes concurrent
+-- callers create it once.
+CREATE FUNCTION visitas_asegurar_particion(tabla text, padre text, nombre text,
+                                           desde timestamptz, hasta timestamptz, por_dia boolean)
+RETURNS boolean LANGUAGE plpgsql AS $$
 DECLARE
     evento text;
 BEGIN
+    IF tabla NOT IN ('estadisticas', 'errores') THEN
+        RAISE EXCEPTION 'not a partitioned detail table: %', tabla;
+    END IF;
+    IF to_regclass(nombre) IS NOT NULL THEN
+        RETURN false;
+    END IF;
+    PERFORM pg_advisory_xact_lock(1447646025, 2);  -- (0x56495349, 2): the "VISI" lock space
+    IF to_regclass(nombre) IS NOT NULL THEN
+        RETURN false;
+    END IF;
     EXECUTE format('CREATE TABLE %I (LIKE %I INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING INDEXES) %s',
                    nombre, padre, CASE WHEN por_dia THEN 'PARTITION BY RANGE (creado_en)' ELSE '' END);
     -- Ids come from the detail table's identity sequence, unique across partitions.
@@ -28,32 +40,19 @@ BEGIN
                        nombre || '_reference_' || evento, upper(evento), nombre, tabla);
     END LOOP;
     EXECUTE format('ALTER TABLE %I ATTACH PARTITION %I FOR VALUES FROM (%L) TO (%L)', padre, nombre, desde, hasta);
+    RETURN true;
 END
 $$;
 
--- The month partition of `tabla` for `instante`, as migration 6 made it, but split by day
--- when it is new.
+-- The month partition of `tabla` for `instante` (UTC months), as migration 6 made it,
+-- but split by day when it is new.
 CREATE OR REPLACE FUNCTION visitas_particion_mensual(tabla text, instante timestamptz,
                                                      OUT particion text, OUT creada boolean)
-LANGUAGE plpgsql AS $$
-DECLARE
-    -- UTC wall time: the calendar arithmetic must not follow the session's time zone.
-    mes timestamp := date_trunc('month', instante AT TIME ZONE 'UTC');
-BEGIN
-    IF tabla NOT IN ('estadisticas', 'errores') THEN
-        RAISE EXCEPTION 'not a partitioned detail table: %', tabla;
-    END IF;
-    particion := format('%s_%s', tabla, to_char(mes, 'YYYY_MM'));
-    creada := false;
-    IF to_regclass(particion) IS NULL THEN
-        PERFORM pg_advisory_xact_lock(1447646025, 2);  -- (0x56495349, 2): the "VISI" lock space
-        IF to_regclass(particion) IS NULL THEN
-            PERFORM visitas_crear_particion(tabla, tabla, particion, mes AT TIME ZONE 'UTC',
-                                            (mes + interval '1 month') AT TIME ZONE 'UTC', true);
-            creada := true;
-        END IF;
-    END IF;
-END
+LANGUAGE sql AS $$
+    SELECT m.nombre, visitas_asegurar_particion(tabla, tabla, m.nombre, m.desde AT TIME ZONE 'UTC',
+                                                (m.desde + interval '1 month') AT TIME ZONE 'UTC', true)
+    FROM (SELECT d.desde, format('%s_%s', tabla, to_char(d.desde, 'YYYY_MM')) AS nombre
+          FROM (SELECT date_trunc('month', instante AT TIME ZONE 'UTC') AS desde) d) m
 $$;
 
 -- The table a load COPYs into for `instante`: its day's leaf, created if missing (and its
@@ -71,25 +70,9 @@ BEGIN
         RETURN;
     END IF;
     particion := format('%s_%s', mes, to_char(dia, 'DD'));
-    IF to_regclass(particion) IS NULL THEN
-        PERFORM pg_advisory_xact_lock(1447646025, 2);
-        IF to_regclass(particion) IS NULL THEN
-            PERFORM visitas_crear_particion(tabla, mes, particion, dia AT TIME ZONE 'UTC',
-                                            (dia + interval '1 day') AT TIME ZONE 'UTC', false);
-            creada := true;
-        END IF;
-    END IF;
+    creada := visitas_asegurar_particion(tabla, mes, particion, dia AT TIME ZONE 'UTC',
+                                         (dia + interval '1 day') AT TIME ZONE 'UTC', false);
 END
-$$;
-
--- The leaves of both tables for the day of `instante` (and their months); returns those
--- it created.
-CREATE FUNCTION visitas_asegurar_hojas(instante timestamptz) RETURNS SETOF text
-LANGUAGE sql AS $$
-    SELECT p.particion
-    FROM unnest(ARRAY['estadisticas', 'errores']) AS t(tabla),
-         LATERAL visitas_particion_de_carga(t.tabla, instante) p
-    WHERE p.creada
 $$;
 
 -- Months made ahead by migration 6 that hold no row yet become months split by day.
