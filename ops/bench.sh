@@ -185,6 +185,8 @@ relocate_night() {
     local id day t today
     id=$("${PSQL[@]}" -d $DB -At -c "SELECT max(id) FROM bitacora_control")
     day=$("${PSQL[@]}" -d $DB -At -c "SELECT ((now() AT TIME ZONE 'UTC')::date - $1) || ' 12:00+00'")
+    # Its audit row first: no load writes rows older than their audit row.
+    "${PSQL[@]}" -d $DB -c "UPDATE bitacora_control SET creado_en = '$day' WHERE id = $id"
     for t in estadisticas errores; do
         today=$("${PSQL[@]}" -d $DB -At -c "SELECT particion FROM visitas_particion_de_carga('$t', now())")
         [[ $today =~ _[0-9]{4}_[0-9]{2}_[0-9]{2}$ ]] || { echo "$today is not a day's partition" >&2; exit 1; }

@@ -211,22 +211,30 @@ async fn detail_partitions_keep_their_guards_and_one_row_per_line() {
         "{orphan}"
     );
     // The same line of the same file again, under another load time (so another
-    // partition's unique index would not see it): refused.
-    sqlx::query("SELECT visitas_particion_de_carga('estadisticas', '2025-06-01 00:00+00')")
+    // partition's unique index would not see it): refused, whether that time is later
+    // than the file's load, or earlier than its audit row (no load writes such rows).
+    for (at, refusal) in [
+        ("now() + interval '1 day'", "violates one row per line"),
+        ("'2025-06-01 00:00+00'", "violates the load order"),
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT visitas_particion_de_carga('estadisticas', {at})"
+        )))
         .execute(&app.db)
         .await
         .unwrap();
-    let again = sqlx::query(
-        "INSERT INTO estadisticas (bitacora_id, archivo, linea, email, fecha_envio, creado_en)
-         SELECT bitacora_id, archivo, linea, email, fecha_envio, '2025-06-01 00:00+00'
-         FROM estadisticas WHERE bitacora_id = $1 LIMIT 1",
-    )
-    .bind(id)
-    .execute(&app.db)
-    .await
-    .unwrap_err()
-    .to_string();
-    assert!(again.contains("violates one row per line"), "{again}");
+        let again = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO estadisticas (bitacora_id, archivo, linea, email, fecha_envio, creado_en)
+             SELECT bitacora_id, archivo, linea, email, fecha_envio, {at}
+             FROM estadisticas WHERE bitacora_id = $1 LIMIT 1"
+        )))
+        .bind(id)
+        .execute(&app.db)
+        .await
+        .unwrap_err()
+        .to_string();
+        assert!(again.contains(refusal), "{at}: {again}");
+    }
     // An audit row with detail rows in a partition still cannot be deleted.
     let deleted = sqlx::query("DELETE FROM bitacora_control WHERE id = $1")
         .bind(id)
@@ -263,11 +271,16 @@ async fn a_lookup_by_email_reads_each_partitions_index_not_its_heap() {
         .execute(&app.db)
         .await
         .unwrap();
-    sqlx::query("UPDATE estadisticas SET creado_en = '2026-01-10 00:00+00' WHERE bitacora_id = $1")
-        .bind(first)
-        .execute(&app.db)
-        .await
-        .unwrap();
+    for moved in [
+        "UPDATE bitacora_control SET creado_en = '2026-01-10 00:00+00' WHERE id = $1",
+        "UPDATE estadisticas SET creado_en = '2026-01-10 00:00+00' WHERE bitacora_id = $1",
+    ] {
+        sqlx::query(moved)
+            .bind(first)
+            .execute(&app.db)
+            .await
+            .unwrap();
+    }
     sqlx::query("ANALYZE estadisticas")
         .execute(&app.db)
         .await
@@ -429,4 +442,45 @@ async fn a_load_after_a_year_of_daily_partitions_locks_only_its_own_days() {
     let audit = app.audit_of("report_1.txt").await;
     assert_eq!(audit.estatus, "COMPLETADO_CON_ERRORES");
     app.check_invariants().await;
+}
+
+/// Two sessions making the same partition at once (a load and the nightly close, or two
+/// loads): the second waits for the first and finds the partition made. It used to fail
+/// with "already exists" (its catalog cache still said missing), and a load that failed
+/// there ended FALLO_SISTEMA.
+#[tokio::test]
+async fn two_sessions_making_the_same_partition_at_once_both_succeed() {
+    let app = spawn(Origin::Local).await;
+    const MAKE: &str =
+        "SELECT creada FROM visitas_particion_de_carga('estadisticas', '2031-03-15 12:00+00')";
+    let mut first = app.db.begin().await.unwrap();
+    let made: bool = sqlx::query_scalar(MAKE)
+        .fetch_one(&mut *first)
+        .await
+        .unwrap();
+    assert!(made, "the first session makes the day (and its month)");
+    let db = app.db.clone();
+    let second =
+        tokio::spawn(async move { sqlx::query_scalar::<_, bool>(MAKE).fetch_one(&db).await });
+    // The second session is waiting for the first's lock before the first commits.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while app
+        .count("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+        .await
+        == 0
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the second session never waited"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    first.commit().await.unwrap();
+    let made_again = second.await.unwrap().expect("the second session succeeds");
+    assert!(!made_again, "the second session finds the partition made");
+    assert_eq!(
+        app.count("SELECT count(*) FROM pg_class WHERE relname IN ('estadisticas_2031_03', 'estadisticas_2031_03_15')")
+            .await,
+        2
+    );
 }

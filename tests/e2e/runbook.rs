@@ -453,6 +453,11 @@ async fn dropping_old_months_of_detail() {
     );
     // The situation: report_1.txt was loaded in January 2025 (its rows move to the
     // partitions of that month, as if loaded then).
+    sqlx::query("UPDATE bitacora_control SET creado_en = '2025-01-20 03:00+00' WHERE id = $1")
+        .bind(old_id)
+        .execute(&app.db)
+        .await
+        .unwrap();
     for table in ["estadisticas", "errores"] {
         sqlx::query("SELECT visitas_particion_de_carga($1, '2025-01-20 03:00+00')")
             .bind(table)
