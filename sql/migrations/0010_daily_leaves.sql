@@ -26,7 +26,11 @@ BEGIN
         RETURN false;
     END IF;
     PERFORM pg_advisory_xact_lock(1447646025, 2);  -- (0x56495349, 2): the "VISI" lock space
-    IF to_regclass(nombre) IS NOT NULL THEN
+    -- Asked of the catalog, not of to_regclass: taking an advisory lock does not refresh
+    -- this session's catalog cache, which may still say "missing" for a partition that
+    -- the holder we waited for has just made (CREATE would then fail with 42P07).
+    IF EXISTS (SELECT 1 FROM pg_class c
+               WHERE c.relname = nombre AND c.relnamespace = current_schema()::regnamespace) THEN
         RETURN false;
     END IF;
     EXECUTE format('CREATE TABLE %I (LIKE %I INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING INDEXES) %s',
