@@ -143,12 +143,13 @@ async fn load(
     let (started, mut waited) = (Instant::now(), Duration::ZERO);
     let valid_into = crate::partitions::loading_into(&tx, "estadisticas").await?;
     let rejected_into = crate::partitions::loading_into(&tx, "errores").await?;
-    // The valid rows of the whole file go in one COPY, open across batches: one statement
-    // (one pass of the reference guard) and no pause of the server between batches.
-    // Rejected records wait for one COPY at the end; a file of many (or long) rejects
-    // copies them every `batch_rows` records or `REJECTS_HELD` bytes (closing the valid
-    // rows' COPY first: one COPY at a time per connection), so memory stays bounded.
-    let mut valid_copy: Option<CopyWriter> = None;
+    // Each batch of valid rows is one COPY, closed before the next batch is awaited: a
+    // holder frozen between batches is then idle in its transaction, which the server
+    // ends (an open COPY would wait for it forever). Rejected records wait for one COPY
+    // at the end (one statement, one pass of the reference guard, instead of one per
+    // batch); a file of many (or long) rejects copies them every `batch_rows` records or
+    // `REJECTS_HELD` bytes, so memory stays bounded. The counts are the COPY statements'
+    // own counts of the rows they stored.
     let (mut rejects, mut held) = (Vec::<Rejected>::new(), 0);
     while end.is_none() {
         let waiting = Instant::now();
@@ -156,13 +157,7 @@ async fn load(
         waited += waiting.elapsed();
         match part? {
             FilePart::Rows(mut batch) => {
-                if batch.valid().height() > 0 {
-                    let writer = match valid_copy.as_mut() {
-                        Some(writer) => writer,
-                        None => valid_copy.insert(start_valid_copy(&tx, &valid_into).await?),
-                    };
-                    copy_valid(writer, item, batch.valid()).await?;
-                }
+                valid += copy_valid(&tx, &valid_into, item, batch.valid()).await? as i32;
                 let mut taken = batch.take_rejected();
                 held += taken
                     .iter()
@@ -174,10 +169,6 @@ async fn load(
         }
         let full = rejects.len() >= batch_rows || held >= REJECTS_HELD;
         if full || end.is_some() {
-            // The COPY's own count of what it stored, not ours of what we sent.
-            if let Some(writer) = valid_copy.take() {
-                valid += writer.finish().await? as i32;
-            }
             rejected += copy_rejected(&tx, &rejected_into, item, &rejects).await? as i32;
             (rejects, held) = (Vec::new(), 0);
         }
@@ -226,11 +217,16 @@ async fn load(
 /// batch's worth more before they go).
 const REJECTS_HELD: usize = 16 << 20;
 
-/// Opens the COPY of a file's valid rows into `into`.
-async fn start_valid_copy(
+/// Copies a batch of valid rows into `into`, in one COPY; returns the rows it stored.
+async fn copy_valid(
     tx: &tokio_postgres::Transaction<'_>,
     into: &str,
-) -> Result<CopyWriter, LoadError> {
+    item: &Claimed,
+    rows: &DataFrame,
+) -> Result<u64, LoadError> {
+    if rows.height() == 0 {
+        return Ok(0);
+    }
     let sink = tx
         .copy_in(&format!(
             "COPY {into} (bitacora_id, archivo, linea, email, jyv, badmail, baja, fecha_envio, fecha_open,
@@ -259,15 +255,7 @@ async fn start_valid_copy(
         T::TEXT,
         T::TEXT,
     ];
-    Ok(CopyWriter::new(sink, &types))
-}
-
-/// Appends a batch of valid rows to the file's open COPY.
-async fn copy_valid(
-    writer: &mut CopyWriter,
-    item: &Claimed,
-    rows: &DataFrame,
-) -> Result<(), LoadError> {
+    let mut writer = CopyWriter::new(sink, &types);
     let text = |name: &str| rows.column(name).and_then(|c| c.str()).cloned();
     let int = |name: &str| rows.column(name).and_then(|c| c.i32()).cloned();
     let time = |name: &str| {
@@ -326,7 +314,7 @@ async fn copy_valid(
         ];
         writer.row(&values).await.map_err(LoadError::Copy)?;
     }
-    Ok(())
+    Ok(writer.finish().await?)
 }
 
 async fn copy_rejected(
