@@ -69,7 +69,8 @@ DECLARE
     dia timestamp := date_trunc('day', instante AT TIME ZONE 'UTC');
 BEGIN
     SELECT m.particion, m.creada INTO mes, creada FROM visitas_particion_mensual(tabla, instante) m;
-    IF (SELECT c.relkind FROM pg_class c WHERE c.oid = to_regclass(mes)) <> 'p' THEN
+    IF (SELECT c.relkind FROM pg_class c
+        WHERE c.relname = mes AND c.relnamespace = current_schema()::regnamespace) <> 'p' THEN
         particion := mes;
         RETURN;
     END IF;
