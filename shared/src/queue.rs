@@ -163,7 +163,7 @@ pub async fn enqueue_dated(
     }
     tx.commit().await?;
     if !ids.is_empty() {
-        refresh_statistics(sqlx::query(REFRESH_STATISTICS).execute(pool).await.err());
+        refresh_statistics(pool).await;
     }
     Ok(ids)
 }
@@ -176,9 +176,10 @@ pub async fn enqueue_dated(
 /// plans) make it read the claimable index in order and stop at the first free item.
 const REFRESH_STATISTICS: &str = "ANALYZE work_items";
 
-/// Best effort: a role that does not own the queue only gets a warning from the server.
-fn refresh_statistics<E: std::fmt::Display>(failed: Option<E>) {
-    if let Some(e) = failed {
+/// Best effort, after items became pending: a failure is only logged (and a role that
+/// does not own `work_items` gets a server warning, and no fresh statistics).
+async fn refresh_statistics(pool: &PgPool) {
+    if let Err(e) = sqlx::query(REFRESH_STATISTICS).execute(pool).await {
         tracing::warn!(error = %e, "could not refresh the queue's planner statistics");
     }
 }
@@ -648,6 +649,9 @@ pub async fn retry_system_failures(
         notify(&mut tx).await?;
     }
     tx.commit().await?;
+    if !retried.is_empty() {
+        refresh_statistics(pool).await;
+    }
     let waiting = (candidates.len() - retried.len()) as i64;
     Ok((retried, waiting))
 }
@@ -796,6 +800,5 @@ pub async fn insert_bench_items(client: &mut Client, n: i64) -> Result<(), tokio
         .collect();
     audit::create_bench(&tx, &ids).await?;
     tx.commit().await?;
-    refresh_statistics(client.batch_execute(REFRESH_STATISTICS).await.err());
-    Ok(())
+    client.batch_execute(REFRESH_STATISTICS).await
 }
