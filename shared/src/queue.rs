@@ -323,20 +323,20 @@ pub struct Claimed {
 /// `run_at, id` order, locked with SKIP LOCKED and leased to worker `$1` for `$2`
 /// seconds under a new token; `$5` is the business date it gets on its first claim.
 pub const CLAIM: &str = "WITH next AS (
-                     SELECT id FROM work_items
-                     WHERE state = 'pending' AND run_at <= now()
-                       AND ((origin_host IS NULL AND origin = $3) OR origin_host = $4)
-                     ORDER BY run_at, id
-                     FOR UPDATE SKIP LOCKED
-                     LIMIT 1)
-                 UPDATE work_items w
-                 SET state = 'running', attempts = w.attempts + 1, locked_by = $1,
-                     locked_until = now() + make_interval(secs => $2),
-                     claim_token = nextval('work_items_claim_token_seq'),
-                     business_date = coalesce(w.business_date, $5), updated_at = now()
-                 FROM next WHERE w.id = next.id
-                 RETURNING w.id, w.claim_token, w.file_name, w.origin, w.origin_host, w.source_name,
-                           w.source_path, w.size_bytes, w.mtime, w.attempts, w.max_attempts, w.business_date";
+         SELECT id FROM work_items
+         WHERE state = 'pending' AND run_at <= now()
+           AND ((origin_host IS NULL AND origin = $3) OR origin_host = $4)
+         ORDER BY run_at, id
+         FOR UPDATE SKIP LOCKED
+         LIMIT 1)
+     UPDATE work_items w
+     SET state = 'running', attempts = w.attempts + 1, locked_by = $1,
+         locked_until = now() + make_interval(secs => $2),
+         claim_token = nextval('work_items_claim_token_seq'),
+         business_date = coalesce(w.business_date, $5), updated_at = now()
+     FROM next WHERE w.id = next.id
+     RETURNING w.id, w.claim_token, w.file_name, w.origin, w.origin_host, w.source_name,
+               w.source_path, w.size_bytes, w.mtime, w.attempts, w.max_attempts, w.business_date";
 
 /// Claims the next due item this performer can reach, or `None`: locks it with SKIP
 /// LOCKED, marks it running under a new lease and token, counts the attempt, fixes its

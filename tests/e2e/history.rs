@@ -387,7 +387,7 @@ async fn a_load_writes_into_its_days_partition() {
 /// year and more of daily partitions behind it, the load's transaction (paused before its
 /// COMMIT, its rows copied and guarded) holds locks on a handful of detail relations, not
 /// on every day's partition and index: PostgreSQL's lock table is shared by the whole
-/// server (64 × max_connections by default), so a load locking ~1,600 relations a year per
+/// server (64 per server process slot by default), so a load locking ~1,600 relations a year per
 /// table would, after a year, fail for "out of shared memory" beside one more such load.
 #[tokio::test]
 async fn a_load_after_a_year_of_daily_partitions_locks_only_its_own_days() {
