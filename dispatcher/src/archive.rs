@@ -4,10 +4,10 @@
 //! size checked), renamed over the old zip, and only then may the caller remove the
 //! loose copies. A second close of the same day copies the old entries into the new zip
 //! first. Only finished files are zipped: a file still being moved in has a temporary
-//! name (`shared::paths::is_temporary`) until it is complete.
+//! name (`shared::local::paths::is_temporary`) until it is complete.
 
 use chrono::NaiveDate;
-use shared::paths::{is_temporary, sync_dir, temporary_name};
+use shared::local::paths::{is_temporary, sync_dir, temporary_name};
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, BufWriter};
@@ -223,7 +223,7 @@ fn write_and_verify(zip: &Path, tmp: &Path, loose_dir: &Path) -> Result<Archived
     file.sync_all()
         .map_err(io_err(format!("syncing {}", tmp.display())))?;
     drop(file);
-    if shared::fault::armed(CORRUPT_HOOK) {
+    if shared::local::fault::armed(CORRUPT_HOOK) {
         corrupt(tmp);
     }
     verify(tmp, &expected)?;

@@ -10,9 +10,9 @@ use crate::archive::{self, ArchiveError};
 use crate::retention::{self, Removed};
 use chrono::NaiveDate;
 use shared::config::Config;
-use shared::paths::{Dirs, sync_dir};
-use shared::queue;
-use shared::service_lock::Lease;
+use shared::local::paths::{Dirs, sync_dir};
+use shared::store::locks::Lease;
+use shared::store::queue;
 use sqlx::PgPool;
 use tracing::{error, info, warn};
 
@@ -85,7 +85,7 @@ pub async fn close_day(
     let dirs = Dirs::new(&config.paths.root);
     dirs.create()?;
     let mut closed = Closed::default();
-    shared::fault::pause("close").await;
+    shared::local::fault::pause("close").await;
     // Only a lock holder writes zips: any temporary zip left is from a close that died.
     archive::remove_stale_zips(&dirs.backup())?;
     for (day, loose) in archive::loose_days(&dirs.backup())? {
@@ -104,7 +104,7 @@ pub async fn close_day(
     }
     lease.ensure_held()?;
     // Next months' partitions exist long before a load needs them.
-    closed.partitions_created = shared::partitions::ensure_ahead(pool).await?;
+    closed.partitions_created = shared::store::partitions::ensure_ahead(pool).await?;
     let removed = sweep_staging(pool, &dirs).await?;
     closed.staging_removed = removed;
     closed.removed = retention::apply(
@@ -144,7 +144,9 @@ async fn archive_one(
         // The audit row follows the file into the zip before the loose copy goes; a copy
         // no row names yet (its performer is between the move and the record) stays.
         let zip_entry = format!("{}#{entry}", archived.zip.display());
-        if shared::audit::record_archived(pool, &path.display().to_string(), &zip_entry).await? == 0
+        if shared::store::audit::record_archived(pool, &path.display().to_string(), &zip_entry)
+            .await?
+            == 0
         {
             warn!(file = %path.display(), "loose copy kept: no audit row names it yet; a later close retires it");
             continue;

@@ -1,11 +1,11 @@
 //! The dispatcher's lock, shared by `run` and `close` so no two of them overlap: a lease
-//! in `service_locks` (see `shared::service_lock` for why a lease), which the read-only
+//! in `service_locks` (see `shared::store::locks` for why a lease), which the read-only
 //! role cannot take. Finding it held says who holds it; held longer than the drain
 //! timeout, a run is stuck somewhere, so the finder alerts.
 
-use shared::alert::{self, Alert};
 use shared::config::Config;
-use shared::service_lock::{DISPATCH, Holder, Lease};
+use shared::observe::alert::{self, Alert};
+use shared::store::locks::{DISPATCH, Holder, Lease};
 use sqlx::PgPool;
 use tracing::{error, warn};
 
@@ -14,7 +14,7 @@ use tracing::{error, warn};
 pub async fn take(config: &Config, pool: &PgPool, what: &str) -> anyhow::Result<Option<Lease>> {
     let me = format!(
         "{}:{} dispatcher {what}",
-        shared::host::name(),
+        shared::local::host::name(),
         std::process::id()
     );
     match Lease::acquire(pool, DISPATCH, &me).await? {
@@ -44,7 +44,7 @@ async fn report_busy(config: &Config, holder: &Holder, what: &str) {
              (its lease frees itself {} s after it dies)",
             holder.holder,
             held_for.as_secs(),
-            shared::service_lock::LEASE.as_secs()
+            shared::store::locks::LEASE.as_secs()
         );
         error!(holder = %holder.holder, held_secs = held_for.as_secs(), "{message}");
         println!("{message}");

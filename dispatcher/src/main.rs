@@ -20,8 +20,8 @@ mod summary;
 
 use chrono::NaiveDate;
 use clap::{Parser, Subcommand};
-use shared::business_date::business_date;
 use shared::config::{Config, DEFAULT_CONFIG_PATH};
+use shared::types::business_date::business_date;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use tracing::info;
@@ -33,7 +33,7 @@ const EXIT_CLOSE_FAILED: u8 = 4;
 
 /// Finds visit files and enqueues them for the performers; closes the day; operator commands.
 #[derive(Parser)]
-#[command(version = shared::fault::VERSION, about)]
+#[command(version = shared::local::fault::VERSION, about)]
 struct Cli {
     /// Configuration file (TOML); every key can be overridden by `VISITAS_…` variables.
     #[arg(long, env = "VISITAS_CONFIG", default_value = DEFAULT_CONFIG_PATH)]
@@ -135,21 +135,21 @@ async fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     #[cfg(feature = "fixtures")]
     if let Command::Generate(args) = &cli.command {
-        shared::telemetry::init(None);
+        shared::observe::telemetry::init(None);
         generate::run(args)?;
         return Ok(ExitCode::SUCCESS);
     }
     let config = Config::load(&cli.config)?;
-    shared::telemetry::init(Some(shared::telemetry::FileLogs {
-        dir: shared::paths::Dirs::new(&config.paths.root).logs(),
+    shared::observe::telemetry::init(Some(shared::observe::telemetry::FileLogs {
+        dir: shared::local::paths::Dirs::new(&config.paths.root).logs(),
         component: "dispatcher",
         tz: config.business.time_zone,
     }));
-    let pool = shared::db::sqlx_pool(&config).await?;
+    let pool = shared::store::connect::sqlx_pool(&config.database).await?;
     let today = |as_of| Ok::<_, anyhow::Error>(business_date(as_of, config.business.time_zone));
     match cli.command {
         Command::Migrate => {
-            shared::db::migrate(&pool).await?;
+            shared::store::connect::migrate(&pool).await?;
             info!("migrations applied");
         }
         Command::Run { no_wait, as_of } => {
@@ -173,7 +173,7 @@ async fn main() -> anyhow::Result<ExitCode> {
             }
         }
         Command::TakeBack { item } => {
-            if shared::queue::end_lease(&pool, item).await? {
+            if shared::store::attempt::take_back(&pool, item).await? {
                 println!("work item {item}: lease ended; the next performer to look takes it back");
             } else {
                 println!("work item {item} is not running; nothing to do");

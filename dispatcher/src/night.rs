@@ -10,12 +10,13 @@ use crate::listing::{Verdict, classify};
 use crate::{close, summary};
 use chrono::{NaiveDate, Utc};
 use regex::Regex;
-use shared::alert::{self, Alert};
-use shared::audit::AuditStatus;
 use shared::config::Config;
-use shared::queue::{self, ItemStand, ItemState, NewItem};
-use shared::service_lock::Lease;
-use shared::source::{RemoteFile, Source, configured_origin};
+use shared::observe::alert::{self, Alert};
+use shared::source::{RemoteFile, Source};
+use shared::store::locks::Lease;
+use shared::store::runs::{self, RunCounts};
+use shared::store::{attempt, queue, reports};
+use shared::types::{AuditStatus, ItemStand, ItemState, NewItem};
 use sqlx::PgPool;
 use std::time::Duration;
 use tracing::{error, info, warn};
@@ -67,13 +68,12 @@ async fn locked_run(
     today: NaiveDate,
     lease: &Lease,
 ) -> anyhow::Result<Outcome> {
-    let run_id: i64 = sqlx::query_scalar(
-        "INSERT INTO dispatch_runs (host, source, fecha_negocio) VALUES ($1, $2, $3) RETURNING id",
+    let run_id = runs::start(
+        pool,
+        &shared::local::host::name(),
+        config.source.url.as_str(),
+        today,
     )
-    .bind(shared::host::name())
-    .bind(config.source.url.as_str())
-    .bind(today)
-    .fetch_one(pool)
     .await?;
     let listed = match list_complete(config, pool).await {
         Ok(listed) => listed,
@@ -85,7 +85,7 @@ async fn locked_run(
     let (mut ready, failed_ids) = sort_in_flight(pool, &listed).await?;
     // Orphans too: an orphan's own item may have failed before taking it (tier 4 by identity).
     let at_origin: Vec<NewItem> = listed.ready.iter().chain(&ready).cloned().collect();
-    let (retried, waiting) = queue::retry_system_failures(
+    let (retried, waiting) = attempt::retry_system_failures(
         pool,
         run_id,
         &at_origin,
@@ -94,7 +94,7 @@ async fn locked_run(
     )
     .await?;
     ready.extend(listed.ready.iter().cloned());
-    let enqueued = queue::enqueue(
+    let enqueued = attempt::enqueue(
         pool,
         Some(run_id),
         &ready,
@@ -105,22 +105,17 @@ async fn locked_run(
     let known = listed.ready.len() as i32 + listed.in_flight.len() as i32
         - enqueued.len() as i32
         - retried.len() as i32;
-    sqlx::query(
-        "UPDATE dispatch_runs SET files_listed = $2, files_enqueued = $3, files_skipped = $4, files_ignored = $5,
-             files_incomplete = $6, files_known = $7, files_retried = $8, files_waiting_operator = $9
-         WHERE id = $1",
-    )
-    .bind(run_id)
-    .bind(listed.listed)
-    .bind(enqueued.len() as i32)
-    .bind(listed.ignored + listed.incomplete + known)
-    .bind(listed.ignored)
-    .bind(listed.incomplete)
-    .bind(known)
-    .bind(retried.len() as i32)
-    .bind(waiting as i32)
-    .execute(pool)
-    .await?;
+    let counts = RunCounts {
+        listed: listed.listed,
+        enqueued: enqueued.len() as i32,
+        skipped: listed.ignored + listed.incomplete + known,
+        ignored: listed.ignored,
+        incomplete: listed.incomplete,
+        known,
+        retried: retried.len() as i32,
+        waiting_operator: waiting as i32,
+    };
+    runs::record_counts(pool, run_id, &counts).await?;
     info!(
         dispatch_run = run_id,
         listed = listed.listed,
@@ -150,7 +145,7 @@ async fn locked_run(
 
     let drained = wait_for_drain(config, pool).await?;
     let closed = close::close_day(config, pool, today, lease).await?;
-    let lines = summary::day(pool, today).await?;
+    let lines = reports::day(pool, today).await?;
     let table = summary::render(today, &lines);
     info!(summary = %table, zips = closed.zips, archived = closed.archived_files,
           staging_removed = closed.staging_removed, "day closed");
@@ -186,25 +181,16 @@ async fn finish(
     drained: Option<bool>,
     outcome: &str,
 ) -> sqlx::Result<()> {
-    sqlx::query(
-        "UPDATE dispatch_runs SET finished_at = now(), drained = $2, outcome = $3 WHERE id = $1",
-    )
-    .bind(run_id)
-    .bind(drained)
-    .bind(outcome)
-    .execute(pool)
-    .await?;
-    Ok(())
+    runs::finish(pool, run_id, drained, outcome).await
 }
 
 /// Two listings `stability_window` apart; only files unchanged and old enough are ready.
 async fn list_complete(config: &Config, pool: &PgPool) -> anyhow::Result<Listed> {
     let pattern = Regex::new(&format!("^(?:{})$", config.source.pattern))?;
-    let origin = configured_origin(config);
-    let source = Source::connect(config).await?;
+    let origin = config.source.url.origin();
+    let source = Source::connect(&config.access()).await?;
     // The database's clock: it is compared with the items' `updated_at`.
-    let listed_at: chrono::DateTime<Utc> =
-        sqlx::query_scalar("SELECT now()").fetch_one(pool).await?;
+    let listed_at: chrono::DateTime<Utc> = shared::store::connect::database_now(pool).await?;
     let first = source.list().await?;
     tokio::time::sleep(Duration::from_secs(config.source.stability_window_secs)).await;
     let second = source.list().await?;
@@ -246,7 +232,7 @@ async fn list_complete(config: &Config, pool: &PgPool) -> anyhow::Result<Listed>
 /// Waits until no item is pending or running, or the deadline passes; on a terminal
 /// a progress bar shows the open items (scripts and journald see nothing of it).
 async fn wait_for_drain(config: &Config, pool: &PgPool) -> sqlx::Result<bool> {
-    let open = async || queue::open_items_sqlx(pool).await;
+    let open = async || queue::open_items(pool).await;
     crate::progress::drain("waiting for the performers", config, open).await
 }
 

@@ -4,7 +4,7 @@
 
 use crate::output::{Format, Rows};
 use chrono::NaiveDate;
-use shared::partitions::{self, month_start};
+use shared::store::partitions::{self, month_start};
 use sqlx::PgPool;
 
 /// The partition subcommands.

@@ -14,9 +14,10 @@ mod copies;
 use chrono::{NaiveDate, Utc};
 use copies::Copy;
 use shared::config::Config;
-use shared::paths::{Dirs, sync_dir};
-use shared::queue::{self, NewItem, Origin};
-use sqlx::{PgPool, Row};
+use shared::local::paths::{Dirs, sync_dir};
+use shared::store::{attempt, audit};
+use shared::types::{NewItem, Origin};
+use sqlx::PgPool;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -85,7 +86,7 @@ pub async fn run(config: &Config, pool: &PgPool, args: &Args) -> anyhow::Result<
     let outcome = if !args.wait {
         println!(
             "reloaded files wait for a performer on this host ({}); `dispatcher status` shows the queue",
-            shared::host::name()
+            shared::local::host::name()
         );
         Outcome::Done
     } else if wait_for(config, pool, &ids).await? {
@@ -98,7 +99,7 @@ pub async fn run(config: &Config, pool: &PgPool, args: &Args) -> anyhow::Result<
             "not every reloaded file finished within {} s: is a performer running on {}? \
              `dispatcher status` shows the queue",
             config.dispatcher.drain_timeout_secs,
-            shared::host::name()
+            shared::local::host::name()
         );
         Outcome::NotDrained
     };
@@ -207,7 +208,7 @@ async fn enqueue(
         let mtime: chrono::DateTime<Utc> = meta.modified()?.into();
         let dir = r.path.parent().expect("extracted into a directory");
         by_date.entry(r.business_date).or_default().push(NewItem {
-            origin: Origin::local(dir),
+            origin: Origin::local(dir, shared::local::host::name()),
             source_name: r.copy.entry.to_string(),
             file_name: r.copy.file_name.to_string(),
             source_path: r.path.display().to_string(),
@@ -218,7 +219,7 @@ async fn enqueue(
     }
     let mut ids = Vec::new();
     for (date, items) in by_date {
-        let new = queue::enqueue_dated(
+        let new = attempt::enqueue_dated(
             pool,
             None,
             &items,
@@ -233,36 +234,23 @@ async fn enqueue(
     Ok(ids)
 }
 
-/// The reloaded items: (work item, audit row, file, where from, business date, state, status).
-async fn items(pool: &PgPool, ids: &[i64]) -> sqlx::Result<Vec<sqlx::postgres::PgRow>> {
-    sqlx::query(
-        "SELECT w.id, b.id, w.file_name, w.source_path, w.business_date, w.state, b.estatus,
-                coalesce(b.mensaje_error, '')
-         FROM work_items w JOIN bitacora_control b ON b.work_item_id = w.id
-         WHERE w.id = ANY($1) ORDER BY w.id",
-    )
-    .bind(ids)
-    .fetch_all(pool)
-    .await
-}
-
 async fn print_enqueued(pool: &PgPool, ids: &[i64], reloaded: &[Reloaded]) -> anyhow::Result<()> {
     let copy_at: BTreeMap<String, &Copy> = reloaded
         .iter()
         .map(|r| (r.path.display().to_string(), &r.copy))
         .collect();
-    for r in items(pool, ids).await? {
-        let path: String = r.get(3);
+    for r in audit::items_report(pool, ids).await? {
+        let path = &r.source_path;
         let from = copy_at
-            .get(&path)
+            .get(path)
             .map_or(String::new(), |c| format!("{} of {}, ", c.entry, c.place));
         println!(
             "{} ({from}extracted to {path}): enqueued as bitacora_control.id = {} (work item {}), \
              business date {}",
-            r.get::<String, _>(2),
-            r.get::<i64, _>(1),
-            r.get::<i64, _>(0),
-            r.get::<NaiveDate, _>(4),
+            r.file_name,
+            r.bitacora_id,
+            r.work_item,
+            r.business_date.map_or(String::new(), |d| d.to_string()),
         );
     }
     println!("reload: {} file(s) enqueued", ids.len());
@@ -271,12 +259,12 @@ async fn print_enqueued(pool: &PgPool, ids: &[i64], reloaded: &[Reloaded]) -> an
 
 async fn print_outcomes(pool: &PgPool, ids: &[i64]) -> anyhow::Result<()> {
     let mut by_status: BTreeMap<String, usize> = BTreeMap::new();
-    for r in items(pool, ids).await? {
-        let (status, message): (String, String) = (r.get(6), r.get(7));
+    for r in audit::items_report(pool, ids).await? {
+        let (status, message) = (r.estatus.to_string(), r.message);
         println!(
             "{} (bitacora_control.id = {}): {status}{}",
-            r.get::<String, _>(2),
-            r.get::<i64, _>(1),
+            r.file_name,
+            r.bitacora_id,
             if message.is_empty() {
                 String::new()
             } else {
@@ -295,6 +283,6 @@ async fn print_outcomes(pool: &PgPool, ids: &[i64]) -> anyhow::Result<()> {
 
 /// Waits until every reloaded item is final, or the drain deadline passes.
 async fn wait_for(config: &Config, pool: &PgPool, ids: &[i64]) -> sqlx::Result<bool> {
-    let open = async || shared::queue::open_among(pool, ids).await;
+    let open = async || shared::store::queue::open_among(pool, ids).await;
     crate::progress::drain("reloading", config, open).await
 }

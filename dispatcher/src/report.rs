@@ -2,7 +2,8 @@
 
 use crate::output::{Format, Rows};
 use chrono::{Months, NaiveDate};
-use sqlx::{PgPool, Row};
+use shared::store::reports;
+use sqlx::PgPool;
 
 /// Error types listed at the most.
 const TOP_ERRORS: i64 = 10;
@@ -15,27 +16,8 @@ pub async fn print(
     label: &str,
     format: Format,
 ) -> anyhow::Result<()> {
-    let statuses = sqlx::query(
-        "SELECT estatus, count(*), coalesce(sum(registros_totales), 0), coalesce(sum(registros_validos), 0),
-                coalesce(sum(registros_error), 0)
-         FROM bitacora_control
-         WHERE coalesce(fecha_negocio, creado_en::date) >= $1 AND coalesce(fecha_negocio, creado_en::date) < $2
-         GROUP BY estatus ORDER BY estatus",
-    )
-    .bind(from)
-    .bind(to)
-    .fetch_all(pool)
-    .await?;
-    let errors = sqlx::query(
-        "SELECT e.tipo_error, count(*) FROM errores e JOIN bitacora_control b ON b.id = e.bitacora_id
-         WHERE b.fecha_negocio >= $1 AND b.fecha_negocio < $2
-         GROUP BY e.tipo_error ORDER BY count(*) DESC, e.tipo_error LIMIT $3",
-    )
-    .bind(from)
-    .bind(to)
-    .bind(TOP_ERRORS)
-    .fetch_all(pool)
-    .await?;
+    let statuses = reports::statuses(pool, from, to).await?;
+    let errors = reports::top_errors(pool, from, to, TOP_ERRORS).await?;
     let mut rows = Rows {
         columns: vec![
             "section",
@@ -47,25 +29,24 @@ pub async fn print(
         ],
         rows: Vec::new(),
     };
-    for r in &statuses {
+    for s in statuses {
         rows.rows.push(vec![
             "status".into(),
-            r.get(0),
-            r.get::<i64, _>(1).to_string(),
-            r.get::<i64, _>(2).to_string(),
-            r.get::<i64, _>(3).to_string(),
-            r.get::<i64, _>(4).to_string(),
+            s.estatus,
+            s.archivos.to_string(),
+            s.registros_totales.to_string(),
+            s.registros_validos.to_string(),
+            s.registros_error.to_string(),
         ]);
     }
-    for r in &errors {
-        let n: i64 = r.get(1);
+    for e in errors {
         rows.rows.push(vec![
             "error_type".into(),
-            r.get(0),
+            e.tipo_error,
             String::new(),
             String::new(),
             String::new(),
-            n.to_string(),
+            e.registros.to_string(),
         ]);
     }
     if let Format::Table = format {

@@ -3,7 +3,7 @@
 
 use crate::archive::loose_days;
 use chrono::NaiveDate;
-use shared::paths::{Dirs, sync_dir};
+use shared::local::paths::{Dirs, sync_dir};
 use std::io;
 
 /// What retention removed.

@@ -1,40 +1,29 @@
 //! `dispatcher status`: the queue now, the items in hand, the last dispatch run.
 
 use crate::output::{Format, Rows};
-use sqlx::{PgPool, Row};
+use shared::store::{queue, runs};
+use sqlx::PgPool;
 
 /// Prints the queue's state.
 pub async fn print(pool: &PgPool, format: Format) -> anyhow::Result<()> {
-    let depth = sqlx::query(shared::queue::DEPTH).fetch_all(pool).await?;
+    let depth = queue::depth(pool).await?;
     let queue = Rows {
         columns: vec!["state", "items", "oldest_due_secs"],
         rows: depth
+            .by_state
             .iter()
-            .map(|r| {
+            .zip(&depth.oldest_due_secs)
+            .map(|((state, n), (_, oldest))| {
                 vec![
-                    r.get::<String, _>(0),
-                    r.get::<i64, _>(1).to_string(),
-                    (r.get::<f64, _>(2) as i64).to_string(),
+                    state.to_string(),
+                    n.to_string(),
+                    (*oldest as i64).to_string(),
                 ]
             })
             .collect(),
     };
     // Running items, and loaded items whose backup or delete is still to be done (they
     // wait between attempts as pending): never out of an operator's sight.
-    let running = sqlx::query(
-        "SELECT w.id, w.file_name, w.locked_by, to_char(w.locked_until, 'YYYY-MM-DD HH24:MI:SS TZ'),
-                w.attempts, b.id,
-                CASE WHEN b.estatus IN ('COMPLETADO', 'COMPLETADO_CON_ERRORES', 'DUPLICADO', 'FALLO_LAYOUT')
-                     THEN b.estatus || ' committed; left to do: backup and delete at the origin'
-                          || coalesce(' (last error: ' || w.last_error || ')', '')
-                     ELSE '' END
-         FROM work_items w JOIN bitacora_control b ON b.work_item_id = w.id
-         WHERE w.state = 'running'
-            OR (w.state = 'pending' AND b.estatus IN ('COMPLETADO', 'COMPLETADO_CON_ERRORES', 'DUPLICADO', 'FALLO_LAYOUT'))
-         ORDER BY w.id",
-    )
-    .fetch_all(pool)
-    .await?;
     let in_hand = Rows {
         columns: vec![
             "work_item",
@@ -45,29 +34,32 @@ pub async fn print(pool: &PgPool, format: Format) -> anyhow::Result<()> {
             "bitacora_id",
             "note",
         ],
-        rows: running
-            .iter()
-            .map(|r| {
+        rows: queue::in_hand(pool)
+            .await?
+            .into_iter()
+            .map(|i| {
+                let note = if i.status.is_final() {
+                    format!(
+                        "{} committed; left to do: backup and delete at the origin{}",
+                        i.status,
+                        i.last_error
+                            .map_or(String::new(), |e| format!(" (last error: {e})"))
+                    )
+                } else {
+                    String::new()
+                };
                 vec![
-                    r.get::<i64, _>(0).to_string(),
-                    r.get(1),
-                    r.get::<Option<String>, _>(2).unwrap_or_default(),
-                    r.get::<Option<String>, _>(3).unwrap_or_default(),
-                    r.get::<i32, _>(4).to_string(),
-                    r.get::<i64, _>(5).to_string(),
-                    r.get(6),
+                    i.work_item.to_string(),
+                    i.file_name,
+                    i.worker.unwrap_or_default(),
+                    i.lease_until.unwrap_or_default(),
+                    i.attempt.to_string(),
+                    i.bitacora_id.to_string(),
+                    note,
                 ]
             })
             .collect(),
     };
-    let last = sqlx::query(
-        "SELECT id, to_char(started_at, 'YYYY-MM-DD HH24:MI:SS TZ'),
-                coalesce(to_char(finished_at, 'YYYY-MM-DD HH24:MI:SS TZ'), 'running'),
-                files_listed, files_enqueued, files_retried, coalesce(drained::text, ''), coalesce(outcome, '')
-         FROM dispatch_runs ORDER BY id DESC LIMIT 1",
-    )
-    .fetch_all(pool)
-    .await?;
     let dispatch = Rows {
         columns: vec![
             "dispatch_run",
@@ -79,18 +71,19 @@ pub async fn print(pool: &PgPool, format: Format) -> anyhow::Result<()> {
             "drained",
             "outcome",
         ],
-        rows: last
-            .iter()
+        rows: runs::last(pool)
+            .await?
+            .into_iter()
             .map(|r| {
                 vec![
-                    r.get::<i64, _>(0).to_string(),
-                    r.get(1),
-                    r.get(2),
-                    r.get::<i32, _>(3).to_string(),
-                    r.get::<i32, _>(4).to_string(),
-                    r.get::<i32, _>(5).to_string(),
-                    r.get(6),
-                    r.get(7),
+                    r.id.to_string(),
+                    r.started,
+                    r.finished,
+                    r.listed.to_string(),
+                    r.enqueued.to_string(),
+                    r.retried.to_string(),
+                    r.drained,
+                    r.outcome,
                 ]
             })
             .collect(),

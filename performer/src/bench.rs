@@ -2,16 +2,17 @@
 //! workers through the same claim statement the pool uses. Prints claims per second.
 
 use shared::config::Config;
-use shared::queue::{self, Final, Reach};
+use shared::store::{attempt, queue};
+use shared::types::{Final, Reach};
 use std::time::{Duration, Instant};
 
 /// Inserts `items` empty work items, drains them with `workers` workers, prints the rate.
 pub async fn queue(config: &Config, items: i64, workers: usize) -> anyhow::Result<()> {
-    let pool = shared::db::performer_pool(config).await?;
-    queue::insert_bench_items(&mut pool.get().await?, items).await?;
+    let pool = shared::store::connect::performer_pool(&config.database).await?;
+    attempt::insert_bench_items(&mut pool.get().await?, items).await?;
     let reach = Reach {
         origin: "bench:".into(),
-        host: shared::host::name(),
+        host: shared::local::host::name(),
     };
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
@@ -22,7 +23,7 @@ pub async fn queue(config: &Config, items: i64, workers: usize) -> anyhow::Resul
             let (worker, mut claimed) = (format!("bench:{n}"), 0u64);
             let today = chrono::Utc::now().date_naive();
             while let Some(item) =
-                queue::claim(&mut client, &worker, Duration::from_secs(60), &reach, today).await?
+                attempt::claim(&mut client, &worker, Duration::from_secs(60), &reach, today).await?
             {
                 queue::finish(&client, &item, Final::Done, None).await?;
                 claimed += 1;
@@ -36,10 +37,7 @@ pub async fn queue(config: &Config, items: i64, workers: usize) -> anyhow::Resul
     }
     let secs = started.elapsed().as_secs_f64();
     let client = pool.get().await?;
-    let twice: i64 = client
-        .query_one("SELECT count(*) FROM work_items WHERE file_name LIKE 'bench_%' AND (attempts <> 1 OR state <> 'done')", &[])
-        .await?
-        .get(0);
+    let twice = queue::bench_items_not_done_once(&client).await?;
     println!(
         "queue: {claimed} claims+completions by {workers} workers in {secs:.2} s = {:.0} claims/s; items not claimed exactly once: {twice}",
         claimed as f64 / secs

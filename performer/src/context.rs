@@ -4,10 +4,10 @@ use backon::ExponentialBuilder;
 use chrono::NaiveDate;
 use chrono_tz::Tz;
 use deadpool_postgres::Pool;
-use shared::business_date::business_date;
 use shared::config::Config;
-use shared::paths::Dirs;
-use shared::queue::Reach;
+use shared::local::paths::Dirs;
+use shared::types::Reach;
+use shared::types::business_date::business_date;
 use std::time::Duration;
 
 /// The performer's shared state.
@@ -21,6 +21,9 @@ pub struct Context {
     /// A one-connection pool for heartbeats alone: long loads holding every pooled
     /// connection must never starve the leases they run under.
     pub leases: Pool,
+    /// The sqlx pool, for what the performer reads beside its items' path (whether the
+    /// queue is drained, its depth, the partitions ahead), as the dispatcher does.
+    pub db: sqlx::PgPool,
     /// `--as-of`, if given.
     pub as_of: Option<NaiveDate>,
     /// Business time zone.

@@ -1,8 +1,8 @@
 //! What can go wrong with one item.
 
 use polars::prelude::PolarsError;
-use shared::load::LoadError;
 use shared::source::{RemoteNameError, SourceError};
+use shared::store::load::LoadError;
 
 /// A failure processing one item.
 #[derive(Debug, thiserror::Error)]
@@ -14,8 +14,11 @@ pub enum ItemError {
     #[error(transparent)]
     Load(#[from] LoadError),
     /// A queue or audit statement failed.
-    #[error("database: {}", shared::db::describe(.0))]
+    #[error("database: {}", shared::store::connect::describe(.0))]
     Db(#[from] tokio_postgres::Error),
+    /// A read beside the item's path (the queue's state) failed.
+    #[error("database: {0}")]
+    Query(#[from] sqlx::Error),
     /// No connection could be had from the pool.
     #[error("database pool: {0}")]
     Pool(#[from] deadpool_postgres::PoolError),

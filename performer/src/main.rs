@@ -3,17 +3,19 @@
 mod bench;
 mod context;
 mod error;
+mod lease;
 mod metrics;
 mod origin;
 mod pipeline;
 mod pool;
 mod retry;
+mod step;
 
 use anyhow::Context as _;
 use chrono::NaiveDate;
 use clap::{Parser, Subcommand};
 use shared::config::{Config, DEFAULT_CONFIG_PATH};
-use shared::paths::Dirs;
+use shared::local::paths::Dirs;
 use std::path::PathBuf;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
@@ -21,7 +23,7 @@ use tracing::info;
 
 /// Loads visit files from the work queue.
 #[derive(Parser)]
-#[command(version = shared::fault::VERSION, about)]
+#[command(version = shared::local::fault::VERSION, about)]
 struct Cli {
     /// Configuration file (TOML); every key can be overridden by `VISITAS_…` variables.
     #[arg(long, env = "VISITAS_CONFIG", default_value = DEFAULT_CONFIG_PATH)]
@@ -80,7 +82,7 @@ fn limit_malloc_arenas() {
 async fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let config = Config::load(&cli.config)?;
-    shared::telemetry::init(Some(shared::telemetry::FileLogs {
+    shared::observe::telemetry::init(Some(shared::observe::telemetry::FileLogs {
         dir: Dirs::new(&config.paths.root).logs(),
         component: "performer",
         tz: config.business.time_zone,
@@ -102,20 +104,23 @@ async fn run() -> anyhow::Result<()> {
             let workers = workers.unwrap_or(config.performer.workers).max(1);
             let mut one_connection = config.clone();
             one_connection.database.pool_size = 1;
+            let mut two_connections = config.clone();
+            two_connections.database.pool_size = 2;
             let ctx = Arc::new(context::Context {
-                pool: shared::db::performer_pool(&config).await?,
-                leases: shared::db::performer_pool(&one_connection).await?,
+                pool: shared::store::connect::performer_pool(&config.database).await?,
+                leases: shared::store::connect::performer_pool(&one_connection.database).await?,
+                db: shared::store::connect::sqlx_pool_lazy(&two_connections.database)?,
                 tz: config.business.time_zone,
-                reach: shared::queue::Reach {
-                    origin: shared::source::configured_origin(&config).url,
-                    host: shared::host::name(),
+                reach: shared::types::Reach {
+                    origin: config.source.url.origin().url,
+                    host: shared::local::host::name(),
                 },
                 config,
                 dirs,
                 as_of,
             });
             if let Some(listen) = &ctx.config.telemetry.metrics_listen {
-                shared::telemetry::serve_metrics(listen)?;
+                shared::observe::telemetry::serve_metrics(listen)?;
                 info!(%listen, "metrics served at /metrics");
             }
             // A role that may not create temporary tables would fail every load of a
@@ -123,7 +128,7 @@ async fn run() -> anyhow::Result<()> {
             // for by the workers instead.
             let may_update_returning = async {
                 let client = ctx.pool.get().await.map_err(anyhow::Error::from)?;
-                Ok::<_, anyhow::Error>(shared::visitor_counts::may_update_returning(&client).await?)
+                Ok::<_, anyhow::Error>(shared::store::load::may_update_returning(&client).await?)
             };
             match may_update_returning.await {
                 Ok(true) => {}
@@ -135,10 +140,7 @@ async fn run() -> anyhow::Result<()> {
             }
             // Not fatal: a database still down is waited for by the workers, and the
             // nightly close makes the partitions ahead too.
-            let ensured = async {
-                let client = ctx.pool.get().await.map_err(anyhow::Error::from)?;
-                Ok::<_, anyhow::Error>(shared::partitions::ensure_ahead_on(&client).await?)
-            };
+            let ensured = shared::store::partitions::ensure_ahead(&ctx.db);
             match ensured.await {
                 Ok(created) if !created.is_empty() => {
                     info!(?created, "partitions of estadisticas / errores created")
@@ -149,7 +151,7 @@ async fn run() -> anyhow::Result<()> {
             metrics::spawn_queue_gauges(ctx.clone());
             let shutdown = CancellationToken::new();
             tokio::spawn(stop_on_signal(shutdown.clone()));
-            let name = format!("{}:{}", shared::host::name(), std::process::id());
+            let name = format!("{}:{}", shared::local::host::name(), std::process::id());
             info!(workers, once, worker = %name, "performer starting");
             pool::run(
                 ctx,

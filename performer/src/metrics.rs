@@ -3,7 +3,7 @@
 
 use crate::context::Context;
 use metrics::{counter, gauge, histogram};
-use shared::audit::AuditStatus;
+use shared::types::AuditStatus;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -40,9 +40,7 @@ pub fn retry(tier: &'static str) {
 pub fn spawn_queue_gauges(ctx: Arc<Context>) {
     tokio::spawn(async move {
         loop {
-            if let Ok(client) = ctx.pool.get().await
-                && let Ok(depth) = shared::queue::depth(&client).await
-            {
+            if let Ok(depth) = shared::store::queue::depth(&ctx.db).await {
                 for (state, n) in depth.by_state {
                     gauge!("visitas_queue_depth", "state" => state.as_str()).set(n as f64);
                 }

@@ -6,9 +6,11 @@
 
 use crate::context::Context;
 use crate::error::ItemError;
-use backon::Retryable;
-use shared::queue::{self, Claimed};
+use crate::lease::still_ours;
+use crate::step::retried;
 use shared::source::{RemoteFile, RemoteName, Source, SourceError, in_flight_name};
+use shared::store::{audit, queue};
+use shared::types::Claimed;
 use tracing::{info, warn};
 
 /// The file this attempt holds at the origin.
@@ -138,11 +140,13 @@ pub async fn delete(
         // name no listing takes, recorded on the audit row, and alerted.
         let left_as = if taken.renamed {
             let aside = RemoteName::parse(&format!(".visitas-changed-{}-{}", item.id, item.token))?;
-            (|| source.rename(&taken.name, &aside))
-                .retry(ctx.step_backoff())
-                .when(SourceError::is_transient)
-                .notify(crate::pipeline::on_step_retry("set aside at the origin"))
-                .await?;
+            retried(
+                ctx,
+                "set aside at the origin",
+                SourceError::is_transient,
+                || source.rename(&taken.name, &aside),
+            )
+            .await?;
             aside
         } else {
             taken.name.clone()
@@ -153,23 +157,25 @@ pub async fn delete(
             item.file_name, taken.seen.size
         );
         let client = ctx.pool.get().await?;
-        if !shared::audit::record_note(&client, item.into(), &message).await? {
+        if !audit::record_note(&client, item.into(), &message).await? {
             return Err(ItemError::LeaseLost);
         }
         warn!(origin_name = %taken.name, "{message}");
-        let alert = shared::alert::Alert::new("ARCHIVO_MODIFICADO", &message).about(
+        let alert = shared::observe::alert::Alert::new("ARCHIVO_MODIFICADO", &message).about(
             &item.file_name,
             item.bitacora_id,
             item.id,
         );
-        shared::alert::send(&ctx.config.alerts, &alert).await;
+        shared::observe::alert::send(&ctx.config.alerts, &alert).await;
         return Ok(());
     }
-    (|| source.delete(&taken.name))
-        .retry(ctx.step_backoff())
-        .when(SourceError::is_transient)
-        .notify(crate::pipeline::on_step_retry("delete at the origin"))
-        .await?;
+    retried(
+        ctx,
+        "delete at the origin",
+        SourceError::is_transient,
+        || source.delete(&taken.name),
+    )
+    .await?;
     Ok(())
 }
 
@@ -205,11 +211,10 @@ async fn stat(
     source: &Source,
     name: &RemoteName,
 ) -> Result<Option<RemoteFile>, SourceError> {
-    (|| source.stat(name))
-        .retry(ctx.step_backoff())
-        .when(SourceError::is_transient)
-        .notify(crate::pipeline::on_step_retry("stat at the origin"))
-        .await
+    retried(ctx, "stat at the origin", SourceError::is_transient, || {
+        source.stat(name)
+    })
+    .await
 }
 
 /// Renames the listed file to the in-flight name, right after proving (with a fenced
@@ -222,10 +227,11 @@ async fn rename_if_ours(
     from: &RemoteName,
     to: &RemoteName,
 ) -> Result<Result<(), SourceError>, ItemError> {
-    crate::pipeline::still_ours(ctx, item).await?;
-    Ok((|| source.rename(from, to))
-        .retry(ctx.step_backoff())
-        .when(SourceError::is_transient)
-        .notify(crate::pipeline::on_step_retry("take at the origin"))
-        .await)
+    still_ours(ctx, item).await?;
+    Ok(
+        retried(ctx, "take at the origin", SourceError::is_transient, || {
+            source.rename(from, to)
+        })
+        .await,
+    )
 }

@@ -2,24 +2,25 @@
 //! own staging file, hash it (pass 1), check the layout, load it (pass 2, one
 //! transaction), back it up durably, delete exactly what was taken, finish the item.
 //!
-//! Every write names the attempt's token (see `shared::queue`); a heartbeat that finds
+//! Every write names the attempt's token (see `shared::store::queue`); a heartbeat that finds
 //! the lease lost cancels the attempt at once: an open load rolls back and nothing is
 //! backed up, deleted, alerted or recorded by it.
 
 use crate::context::Context;
 use crate::error::ItemError;
+use crate::lease::{spawn_heartbeat, still_ours};
 use crate::metrics;
 use crate::origin::{self, Taken};
 use crate::retry::{self, Decision};
-use backon::Retryable;
-use shared::alert::{self, Alert};
-use shared::audit::{self, AuditStatus, Fence, FileFacts, Unloaded};
-use shared::feed::{self, LayoutError, VISITS};
-use shared::load::{self, LoadOutcome};
-use shared::paths::durable_move;
-use shared::queue::{self, Claimed, Final};
+use crate::step::retried;
+use shared::feed::{LayoutError, VISITS};
+use shared::local::paths::durable_move;
+use shared::local::staged;
+use shared::observe::alert::{self, Alert};
 use shared::source::{RemoteName, Source, SourceError};
-use shared::storable;
+use shared::store::{attempt, audit, load, queue};
+use shared::types::storable;
+use shared::types::{AuditStatus, Claimed, Encoding, FileFacts, Final, LoadOutcome, Unloaded};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -78,45 +79,6 @@ pub async fn process(ctx: &Context, worker: &str, item: Claimed) {
     .await
 }
 
-/// Extends the lease every third of it; cancels the attempt when the item was taken
-/// back, or when no heartbeat got through for a whole lease (it may have been).
-fn spawn_heartbeat(
-    ctx: &Context,
-    item: &Claimed,
-    lost: CancellationToken,
-) -> tokio::task::JoinHandle<()> {
-    let (leases, item, lease) = (ctx.leases.clone(), item.clone(), ctx.config.lease());
-    tokio::spawn(
-        async move {
-            let mut last_beat = Instant::now();
-            loop {
-                tokio::time::sleep(lease / 3).await;
-                let beat = async {
-                    queue::heartbeat(&leases.get().await?, &item, lease)
-                        .await
-                        .map_err(ItemError::from)
-                };
-                match beat.await {
-                    Ok(true) => last_beat = Instant::now(),
-                    // Test hook: a heartbeat that has not noticed yet (the fence must hold alone).
-                    Ok(false) if shared::fault::armed("VISITAS_FAULT_DEAF_HEARTBEAT") => {}
-                    Ok(false) => {
-                        warn!("lease lost: another attempt took the item back; this attempt stops");
-                        return lost.cancel();
-                    }
-                    Err(e) if last_beat.elapsed() >= lease => {
-                        warn!(error = %e, "no heartbeat for a whole lease: the item may have been \
-                              taken back; this attempt stops");
-                        return lost.cancel();
-                    }
-                    Err(e) => warn!(error = %e, "heartbeat failed"),
-                }
-            }
-        }
-        .in_current_span(),
-    )
-}
-
 async fn on_failure(ctx: &Context, item: &Claimed, attempt: &Attempt, e: ItemError) {
     let message = storable::message(&e.to_string()).into_owned();
     let outcome = async {
@@ -154,7 +116,7 @@ async fn on_failure(ctx: &Context, item: &Claimed, attempt: &Attempt, e: ItemErr
                     message.clone()
                 };
                 let mut client = ctx.pool.get().await?;
-                if !queue::retry_later(&mut client, item, &message, delay).await? {
+                if !attempt::retry_later(&mut client, item, &message, delay).await? {
                     warn!("lease lost: the item was taken back; nothing recorded");
                 }
             }
@@ -193,22 +155,14 @@ async fn give_up(
         None
     };
     let mut client = ctx.pool.get().await?;
-    let tx = client.transaction().await?;
-    let fence = Fence::from(item);
-    let mut ours = audit::record_system_failure(&tx, fence, message, copy.as_ref()).await?;
-    if let Some(to) = &quarantined {
-        ours &= audit::record_local_copy(&tx, fence, &to.display().to_string()).await?;
-    }
-    ours &= queue::finish(&tx, item, Final::Failed, Some(message)).await?;
-    if !ours {
-        drop(tx);
+    let at = quarantined.as_ref().map(|to| to.display().to_string());
+    if !attempt::fail(&mut client, item, message, copy.as_ref(), at.as_deref()).await? {
         if let Some(to) = quarantined {
             let _ = std::fs::remove_file(to);
         }
         warn!("lease lost: the item was taken back; no failure recorded");
         return Ok(());
     }
-    tx.commit().await?;
     error!(error = %message, attempt = item.attempts, transient,
            "FALLO_SISTEMA: the item will not be retried automatically today");
     metrics::file_finished(AuditStatus::FalloSistema);
@@ -237,11 +191,11 @@ async fn handle(ctx: &Context, item: &Claimed, attempt: &Attempt) -> Result<(), 
             attempts: item.attempts - 1,
         });
     }
-    let source = (|| Source::for_origin(&ctx.config, &item.origin))
-        .retry(ctx.step_backoff())
-        .when(SourceError::is_transient)
-        .notify(on_step_retry("connect"))
-        .await?;
+    let access = ctx.config.access();
+    let source = retried(ctx, "connect", SourceError::is_transient, || {
+        Source::for_origin(&access, &item.origin)
+    })
+    .await?;
     let result = if item.prior_status.is_final() {
         finish_committed(ctx, item, attempt, &source).await
     } else {
@@ -260,7 +214,7 @@ async fn handle_connected(
     let taken = origin::take(ctx, source, item).await?;
     let bytes = download(ctx, source, &taken.name, &attempt.staged).await?;
     origin::check_unchanged(ctx, source, item, &taken, bytes).await?;
-    shared::fault::pause("downloaded").await;
+    shared::local::fault::pause("downloaded").await;
     let facts = file_facts(item, &attempt.staged).await?;
     if facts.size as u64 != bytes {
         return Err(ItemError::Unsettled(format!(
@@ -292,7 +246,7 @@ async fn handle_connected(
         }
         Ok(()) => {
             let loading = Instant::now();
-            let outcome = (|| async {
+            let outcome = retried(ctx, "load (rolled back)", retry::is_transient, || async {
                 let mut client = ctx.pool.get().await?;
                 let batch_rows = ctx.config.performer.batch_rows;
                 Ok::<_, ItemError>(
@@ -307,13 +261,10 @@ async fn handle_connected(
                     .await?,
                 )
             })
-            .retry(ctx.step_backoff())
-            .when(retry::is_transient)
-            .notify(on_step_retry("load (rolled back)"))
             .await?;
             attempt.committed.store(true, Ordering::SeqCst);
             metrics::stage("load", loading.elapsed());
-            shared::fault::pause("after_commit").await;
+            shared::local::fault::pause("after_commit").await;
             match &outcome {
                 LoadOutcome::Loaded(counts) => {
                     metrics::file_finished(counts.status());
@@ -336,7 +287,7 @@ async fn handle_connected(
 /// Pass 1 over the staged file: SHA-256, size and encoding, without holding it in memory.
 async fn file_facts(item: &Claimed, staged: &Path) -> Result<FileFacts, ItemError> {
     let (path, started) = (staged.to_path_buf(), Instant::now());
-    let print = tokio::task::spawn_blocking(move || feed::fingerprint(&path))
+    let print = tokio::task::spawn_blocking(move || staged::fingerprint(&path))
         .await
         .expect("hashing does not panic")
         .map_err(ItemError::disk("reading the staged file"))?;
@@ -370,24 +321,16 @@ fn write_back_early(staged: &Path) {
     });
 }
 
-/// The header check (SPEC §3), reading only the first line(s).
+/// The header check (docs/data-contract.md §3), reading only the first line(s).
 async fn check_layout(
     staged: &Path,
-    encoding: feed::Encoding,
+    encoding: Encoding,
 ) -> Result<Result<(), LayoutError>, ItemError> {
     let path = staged.to_path_buf();
-    tokio::task::spawn_blocking(move || feed::check_layout(&path, encoding, &VISITS))
+    tokio::task::spawn_blocking(move || staged::check_layout(&path, encoding, &VISITS))
         .await
         .expect("reading a line does not panic")
         .map_err(ItemError::disk("reading the staged file"))
-}
-
-/// Tier 1: logs (cause and delay) and counts an in-place retry of one step.
-pub fn on_step_retry<E: std::fmt::Display>(step: &'static str) -> impl Fn(&E, Duration) {
-    move |e, wait| {
-        metrics::retry("1");
-        warn!(error = %e, step, retry_in_ms = wait.as_millis() as u64, "step failed; retrying in place");
-    }
 }
 
 /// Downloads `name` into this attempt's staging file; returns the bytes written.
@@ -398,14 +341,11 @@ async fn download(
     staged: &Path,
 ) -> Result<u64, ItemError> {
     let started = Instant::now();
-    let downloaded = (|| async {
+    let downloaded = retried(ctx, "download", SourceError::is_transient, || async {
         // Each try starts from nothing: a partial download is not a copy of anything.
         let _ = tokio::fs::remove_file(staged).await;
         source.download(name, staged).await
     })
-    .retry(ctx.step_backoff())
-    .when(SourceError::is_transient)
-    .notify(on_step_retry("download"))
     .await;
     let bytes = match downloaded {
         Ok(bytes) => bytes,
@@ -485,7 +425,7 @@ async fn finish_committed(
 async fn truncated_copy_matches(staged: &Path, size: u64, sha256: &str) -> Result<bool, ItemError> {
     let (path, want) = (staged.to_path_buf(), sha256.to_string());
     tokio::task::spawn_blocking(move || -> std::io::Result<bool> {
-        let same = shared::hash::file_prefix_sha256(&path, size)? == want;
+        let same = shared::local::hash::file_prefix_sha256(&path, size)? == want;
         if same {
             let file = std::fs::OpenOptions::new().write(true).open(&path)?;
             file.set_len(size)?;
@@ -498,15 +438,6 @@ async fn truncated_copy_matches(staged: &Path, size: u64, sha256: &str) -> Resul
     .map_err(ItemError::disk(
         "checking the staged copy against what was loaded",
     ))
-}
-
-/// Proves the attempt still holds its item, for at least one more lease.
-pub async fn still_ours(ctx: &Context, item: &Claimed) -> Result<(), ItemError> {
-    if queue::heartbeat(&ctx.leases.get().await?, item, ctx.config.lease()).await? {
-        Ok(())
-    } else {
-        Err(ItemError::LeaseLost)
-    }
 }
 
 /// Moves the staged file to backup (loaded) or quarantine (layout failure), durably,
@@ -535,7 +466,7 @@ async fn set_aside(
     if !audit::record_local_copy(&client, item.into(), &to.display().to_string()).await? {
         return Err(ItemError::LeaseLost);
     }
-    shared::fault::pause("before_delete").await;
+    shared::local::fault::pause("before_delete").await;
     still_ours(ctx, item).await?;
     origin::delete(ctx, source, item, taken).await?;
     if !queue::finish(&client, item, state, None).await? {

@@ -3,7 +3,9 @@
 
 use crate::context::Context;
 use crate::pipeline::process;
-use shared::queue::{self, Rescuer};
+use shared::store::attempt;
+use shared::store::queue::{self, Rescuer};
+use shared::types::Claimed;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -64,10 +66,11 @@ async fn work(
                 warn!(rescued, "took back items whose performer stopped answering");
             }
             let claimed =
-                queue::claim(&mut client, &worker, lease, &ctx.reach, ctx.business_date()).await?;
+                attempt::claim(&mut client, &worker, lease, &ctx.reach, ctx.business_date())
+                    .await?;
             let open = match claimed {
                 Some(_) => 1,
-                None => queue::open_items(&client).await?,
+                None => queue::open_items(&ctx.db).await?,
             };
             Ok::<_, crate::error::ItemError>((claimed, open))
         };
@@ -99,7 +102,7 @@ async fn work(
 async fn process_or_abandon(
     ctx: &Context,
     worker: &str,
-    item: queue::Claimed,
+    item: Claimed,
     shutdown: &CancellationToken,
 ) {
     let grace = Duration::from_secs(ctx.config.performer.shutdown_grace_secs);
@@ -114,7 +117,7 @@ async fn process_or_abandon(
     warn!(work_item_id = item.id, file = %item.file_name, "shutdown grace period over: item abandoned, handed back");
     let handed_back = async {
         let mut client = ctx.pool.get().await?;
-        if !queue::release(&mut client, &item).await? {
+        if !attempt::release(&mut client, &item).await? {
             warn!(
                 work_item_id = item.id,
                 "already taken back by another attempt"

@@ -1,7 +1,7 @@
-//! The retry tiers, decided in one place from the error's type (DESIGN: tiered retries).
+//! The retry tiers, decided in one place from the error's type (docs/architecture.md, "When things fail").
 
 use crate::error::ItemError;
-use shared::load::LoadError;
+use shared::store::load::LoadError;
 
 /// What becomes of an item after a failed attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,20 +19,23 @@ pub fn is_transient(e: &ItemError) -> bool {
     match e {
         ItemError::Source(e) => e.is_transient(),
         ItemError::Load(e) => match e {
-            LoadError::Db(e) => shared::db::is_transient(e),
+            LoadError::Db(e) => shared::store::connect::is_transient(e),
             // A send fails when the connection does; an encoding error cannot pass.
             LoadError::Copy(e) => e
                 .downcast_ref::<tokio_postgres::Error>()
-                .is_some_and(shared::db::is_transient),
-            LoadError::Input(shared::feed::StreamError::Io(_))
+                .is_some_and(shared::store::connect::is_transient),
+            LoadError::Input(shared::local::staged::StreamError::Io(_))
             | LoadError::InputEnded
             | LoadError::InputChanged { .. } => true,
-            LoadError::Input(shared::feed::StreamError::Engine(_))
+            LoadError::Input(shared::local::staged::StreamError::Engine(_))
             | LoadError::Frame(_)
             | LoadError::LeaseLost => false,
         },
-        ItemError::Db(e) => shared::db::is_transient(e),
-        ItemError::Pool(_) | ItemError::Disk { .. } | ItemError::Unsettled(_) => true,
+        ItemError::Db(e) => shared::store::connect::is_transient(e),
+        ItemError::Query(_)
+        | ItemError::Pool(_)
+        | ItemError::Disk { .. }
+        | ItemError::Unsettled(_) => true,
         ItemError::Name(_)
         | ItemError::Engine(_)
         | ItemError::Exhausted { .. }

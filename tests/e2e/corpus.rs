@@ -6,7 +6,7 @@
 use crate::helpers::{Origin, TestApp, spawn};
 use sha2::{Digest, Sha256};
 use shared::fixtures::HEADER;
-use shared::storable::{self, MESSAGE_MAX_CHARS};
+use shared::types::storable::{self, MESSAGE_MAX_CHARS};
 use sqlx::Row;
 use std::path::{Path, PathBuf};
 
@@ -121,7 +121,7 @@ fn records(bytes: &[u8]) -> Vec<String> {
 }
 
 fn sha256(bytes: &[u8]) -> String {
-    shared::hash::to_hex(&Sha256::digest(bytes))
+    shared::local::hash::to_hex(&Sha256::digest(bytes))
 }
 
 #[tokio::test]

@@ -2,7 +2,7 @@
 //! `performer`, injects the fault, lets the system recover, then checks SPEC §5's
 //! invariants (loaded once, counts consistent, visitors = aggregate, files as §6 says).
 //!
-//! Precise kill points use the test-only pause hook (`shared::fault`): the performer
+//! Precise kill points use the test-only pause hook (`shared::local::fault`): the performer
 //! logs "fault hook: pausing" at the point and sleeps; the test then acts.
 
 use crate::helpers::{Origin, PrivateSshd, Running, TestApp, spawn};

@@ -105,7 +105,7 @@ fn zip_hashes(path: &std::path::Path) -> Vec<(String, String)> {
             let mut entry = zip.by_index(i).unwrap();
             let mut bytes = Vec::new();
             entry.read_to_end(&mut bytes).unwrap();
-            let hex = shared::hash::to_hex(&Sha256::digest(&bytes));
+            let hex = shared::local::hash::to_hex(&Sha256::digest(&bytes));
             (entry.name().unwrap().to_string(), hex)
         })
         .collect();

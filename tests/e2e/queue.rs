@@ -63,7 +63,7 @@ async fn migrate_twice_changes_nothing() {
     app.run_ok("dispatcher", &["migrate"]);
     app.run_ok("dispatcher", &["migrate"]);
     assert_eq!(app.count(schema).await, before);
-    let migrations = shared::db::MIGRATOR.iter().count() as i64;
+    let migrations = shared::store::connect::MIGRATOR.iter().count() as i64;
     assert_eq!(
         app.count("SELECT count(*) FROM _sqlx_migrations WHERE success")
             .await,

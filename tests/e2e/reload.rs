@@ -19,7 +19,7 @@ fn sample(rows: usize, seed: u64) -> Vec<u8> {
 }
 
 fn sha(bytes: &[u8]) -> String {
-    shared::hash::to_hex(&Sha256::digest(bytes))
+    shared::local::hash::to_hex(&Sha256::digest(bytes))
 }
 
 /// The database "was restored from an older backup": every load is gone.

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 const DAY: &str = "2026-11-24";
 
 fn sha256(bytes: &[u8]) -> String {
-    shared::hash::to_hex(&Sha256::digest(bytes))
+    shared::local::hash::to_hex(&Sha256::digest(bytes))
 }
 
 /// Puts files `from..=to` at the origin; returns their SHA-256s.
@@ -68,7 +68,7 @@ fn temporaries(dir: &Path) -> Vec<PathBuf> {
         let path = entry.unwrap().path();
         if path.is_dir() {
             found.extend(temporaries(&path));
-        } else if shared::paths::is_temporary(&path.file_name().unwrap().to_string_lossy()) {
+        } else if shared::local::paths::is_temporary(&path.file_name().unwrap().to_string_lossy()) {
             found.push(path);
         }
     }
@@ -216,7 +216,7 @@ async fn a_close_during_a_load_leaves_it_alone_and_a_later_close_zips_it() {
         Running::new(loading.spawn_bin("performer", &["run", "--workers", "1", "--as-of", DAY]));
     performer.wait_for("fault hook: pausing", 30);
     // A move into the day directory caught half-way (a mover on another filesystem).
-    let moving = loose_dir(&app).join(shared::paths::temporary_name(
+    let moving = loose_dir(&app).join(shared::local::paths::temporary_name(
         &loose_dir(&app).join("99-report_9.txt"),
     ));
     std::fs::write(&moving, b"half a file").unwrap();

@@ -74,7 +74,7 @@ async fn spawn_tls(origin: Origin) -> (TestApp, TlsBed) {
         .unwrap();
     admin.close().await;
     let db = PgPool::connect(&bed.verified(&name)).await.unwrap();
-    shared::db::MIGRATOR.run(&db).await.unwrap();
+    shared::store::connect::MIGRATOR.run(&db).await.unwrap();
     let env = vec![("VISITAS_DATABASE__URL".to_string(), bed.verified(&name))];
     plain.db.close().await;
     let app = TestApp {

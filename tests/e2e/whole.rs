@@ -463,7 +463,7 @@ async fn the_business_date_is_fixed_at_the_first_claim_across_midnight() {
 
 fn sha(bytes: &[u8]) -> String {
     use sha2::Digest;
-    shared::hash::to_hex(&sha2::Sha256::digest(bytes))
+    shared::local::hash::to_hex(&sha2::Sha256::digest(bytes))
 }
 
 #[tokio::test]

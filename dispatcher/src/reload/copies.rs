@@ -5,7 +5,7 @@
 
 use crate::archive::{loose_days, zip_path};
 use chrono::NaiveDate;
-use shared::paths::{create_dir_durable, is_temporary, sync_dir, temporary_name};
+use shared::local::paths::{create_dir_durable, is_temporary, sync_dir, temporary_name};
 use shared::source::RemoteName;
 use std::collections::BTreeMap;
 use std::fs::File;

@@ -38,7 +38,7 @@ pub enum LayoutError {
     /// Line 1 has no line end within [`HEADER_MAX_BYTES`].
     #[error(
         "line 1 has no line end in its first {} bytes, so it cannot be the header (15 column names, about 140 characters): the header is missing or the lines do not end in LF or CRLF",
-        crate::storable::thousands(HEADER_MAX_BYTES as usize)
+        crate::types::storable::thousands(HEADER_MAX_BYTES as usize)
     )]
     HeaderTooLong,
     /// The file looks UTF-16 (a BOM `FF FE` / `FE FF`, or NULs between the letters).
@@ -226,7 +226,7 @@ fn count_detail(delimiter: Option<&str>, names: &[&str], layout: &[Column]) -> S
         if unexpected.len() > NAMES_LISTED {
             listed.push(format!(
                 "and {} more",
-                crate::storable::thousands(unexpected.len() - NAMES_LISTED)
+                crate::types::storable::thousands(unexpected.len() - NAMES_LISTED)
             ));
         }
         parts.push(format!("unexpected {}", listed.join(", ")));
@@ -269,7 +269,8 @@ fn utf16(line: &str) -> Option<LayoutError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::feed::{Encoding, VISITS};
+    use crate::feed::VISITS;
+    use crate::types::Encoding;
 
     const HEADER: &str = "email,jyv,Badmail,Baja,Fecha envio,Fecha open,Opens,Opens virales,Fecha click,Clicks,Clicks virales,Links,IPs,Navegadores,Plataformas";
     const ROW: &str = "ana@example.com,J1,-,,08/02/2013 18:30,,1,0,,0,0,,,,";

@@ -1,6 +1,9 @@
-//! The visits feed: decoding, records (one line splitter, one field splitter), layout,
-//! row rules, and how messages quote a file — pure functions of bytes.
+//! The pure feed: bytes → records → validated batches. Decoding, one line splitter and
+//! one field splitter, the layout and its header check, record-level and row rules, the
+//! visitor tally, and how messages quote a file. Functions of bytes and values only:
+//! reading a staged file is `crate::local::staged`.
 
+pub mod batches;
 pub mod decode;
 pub mod header;
 pub mod layout;
@@ -8,16 +11,11 @@ pub mod quote;
 pub mod records;
 pub mod rules;
 pub mod shape;
-pub mod stream;
 pub mod visitors;
 
-pub use decode::{Encoding, decode};
+pub use decode::decode;
 pub use header::LayoutError;
 pub use layout::{ErrorCode, VISITS};
 pub use records::OwnedLine;
 pub use rules::{FeedError, Rejected, ValidatedBatch, validate, validate_batch};
-pub use stream::{
-    BATCH_ROWS, BatchReader, EndOfFile, FilePart, Fingerprint, StreamError, check_layout,
-    fingerprint, validate_file,
-};
 pub use visitors::{Months, VisitorTally, Visits};

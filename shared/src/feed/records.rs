@@ -7,7 +7,7 @@
 //! strict (text after a closing quote, an unterminated quote), so a small check rejects
 //! what RFC 4180 forbids.
 
-use super::decode::Encoding;
+use crate::types::Encoding;
 use csv_core::{ReadFieldResult, Reader, ReaderBuilder, Terminator};
 use std::borrow::Cow;
 use std::io::{self, BufRead, Read};

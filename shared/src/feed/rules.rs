@@ -2,13 +2,13 @@
 //! lines are split (zero-copy), then every column is checked and typed as a whole;
 //! Rust loops only over rejected rows.
 
-use super::decode::Encoding;
+use super::batches::BatchReader;
 use super::header::{LayoutError, check_layout};
 use super::layout::{Column, ErrorCode, Kind, MAX_EMAIL_CHARS, MAX_TEXT_CHARS};
 use super::quote::{VALUE_CHARS, shown};
 use super::records::{FieldSplitter, Line, LineReader, OwnedLine};
 use super::shape;
-use super::stream::BatchReader;
+use crate::types::Encoding;
 use polars::prelude::*;
 use std::borrow::Cow;
 

@@ -7,7 +7,7 @@
 use super::layout::{Column, ErrorCode};
 use super::quote::{VALUE_CHARS, shown};
 use super::records::{FieldSplitter, Malformed, bare_cr};
-use crate::storable::is_storable;
+use crate::types::storable::is_storable;
 use std::borrow::Cow;
 
 /// How `errores.fila_original` is written for a record holding a NUL (see `storable::line`).
@@ -90,7 +90,7 @@ fn unstorable_detail(values: &[Cow<'_, str>], layout: &[Column]) -> String {
     let parts: Vec<String> = values
         .iter()
         .zip(layout)
-        .filter(|(v, _)| !crate::storable::is_storable(v))
+        .filter(|(v, _)| !crate::types::storable::is_storable(v))
         .map(|(v, c)| format!("{}: {code} «{}»", c.header, shown(v, VALUE_CHARS)))
         .collect();
     // Every character of a well-formed line is in a field (a NUL beside a quote makes

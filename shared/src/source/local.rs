@@ -100,7 +100,7 @@ impl LocalSource {
             Err(e) => return Err(SourceError::io(format!("opening {}", path.display()), e)),
         };
         let mut local = super::create_staged(dest).await?;
-        crate::fault::pause("download").await;
+        crate::local::fault::pause("download").await;
         let bytes = tokio::io::copy(&mut remote, &mut local)
             .await
             .map_err(|e| SourceError::io(format!("copying {}", path.display()), e))?;

@@ -2,14 +2,17 @@
 
 mod in_flight;
 mod local;
+pub mod location;
 mod remote_name;
+pub mod settings;
 mod sftp;
 
 pub use in_flight::{in_flight_name, parse_in_flight};
+pub use location::{SourceLocation, SourceUrl};
 pub use remote_name::{RemoteName, RemoteNameError};
+pub use settings::{Access, SftpConfig};
 
-use crate::config::{Config, SourceLocation};
-use crate::queue::Origin;
+use crate::types::Origin;
 use chrono::{DateTime, Utc};
 use std::path::Path;
 
@@ -108,8 +111,8 @@ pub enum Source {
 
 impl Source {
     /// Opens the configured origin (for SFTP: connects, verifies the host key, authenticates).
-    pub async fn connect(config: &Config) -> Result<Self, SourceError> {
-        match config.source.url.location().clone() {
+    pub async fn connect(access: &Access<'_>) -> Result<Self, SourceError> {
+        match access.url.location().clone() {
             SourceLocation::Local { dir } => Ok(Source::Local(local::LocalSource::new(dir))),
             SourceLocation::Sftp {
                 host,
@@ -117,7 +120,7 @@ impl Source {
                 user,
                 dir,
             } => Ok(Source::Sftp(Box::new(
-                sftp::SftpSource::connect(config, &host, port, &user, dir).await?,
+                sftp::SftpSource::connect(access.sftp, &host, port, &user, dir).await?,
             ))),
         }
     }
@@ -129,11 +132,11 @@ impl Source {
 
     /// Opens an item's own origin: the configured one, or a directory on this host (the
     /// claim only hands out items this host can reach; anything else is refused).
-    pub async fn for_origin(config: &Config, origin: &Origin) -> Result<Self, SourceError> {
-        if configured_origin(config).url == origin.url {
-            return Self::connect(config).await;
+    pub async fn for_origin(access: &Access<'_>, origin: &Origin) -> Result<Self, SourceError> {
+        if access.url.origin().url == origin.url {
+            return Self::connect(access).await;
         }
-        let on_this_host = origin.host.as_deref() == Some(crate::host::name().as_str());
+        let on_this_host = origin.host.as_deref() == Some(crate::local::host::name().as_str());
         url::Url::parse(&origin.url)
             .ok()
             .filter(|u| u.scheme() == "file" && on_this_host)
@@ -199,23 +202,6 @@ impl Source {
         if let Source::Sftp(s) = self {
             (*s).close().await;
         }
-    }
-}
-
-/// The configured origin as recorded in `work_items.origin` (its URL without credentials;
-/// a `file://` origin is bound to this host).
-pub fn configured_origin(config: &Config) -> Origin {
-    match config.source.url.location() {
-        SourceLocation::Local { dir } => Origin::local(dir),
-        SourceLocation::Sftp {
-            host,
-            port,
-            user,
-            dir,
-        } => Origin {
-            url: format!("sftp://{user}@{host}:{port}{dir}"),
-            host: None,
-        },
     }
 }
 

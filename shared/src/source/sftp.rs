@@ -1,7 +1,7 @@
 //! The SFTP source: russh + russh-sftp, host key checked against known_hosts.
 
+use super::settings::SftpConfig;
 use super::{RemoteFile, RemoteName, SourceError, staging_error};
-use crate::config::Config;
 use chrono::DateTime;
 use russh::client::{self, AuthResult, Handle};
 use russh::keys::{
@@ -60,14 +60,14 @@ pub struct SftpSource {
 
 impl SftpSource {
     pub(super) async fn connect(
-        config: &Config,
+        config: &SftpConfig,
         host: &str,
         port: u16,
         user: &str,
         dir: String,
     ) -> Result<Self, SourceError> {
-        let timeout = Duration::from_secs(config.sftp.timeout_secs);
-        let Some(known_hosts) = config.sftp.known_hosts.clone() else {
+        let timeout = Duration::from_secs(config.timeout_secs);
+        let Some(known_hosts) = config.known_hosts.clone() else {
             return Err(SourceError::Setup {
                 what: "sftp.known_hosts".into(),
                 reason: "required for sftp:// sources".into(),
@@ -122,7 +122,7 @@ impl SftpSource {
             .map_err(|e| SourceError::io("starting the sftp subsystem", e))?;
         let sftp_config = russh_sftp::client::Config {
             max_concurrent_reads: CONCURRENT_READS,
-            request_timeout_secs: config.sftp.timeout_secs,
+            request_timeout_secs: config.timeout_secs,
             ..Default::default()
         };
         let sftp = SftpSession::new_with_config(channel.into_stream(), sftp_config)
@@ -171,7 +171,7 @@ impl SftpSource {
             .await
             .map_err(|e| sftp_error(&path, "opening", e))?;
         let mut local = super::create_staged(dest).await?;
-        crate::fault::pause("download").await;
+        crate::local::fault::pause("download").await;
         let copied = tokio::io::copy(&mut remote, &mut local).await;
         // Close the remote handle whatever happened: drop does not wait for the server.
         let _ = remote.shutdown().await;
@@ -238,10 +238,10 @@ impl SftpSource {
 
 async fn authenticate(
     handle: &mut Handle<HostKeyCheck>,
-    config: &Config,
+    config: &SftpConfig,
     user: &str,
 ) -> Result<(), SourceError> {
-    if let Some(path) = &config.sftp.private_key_file {
+    if let Some(path) = &config.private_key_file {
         let key = load_secret_key(path, None).map_err(|e| SourceError::Setup {
             what: format!("private key {}", path.display()),
             reason: e.to_string(),
@@ -259,7 +259,7 @@ async fn authenticate(
             return Ok(());
         }
     }
-    let password = config.sftp_password().map_err(|e| SourceError::Setup {
+    let password = config.password().map_err(|e| SourceError::Setup {
         what: "sftp password".into(),
         reason: e.to_string(),
     })?;

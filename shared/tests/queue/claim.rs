@@ -3,8 +3,9 @@
 use crate::factory::{Item, ORIGIN};
 use crate::testdb::TestDb;
 use chrono::NaiveDate;
-use shared::audit::AuditStatus;
-use shared::queue::{self, ItemState, Reach};
+use shared::store::{attempt, queue};
+use shared::types::AuditStatus;
+use shared::types::{ItemState, Reach};
 use std::time::Duration;
 
 const LEASE: Duration = Duration::from_secs(300);
@@ -24,7 +25,7 @@ fn day(d: u32) -> NaiveDate {
 async fn drain(t: &TestDb, reach: &Reach) -> Vec<String> {
     let mut client = t.client().await;
     let mut names = Vec::new();
-    while let Some(c) = queue::claim(&mut client, "w1", LEASE, reach, day(1))
+    while let Some(c) = attempt::claim(&mut client, "w1", LEASE, reach, day(1))
         .await
         .unwrap()
     {
@@ -75,7 +76,7 @@ async fn a_claim_leases_the_item_counts_the_attempt_and_marks_the_audit_row() {
     let t = TestDb::new().await;
     let seeded = Item::new("a").insert(&t).await;
     let mut client = t.client().await;
-    let c = queue::claim(&mut client, "w1", LEASE, &reach(ORIGIN, "h1"), day(1))
+    let c = attempt::claim(&mut client, "w1", LEASE, &reach(ORIGIN, "h1"), day(1))
         .await
         .unwrap()
         .unwrap();
@@ -105,18 +106,18 @@ async fn the_business_date_is_fixed_at_the_first_claim() {
     Item::new("a").insert(&t).await;
     let mut client = t.client().await;
     let here = reach(ORIGIN, "h1");
-    let first = queue::claim(&mut client, "w1", LEASE, &here, day(1))
+    let first = attempt::claim(&mut client, "w1", LEASE, &here, day(1))
         .await
         .unwrap()
         .unwrap();
     assert_eq!(first.business_date, day(1));
     assert!(
-        queue::retry_later(&mut client, &first, "try again", Duration::ZERO)
+        attempt::retry_later(&mut client, &first, "try again", Duration::ZERO)
             .await
             .unwrap()
     );
     // The next attempt runs on another day: the item keeps the day it was first claimed.
-    let second = queue::claim(&mut client, "w2", LEASE, &here, day(2))
+    let second = attempt::claim(&mut client, "w2", LEASE, &here, day(2))
         .await
         .unwrap()
         .unwrap();
@@ -128,7 +129,7 @@ async fn the_business_date_is_fixed_at_the_first_claim() {
     );
     // Seeded with a date (claimed before): kept too.
     let seeded = Item::new("b").business_date(day(5)).insert(&t).await;
-    let third = queue::claim(&mut client, "w1", LEASE, &here, day(9))
+    let third = attempt::claim(&mut client, "w1", LEASE, &here, day(9))
         .await
         .unwrap()
         .unwrap();
@@ -156,7 +157,7 @@ async fn a_committed_audit_row_keeps_its_status_at_the_next_claim() {
             .insert(&t)
             .await;
         let inicio = t.audit(seeded.id, "inicio").await;
-        let c = queue::claim(&mut client, "w1", LEASE, &here, day(1))
+        let c = attempt::claim(&mut client, "w1", LEASE, &here, day(1))
             .await
             .unwrap()
             .unwrap();
@@ -173,7 +174,7 @@ async fn a_committed_audit_row_keeps_its_status_at_the_next_claim() {
             "{status}"
         );
         assert!(
-            queue::finish(&client, &c, queue::Final::Done, None)
+            queue::finish(&client, &c, shared::types::Final::Done, None)
                 .await
                 .unwrap()
         );
@@ -185,11 +186,11 @@ async fn a_committed_audit_row_keeps_its_status_at_the_next_claim() {
 async fn a_date_fixed_at_enqueue_is_kept_by_the_claim() {
     let t = TestDb::new().await;
     let file = Item::new("reloaded").listed();
-    let ids = queue::enqueue_dated(&t.db, None, &[file], 3, chrono::Utc::now(), Some(day(7)))
+    let ids = attempt::enqueue_dated(&t.db, None, &[file], 3, chrono::Utc::now(), Some(day(7)))
         .await
         .unwrap();
     let mut client = t.client().await;
-    let c = queue::claim(&mut client, "w1", LEASE, &reach(ORIGIN, "h1"), day(9))
+    let c = attempt::claim(&mut client, "w1", LEASE, &reach(ORIGIN, "h1"), day(9))
         .await
         .unwrap()
         .unwrap();
@@ -227,7 +228,7 @@ async fn a_claim_reads_the_queue_in_order_after_a_night_of_items_arrives() {
     let night: Vec<_> = (0..2000)
         .map(|n| Item::new(&format!("night_{n}")).listed())
         .collect();
-    queue::enqueue(&t.db, None, &night, 3, chrono::Utc::now())
+    attempt::enqueue(&t.db, None, &night, 3, chrono::Utc::now())
         .await
         .unwrap();
     assert_claim_reads_in_order(&t, "listed").await;
@@ -245,7 +246,7 @@ async fn a_claim_reads_the_queue_in_order_after_a_night_of_items_arrives() {
         .await
         .unwrap();
     let run = t.dispatch_run().await;
-    let (retried, _) = queue::retry_system_failures(&t.db, run, &at_origin, &[], 2)
+    let (retried, _) = attempt::retry_system_failures(&t.db, run, &at_origin, &[], 2)
         .await
         .unwrap();
     assert_eq!(retried.len(), 1000);

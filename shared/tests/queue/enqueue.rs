@@ -2,8 +2,9 @@
 
 use crate::factory::Item;
 use crate::testdb::TestDb;
-use shared::audit::AuditStatus::{self, *};
-use shared::queue::{self, ItemState};
+use shared::store::attempt;
+use shared::types::AuditStatus::{self, *};
+use shared::types::ItemState;
 
 /// An item already in the queue: its state, audit status, and seconds it was last
 /// written after the listing (negative: before).
@@ -71,7 +72,7 @@ async fn a_listed_file_is_enqueued_unless_an_item_already_took_it() {
                 .insert(&t)
                 .await;
         }
-        let ids = queue::enqueue(&t.db, None, &[item.listed()], 3, listed_at)
+        let ids = attempt::enqueue(&t.db, None, &[item.listed()], 3, listed_at)
             .await
             .unwrap();
         assert_eq!(ids.len(), usize::from(enqueued), "{case}");
@@ -99,16 +100,16 @@ async fn a_listed_file_is_enqueued_unless_an_item_already_took_it() {
 async fn one_listing_twice_enqueues_each_file_once() {
     let t = TestDb::new().await;
     let files = [Item::new("a").listed(), Item::new("b").listed()];
-    let first = queue::enqueue(&t.db, None, &files, 3, chrono::Utc::now())
+    let first = attempt::enqueue(&t.db, None, &files, 3, chrono::Utc::now())
         .await
         .unwrap();
-    let second = queue::enqueue(&t.db, None, &files, 3, chrono::Utc::now())
+    let second = attempt::enqueue(&t.db, None, &files, 3, chrono::Utc::now())
         .await
         .unwrap();
     assert_eq!((first.len(), second.len()), (2, 0));
     // The same name with another size while its item is still open: that item takes
     // whatever the name holds when it claims it (and relists it), so no second item.
-    let changed = queue::enqueue(
+    let changed = attempt::enqueue(
         &t.db,
         None,
         &[Item::new("a").size(101).listed()],

@@ -2,8 +2,8 @@
 
 use crate::testdb::TestDb;
 use chrono::{DateTime, NaiveDate, Utc};
-use shared::audit::AuditStatus;
-use shared::queue::{ItemState, NewItem, Origin};
+use shared::types::AuditStatus;
+use shared::types::{ItemState, NewItem, Origin};
 
 /// The origin every seeded item has unless told otherwise.
 pub const ORIGIN: &str = "sftp://etl@sftp.test:22/in";

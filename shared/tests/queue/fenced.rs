@@ -4,7 +4,9 @@
 use crate::factory::Item;
 use crate::testdb::TestDb;
 use chrono::NaiveDate;
-use shared::queue::{self, Claimed, Final, Reach, Rescuer};
+use shared::store::attempt;
+use shared::store::queue::{self, Rescuer};
+use shared::types::{Claimed, Final, Reach};
 use std::time::Duration;
 
 /// The write under test, applied to one attempt; returns whether it was written.
@@ -24,7 +26,7 @@ impl Write {
         match self {
             Self::Heartbeat => queue::heartbeat(&client, item, Duration::from_secs(900)).await,
             Self::RetryLater => {
-                queue::retry_later(
+                attempt::retry_later(
                     &mut client,
                     item,
                     "origin unreachable",
@@ -32,7 +34,7 @@ impl Write {
                 )
                 .await
             }
-            Self::Release => queue::release(&mut client, item).await,
+            Self::Release => attempt::release(&mut client, item).await,
             Self::FinishDone => queue::finish(&client, item, Final::Done, None).await,
             Self::FinishFailed => {
                 queue::finish(&client, item, Final::Failed, Some("layout: bad header")).await
@@ -81,7 +83,7 @@ async fn taken_back(t: &TestDb, name: &str) -> (Claimed, Claimed) {
     let date = NaiveDate::from_ymd_opt(2026, 3, 1).unwrap();
     let mut client = t.client().await;
     let lease = Duration::from_secs(300);
-    let stale = queue::claim(&mut client, "w1", lease, &reach, date)
+    let stale = attempt::claim(&mut client, "w1", lease, &reach, date)
         .await
         .unwrap()
         .unwrap();
@@ -91,7 +93,7 @@ async fn taken_back(t: &TestDb, name: &str) -> (Claimed, Claimed) {
         .await
         .unwrap();
     assert_eq!(Rescuer::run_once(&client).await.unwrap().rescued, 1);
-    let current = queue::claim(&mut client, "w2", lease, &reach, date)
+    let current = attempt::claim(&mut client, "w2", lease, &reach, date)
         .await
         .unwrap()
         .unwrap();

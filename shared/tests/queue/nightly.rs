@@ -2,8 +2,9 @@
 
 use crate::factory::Item;
 use crate::testdb::TestDb;
-use shared::audit::AuditStatus;
-use shared::queue::{self, ItemState};
+use shared::store::attempt;
+use shared::types::AuditStatus;
+use shared::types::ItemState;
 
 fn failed(name: &str) -> Item {
     Item::new(name).state(ItemState::Failed, AuditStatus::FalloSistema)
@@ -64,7 +65,7 @@ async fn system_failures_still_at_the_origin_are_retried_up_to_max_runs() {
     }
 
     let (mut retried, waiting) =
-        queue::retry_system_failures(&t.db, run, &at_origin, &[in_flight.id], max_runs as u32)
+        attempt::retry_system_failures(&t.db, run, &at_origin, &[in_flight.id], max_runs as u32)
             .await
             .unwrap();
     retried.sort();
@@ -97,7 +98,7 @@ async fn an_operator_retry_stops_the_nightly_retries_of_its_original() {
     let original = failed("a").insert(&t).await;
     let mut tx = t.db.begin().await.unwrap();
     let retry = Item::new("a").size(9).listed();
-    let bitacora = queue::enqueue_retry(&mut tx, original.bitacora_id, &retry, 3)
+    let bitacora = attempt::enqueue_retry(&mut tx, original.bitacora_id, &retry, 3)
         .await
         .unwrap();
     tx.commit().await.unwrap();
@@ -116,7 +117,7 @@ async fn an_operator_retry_stops_the_nightly_retries_of_its_original() {
     assert_eq!(t.item(id, "state").await.as_deref(), Some("pending"));
     let run = t.dispatch_run().await;
     let (retried, waiting) =
-        queue::retry_system_failures(&t.db, run, &[Item::new("a").listed()], &[], 2)
+        attempt::retry_system_failures(&t.db, run, &[Item::new("a").listed()], &[], 2)
             .await
             .unwrap();
     assert_eq!((retried.len(), waiting), (0, 0));

@@ -2,8 +2,9 @@
 
 use crate::factory::Item;
 use crate::testdb::TestDb;
-use shared::audit::AuditStatus;
-use shared::queue::{ItemState, RescueCounts, Rescuer};
+use shared::store::queue::{RescueCounts, Rescuer};
+use shared::types::AuditStatus;
+use shared::types::ItemState;
 
 /// Far enough from now that the statements between seeding and rescuing cannot cross it.
 const JUST: f64 = 5.0;

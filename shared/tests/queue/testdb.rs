@@ -30,7 +30,7 @@ impl TestDb {
         admin.close().await;
         let url = admin_url().rsplit_once('/').unwrap().0.to_string() + "/" + &name;
         let db = PgPool::connect(&url).await.unwrap();
-        shared::db::MIGRATOR.run(&db).await.unwrap();
+        shared::store::connect::MIGRATOR.run(&db).await.unwrap();
         let pg = deadpool_postgres::Config {
             url: Some(url),
             ..Default::default()

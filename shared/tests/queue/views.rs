@@ -2,8 +2,9 @@
 
 use crate::factory::Item;
 use crate::testdb::TestDb;
-use shared::audit::AuditStatus;
-use shared::queue::{self, ItemState};
+use shared::store::{attempt, queue};
+use shared::types::AuditStatus;
+use shared::types::ItemState;
 
 #[tokio::test]
 async fn the_queue_reports_its_open_items_states_and_depth() {
@@ -23,9 +24,7 @@ async fn the_queue_reports_its_open_items_states_and_depth() {
         .insert(&t)
         .await;
 
-    let client = t.client().await;
-    assert_eq!(queue::open_items(&client).await.unwrap(), 3);
-    assert_eq!(queue::open_items_sqlx(&t.db).await.unwrap(), 3);
+    assert_eq!(queue::open_items(&t.db).await.unwrap(), 3);
     let some = [pending.id, done.id, failed.id];
     assert_eq!(queue::open_among(&t.db, &some).await.unwrap(), 1);
 
@@ -51,7 +50,7 @@ async fn the_queue_reports_its_open_items_states_and_depth() {
         ]
     );
 
-    let depth = queue::depth(&client).await.unwrap();
+    let depth = queue::depth(&t.db).await.unwrap();
     assert_eq!(
         depth.by_state,
         [
@@ -72,8 +71,8 @@ async fn the_queue_reports_its_open_items_states_and_depth() {
 async fn bench_items_are_claimable_with_their_audit_rows() {
     let t = TestDb::new().await;
     let mut client = t.client().await;
-    queue::insert_bench_items(&mut client, 3).await.unwrap();
-    assert_eq!(queue::open_items(&client).await.unwrap(), 3);
+    attempt::insert_bench_items(&mut client, 3).await.unwrap();
+    assert_eq!(queue::open_items(&t.db).await.unwrap(), 3);
     let rows: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM work_items w JOIN bitacora_control b ON b.work_item_id = w.id
          WHERE w.state = 'pending' AND b.estatus = 'PENDIENTE'",

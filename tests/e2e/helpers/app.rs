@@ -54,7 +54,7 @@ pub async fn spawn(origin: Origin) -> TestApp {
     admin.close().await;
     let db_url = admin_url().rsplit_once('/').unwrap().0.to_string() + "/" + &name;
     let db = PgPool::connect(&db_url).await.unwrap();
-    shared::db::MIGRATOR.run(&db).await.unwrap();
+    shared::store::connect::MIGRATOR.run(&db).await.unwrap();
 
     let home = PathBuf::from("/var/tmp/visitas-tests").join(&id);
     std::fs::create_dir_all(&home).unwrap();
@@ -272,7 +272,7 @@ impl TestApp {
         assert!(broken.is_empty(), "SPEC invariants broken: {broken:?}");
         // 3. every loaded file has a durable local copy.
         for a in self.audit().await {
-            if shared::audit::AuditStatus::parse(&a.estatus).is_some_and(|s| s.is_final()) {
+            if shared::types::AuditStatus::parse(&a.estatus).is_some_and(|s| s.is_final()) {
                 let path = a
                     .ruta_backup
                     .clone()

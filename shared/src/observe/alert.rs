@@ -36,8 +36,8 @@ impl Alert {
             file: None,
             bitacora_id: None,
             work_item_id: None,
-            message: crate::storable::message(&message.into()).into_owned(),
-            host: crate::host::name(),
+            message: crate::types::storable::message(&message.into()).into_owned(),
+            host: crate::local::host::name(),
             at: Utc::now(),
         }
     }

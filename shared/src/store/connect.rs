@@ -3,8 +3,9 @@
 //! - deadpool-postgres (tokio-postgres): the performer's claims and its load
 //!   transaction, whose binary COPY is the fastest bulk path measured here.
 
-use crate::config::{Config, ConfigError};
-use crate::db_tls::{DbTarget, TlsRefusal};
+use super::settings::DatabaseConfig;
+use super::tls::{DbTarget, TlsRefusal, refusal};
+use crate::types::InvalidSetting;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod};
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use std::time::Duration;
@@ -15,7 +16,7 @@ use tracing::warn;
 pub enum DbError {
     /// Configuration problem.
     #[error(transparent)]
-    Config(#[from] ConfigError),
+    Config(#[from] InvalidSetting),
     /// The server was refused during the TLS handshake, before any credential was sent.
     #[error("database {server}: refused before logging in: {reason}")]
     Tls {
@@ -41,8 +42,8 @@ pub enum DbError {
 }
 
 /// The database and how to reach it, from `database.url` (or `url_file`) and `[database]`.
-pub fn target(config: &Config) -> Result<DbTarget, DbError> {
-    let target = DbTarget::new(&config.database_url()?, &config.database)?;
+pub fn target(database: &DatabaseConfig) -> Result<DbTarget, DbError> {
+    let target = DbTarget::new(&database.url()?, database)?;
     if let Some(weakness) = target.weakness() {
         warn!("{weakness}");
     }
@@ -53,14 +54,14 @@ pub fn target(config: &Config) -> Result<DbTarget, DbError> {
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../sql/migrations");
 
 /// A sqlx pool for the dispatcher, operator commands and LISTEN.
-pub async fn sqlx_pool(config: &Config) -> Result<PgPool, DbError> {
-    let target = target(config)?;
+pub async fn sqlx_pool(database: &DatabaseConfig) -> Result<PgPool, DbError> {
+    let target = target(database)?;
     PgPoolOptions::new()
-        .max_connections(config.database.pool_size)
+        .max_connections(database.pool_size)
         .acquire_timeout(Duration::from_secs(30))
         .connect_with(target.sqlx_options()?)
         .await
-        .map_err(|source| match crate::db_tls::refusal(&source) {
+        .map_err(|source| match refusal(&source) {
             Some(reason) => DbError::Tls {
                 server: target.server.clone(),
                 reason,
@@ -72,6 +73,22 @@ pub async fn sqlx_pool(config: &Config) -> Result<PgPool, DbError> {
         })
 }
 
+/// A sqlx pool of at most `database.pool_size` connections that connects on first use:
+/// a performer's reads beside its items' path, which must not stop its start while the
+/// database is down.
+pub fn sqlx_pool_lazy(database: &DatabaseConfig) -> Result<PgPool, DbError> {
+    let target = target(database)?;
+    Ok(PgPoolOptions::new()
+        .max_connections(database.pool_size)
+        .acquire_timeout(Duration::from_secs(30))
+        .connect_lazy_with(target.sqlx_options()?))
+}
+
+/// The database's clock: what listings are compared with (the items' `updated_at`).
+pub async fn database_now(pool: &PgPool) -> sqlx::Result<chrono::DateTime<chrono::Utc>> {
+    sqlx::query_scalar("SELECT now()").fetch_one(pool).await
+}
+
 /// Applies pending migrations; a second run changes nothing.
 pub async fn migrate(pool: &PgPool) -> Result<(), DbError> {
     MIGRATOR.run(pool).await?;
@@ -81,8 +98,8 @@ pub async fn migrate(pool: &PgPool) -> Result<(), DbError> {
 /// The performer's pool: at most `database.pool_size` connections, whatever the worker count.
 /// One connection is made at once: a server refused by the TLS check stops the start; one
 /// merely unreachable is only logged (the workers retry).
-pub async fn performer_pool(config: &Config) -> Result<Pool, DbError> {
-    let target = target(config)?;
+pub async fn performer_pool(database: &DatabaseConfig) -> Result<Pool, DbError> {
+    let target = target(database)?;
     let (pg, tls) = target.tokio_postgres()?;
     let manager = Manager::from_config(
         pg,
@@ -92,7 +109,7 @@ pub async fn performer_pool(config: &Config) -> Result<Pool, DbError> {
         },
     );
     let pool = Pool::builder(manager)
-        .max_size(config.database.pool_size as usize)
+        .max_size(database.pool_size as usize)
         .runtime(deadpool_postgres::Runtime::Tokio1)
         .wait_timeout(Some(Duration::from_secs(60)))
         .create_timeout(Some(Duration::from_secs(30)))
@@ -100,7 +117,7 @@ pub async fn performer_pool(config: &Config) -> Result<Pool, DbError> {
         .map_err(|e| DbError::Pool(e.to_string()))?;
     match pool.get().await {
         Ok(_) => {}
-        Err(PoolError::Backend(e)) => match crate::db_tls::refusal(&e) {
+        Err(PoolError::Backend(e)) => match refusal(&e) {
             Some(reason) => {
                 return Err(DbError::Tls {
                     server: target.server,
@@ -118,7 +135,7 @@ pub async fn performer_pool(config: &Config) -> Result<Pool, DbError> {
 
 /// A tokio-postgres error with the server's message and SQLSTATE (its `Display` shows only "db error").
 pub fn describe(e: &tokio_postgres::Error) -> String {
-    if let Some(refusal) = crate::db_tls::refusal(e) {
+    if let Some(refusal) = refusal(e) {
         return format!("TLS refused: {refusal}");
     }
     match e.as_db_error() {
@@ -135,8 +152,7 @@ pub fn describe(e: &tokio_postgres::Error) -> String {
 /// data, a missing table) will not.
 pub fn is_transient(e: &tokio_postgres::Error) -> bool {
     // A refused TLS handshake (unknown CA, wrong host name) will be refused again.
-    crate::db_tls::refusal(e).is_none()
-        && is_transient_sqlstate(e.as_db_error().map(|db| db.code().code()))
+    refusal(e).is_none() && is_transient_sqlstate(e.as_db_error().map(|db| db.code().code()))
 }
 
 /// [`is_transient`] by SQLSTATE; `None`: no server error (the connection broke or timed out).

@@ -1,21 +1,24 @@
-//! Files larger than memory: two streaming passes over the staged file.
+//! The staged file, read through the feed: files larger than memory take two streaming
+//! passes.
 //!
 //! Pass 1 ([`fingerprint`]) reads it once for its SHA-256, its size and whether it is
-//! valid UTF-8 (which decides the encoding of the whole file, SPEC §2). Pass 2
-//! ([`BatchReader`], [`validate_file`]) reads physical lines in batches, so memory stays
-//! bounded by the batch size whatever the file size, while line numbers run on.
+//! valid UTF-8 (which decides the encoding of the whole file, docs/data-contract.md §2).
+//! Pass 2 ([`validate_file`]) reads physical lines in batches ([`BatchReader`]), so
+//! memory stays bounded by the batch size whatever the file size, while line numbers
+//! run on.
 
-use super::decode::Encoding;
-use super::header::{self, LayoutError};
-use super::layout::Column;
-use super::records::{Line, LineReader, OwnedLine};
-use super::rules::{ValidatedBatch, validate_batch};
-use super::visitors::{VisitorTally, Visits};
+use crate::feed::batches::BatchReader;
+use crate::feed::header::{self, LayoutError};
+use crate::feed::layout::Column;
+use crate::feed::records::{Line, LineReader, OwnedLine};
+use crate::feed::rules::{ValidatedBatch, validate_batch};
+use crate::feed::visitors::{VisitorTally, Visits};
+use crate::types::Encoding;
 use chrono::NaiveDate;
 use polars::prelude::PolarsError;
 use sha2::{Digest, Sha256};
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, BufReader, Read};
 use std::path::Path;
 
 /// Default records per batch (`performer.batch_rows`): with it, peak memory stayed near
@@ -76,7 +79,7 @@ pub fn fingerprint(path: &Path) -> io::Result<Fingerprint> {
         Encoding::Windows1252
     };
     Ok(Fingerprint {
-        sha256: crate::hash::to_hex(&hasher.finalize()),
+        sha256: crate::local::hash::to_hex(&hasher.finalize()),
         size,
         encoding,
     })
@@ -94,7 +97,7 @@ impl<R> Hashing<R> {
     fn read_so_far(&self) -> (u64, String) {
         (
             self.bytes,
-            crate::hash::to_hex(&self.hasher.clone().finalize()),
+            crate::local::hash::to_hex(&self.hasher.clone().finalize()),
         )
     }
 }
@@ -108,58 +111,7 @@ impl<R: Read> Read for Hashing<R> {
     }
 }
 
-/// Pass 2: the file's lines in batches; blank lines at the end of the file are dropped.
-pub struct BatchReader<R = BufReader<File>> {
-    lines: LineReader<R>,
-    /// Blank lines not yet known to be in the middle (records) or at the end (ignored).
-    blanks: Vec<OwnedLine>,
-}
-
-impl BatchReader {
-    /// Opens the file; `encoding` comes from [`fingerprint`].
-    pub fn open(path: &Path, encoding: Encoding) -> io::Result<Self> {
-        let file = BufReader::with_capacity(READ_BUFFER, File::open(path)?);
-        Ok(Self::new(file, encoding))
-    }
-}
-
-impl<R: BufRead> BatchReader<R> {
-    /// Reads lines from `reader` (see [`LineReader`]).
-    pub fn new(reader: R, encoding: Encoding) -> Self {
-        Self {
-            lines: LineReader::new(reader, encoding),
-            blanks: Vec::new(),
-        }
-    }
-
-    /// The first line (the header), or `None` for an empty file.
-    pub fn header(&mut self) -> io::Result<Option<OwnedLine>> {
-        self.lines.next_line()
-    }
-
-    /// The underlying reader.
-    fn get_ref(&self) -> &R {
-        self.lines.get_ref()
-    }
-
-    /// Up to `max` records (more only to flush blank lines); empty at the end.
-    pub fn next_batch(&mut self, max: usize) -> io::Result<Vec<OwnedLine>> {
-        let mut batch = Vec::with_capacity(max.min(1 << 16));
-        while batch.len() < max {
-            match self.lines.next_line()? {
-                None => break, // pending blank lines were trailing: ignored
-                Some(line) if line.text.trim().is_empty() => self.blanks.push(line),
-                Some(line) => {
-                    batch.append(&mut self.blanks);
-                    batch.push(line);
-                }
-            }
-        }
-        Ok(batch)
-    }
-}
-
-/// The layout check of a staged file (SPEC §3), reading only its first line(s).
+/// The layout check of a staged file (docs/data-contract.md §3), reading only its first line(s).
 pub fn check_layout(
     path: &Path,
     encoding: Encoding,
@@ -221,7 +173,7 @@ pub fn validate_file(
                 return Ok(());
             }
             let borrowed: Vec<Line<'_>> = lines.iter().map(OwnedLine::as_line).collect();
-            crate::fault::panic_at("validate");
+            crate::local::fault::panic_at("validate");
             let batch = validate_batch(&borrowed, layout)?;
             visitors.add(batch.valid())?;
             if !send(Ok(FilePart::Rows(batch))) {
@@ -252,30 +204,10 @@ mod tests {
         let path = scratch("utf8", &text);
         let f = fingerprint(&path).unwrap();
         assert_eq!((f.encoding, f.size), (Encoding::Utf8, text.len() as u64));
-        assert_eq!(f.sha256, crate::hash::to_hex(&Sha256::digest(&text)));
+        assert_eq!(f.sha256, crate::local::hash::to_hex(&Sha256::digest(&text)));
         let path = scratch("cp1252", b"Jos\xE9\n");
         assert_eq!(fingerprint(&path).unwrap().encoding, Encoding::Windows1252);
         let path = scratch("truncated", b"ab\xC3");
         assert_eq!(fingerprint(&path).unwrap().encoding, Encoding::Windows1252);
-    }
-
-    #[test]
-    fn batches_keep_line_numbers_and_drop_only_trailing_blank_lines() {
-        let path = scratch("batches", b"\xEF\xBB\xBFh\r\na\r\n\r\nb\nc\n\n \n");
-        let mut r = BatchReader::open(&path, Encoding::Utf8).unwrap();
-        assert_eq!(r.header().unwrap().unwrap().text, "h");
-        let first: Vec<(u32, String)> = r
-            .next_batch(2)
-            .unwrap()
-            .into_iter()
-            .map(|l| (l.number, l.text))
-            .collect();
-        assert_eq!(
-            first,
-            vec![(2, "a".into()), (3, "".into()), (4, "b".into())]
-        );
-        let second: Vec<u32> = r.next_batch(2).unwrap().iter().map(|l| l.number).collect();
-        assert_eq!(second, vec![5]);
-        assert!(r.next_batch(2).unwrap().is_empty());
     }
 }

@@ -11,9 +11,9 @@
 //! year's months go to `visitas_por_anio`, the new year's come back from it. Each
 //! visitor row is written once per load.
 
-use crate::copy_writer::CopyWriter;
+use super::copy_writer::CopyWriter;
+use super::error::LoadError;
 use crate::feed::{Months, Visits};
-use crate::load::LoadError;
 use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime};
 use std::collections::HashMap;
 use std::time::Instant;
@@ -129,7 +129,7 @@ pub async fn upsert(
         return Ok((0, 0));
     }
     // Serialises visitor upserts; a row only the service role can lock (migration 0008).
-    crate::service_lock::lock_visitors(tx).await?;
+    crate::store::locks::lock_visitors(tx).await?;
     let mut steps = Steps::default();
     let year = as_of.year();
     let emails: Vec<&str> = visitors.iter().map(|(e, _)| e.as_str()).collect();

@@ -16,8 +16,8 @@ mod verifiers;
 
 pub use refused::{TlsRefusal, refusal};
 
-use crate::config::{ConfigError, DatabaseConfig};
-use crate::secret::Secret;
+use super::settings::DatabaseConfig;
+use crate::types::{InvalidSetting, Secret};
 use rustls::ClientConfig;
 use rustls::pki_types::PrivateKeyDer;
 use rustls::pki_types::pem::PemObject;
@@ -117,7 +117,7 @@ const URL_TLS_KEYS: [&str; 4] = ["sslmode", "sslrootcert", "sslcert", "sslkey"];
 impl DbTarget {
     /// Reads the TLS parameters from `url` and `[database]` and applies libpq's rules;
     /// checks that the certificate and key files can be read.
-    pub fn new(url: &Secret, db: &DatabaseConfig) -> Result<Self, ConfigError> {
+    pub fn new(url: &Secret, db: &DatabaseConfig) -> Result<Self, InvalidSetting> {
         let mut parsed = Url::parse(url.expose())
             .map_err(|_| invalid("database.url", "not a valid postgres:// URL".into()))?;
         if !matches!(parsed.scheme(), "postgres" | "postgresql") {
@@ -214,7 +214,7 @@ impl DbTarget {
     }
 
     /// The rustls configuration for tokio-postgres: only the CA file is trusted.
-    pub fn client_config(&self) -> Result<ClientConfig, ConfigError> {
+    pub fn client_config(&self) -> Result<ClientConfig, InvalidSetting> {
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let builder = ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
@@ -246,7 +246,7 @@ impl DbTarget {
     }
 
     /// sqlx's options: the same mode and files (sqlx reads them itself).
-    pub fn sqlx_options(&self) -> Result<sqlx::postgres::PgConnectOptions, ConfigError> {
+    pub fn sqlx_options(&self) -> Result<sqlx::postgres::PgConnectOptions, InvalidSetting> {
         use sqlx::postgres::{PgConnectOptions, PgSslMode};
         use std::str::FromStr;
         let options = PgConnectOptions::from_str(self.url.expose())
@@ -274,7 +274,7 @@ impl DbTarget {
             tokio_postgres::Config,
             tokio_postgres_rustls::MakeRustlsConnect,
         ),
-        ConfigError,
+        InvalidSetting,
     > {
         use std::str::FromStr;
         use tokio_postgres::config::SslMode as PgSslMode;
@@ -322,7 +322,7 @@ fn libpq_default_file(name: &str) -> Option<PathBuf> {
 fn client_cert(
     cert: Option<PathBuf>,
     key: Option<PathBuf>,
-) -> Result<Option<ClientCert>, ConfigError> {
+) -> Result<Option<ClientCert>, InvalidSetting> {
     match (cert, key) {
         (Some(cert), Some(key)) => Ok(Some(ClientCert { cert, key })),
         (None, None) => Ok(libpq_default_file("postgresql.crt")
@@ -344,9 +344,9 @@ fn one_place(
     from_url: &HashMap<String, String>,
     key: &'static str,
     configured: Option<String>,
-) -> Result<Option<String>, ConfigError> {
+) -> Result<Option<String>, InvalidSetting> {
     match (from_url.get(key), configured) {
-        (Some(u), Some(c)) if *u != c => Err(ConfigError::Invalid {
+        (Some(u), Some(c)) if *u != c => Err(InvalidSetting {
             key: config_key(key),
             reason: format!("is `{c}` but the database URL says {key}={u}: set it in one place"),
         }),
@@ -393,8 +393,8 @@ fn is_loopback(host: &str) -> bool {
     host == "localhost" || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
-fn invalid(key: &'static str, reason: String) -> ConfigError {
-    ConfigError::Invalid { key, reason }
+fn invalid(key: &'static str, reason: String) -> InvalidSetting {
+    InvalidSetting::new(key, reason)
 }
 
 #[cfg(test)]
@@ -437,7 +437,7 @@ yUzBJrIDgElLjqNz5d8N4Wj7jj2mLdqbn9Q=
         }
     }
 
-    fn target(url: &str, db: &DatabaseConfig) -> Result<DbTarget, ConfigError> {
+    fn target(url: &str, db: &DatabaseConfig) -> Result<DbTarget, InvalidSetting> {
         DbTarget::new(&Secret::new(url), db)
     }
 

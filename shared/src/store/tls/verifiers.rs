@@ -1,7 +1,6 @@
 //! The server-certificate checks of libpq's modes, for rustls: the CA file only is trusted.
 
-use super::invalid;
-use crate::config::ConfigError;
+use crate::types::InvalidSetting;
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
@@ -14,17 +13,17 @@ use std::sync::Arc;
 pub(super) fn read_certs(
     path: &Path,
     key: &'static str,
-) -> Result<Vec<CertificateDer<'static>>, ConfigError> {
+) -> Result<Vec<CertificateDer<'static>>, InvalidSetting> {
     let certs = CertificateDer::pem_file_iter(path)
         .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
         .map_err(|e| {
-            invalid(
+            InvalidSetting::new(
                 key,
                 format!("cannot read certificates from {}: {e}", path.display()),
             )
         })?;
     if certs.is_empty() {
-        return Err(invalid(
+        return Err(InvalidSetting::new(
             key,
             format!("{} holds no PEM certificate", path.display()),
         ));
@@ -36,16 +35,18 @@ pub(super) fn read_certs(
 pub(super) fn webpki(
     root: &Path,
     provider: Arc<CryptoProvider>,
-) -> Result<Arc<WebPkiServerVerifier>, ConfigError> {
+) -> Result<Arc<WebPkiServerVerifier>, InvalidSetting> {
     let mut roots = RootCertStore::empty();
     for cert in read_certs(root, "database.sslrootcert")? {
-        roots
-            .add(cert)
-            .map_err(|e| invalid("database.sslrootcert", format!("{}: {e}", root.display())))?;
+        roots.add(cert).map_err(|e| {
+            InvalidSetting::new("database.sslrootcert", format!("{}: {e}", root.display()))
+        })?;
     }
     WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
         .build()
-        .map_err(|e| invalid("database.sslrootcert", format!("{}: {e}", root.display())))
+        .map_err(|e| {
+            InvalidSetting::new("database.sslrootcert", format!("{}: {e}", root.display()))
+        })
 }
 
 /// `prefer` and `require` without a CA file: any certificate (the handshake is still signed).

@@ -10,67 +10,25 @@
 //!    visitor rows are updated by one load at a time, each seeing the rows of the
 //!    loads committed before it, so counters are exact under concurrency.
 
-use crate::audit::{self, Fence, FileFacts, LoadCounts, Unloaded, record_unloaded};
-use crate::copy_writer::{CopyError, CopyWriter};
-use crate::feed::{self, EndOfFile, FilePart, Rejected, StreamError, VISITS};
-use crate::queue::Claimed;
+mod copy_writer;
+mod error;
+mod visitors;
+
+pub use error::LoadError;
+pub use visitors::may_update_returning;
+
+use super::audit::{self, record_unloaded};
+use crate::feed::{Rejected, VISITS};
+use crate::local::staged::{self, EndOfFile, FilePart, StreamError};
+use crate::types::{Claimed, Fence, FileFacts, LoadCounts, LoadOutcome, Unloaded};
 use chrono::{DateTime, NaiveDateTime};
+use copy_writer::CopyWriter;
 use deadpool_postgres::Client;
-use polars::prelude::{DataFrame, PolarsError};
+use polars::prelude::DataFrame;
 use std::path::Path;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc::Receiver;
 use tokio_postgres::types::{ToSql, Type};
-
-/// Why a load did not commit.
-#[derive(Debug, thiserror::Error)]
-pub enum LoadError {
-    /// The database failed (connection, timeout, constraint): the transaction rolled back.
-    #[error("load transaction: {}", crate::db::describe(.0))]
-    Db(#[from] tokio_postgres::Error),
-    /// Reading the validated frame failed (a defect).
-    #[error("reading validated rows: {0}")]
-    Frame(#[from] PolarsError),
-    /// Encoding or sending COPY data failed.
-    #[error("COPY: {0}")]
-    Copy(CopyError),
-    /// Reading or validating the staged file failed.
-    #[error(transparent)]
-    Input(#[from] StreamError),
-    /// The validator stopped (or panicked) before the end of the file: nothing committed.
-    #[error("the validator stopped before the end of the file; nothing committed")]
-    InputEnded,
-    /// What pass 2 read is not what pass 1 hashed: nothing committed.
-    #[error(
-        "the staged file changed while it was read (hashed {hashed_bytes} bytes, SHA-256 {hashed_sha256}; \
-         read {read_bytes} bytes, SHA-256 {read_sha256}); nothing committed"
-    )]
-    InputChanged {
-        /// Bytes hashed by pass 1.
-        hashed_bytes: i64,
-        /// SHA-256 of pass 1.
-        hashed_sha256: String,
-        /// Bytes read by pass 2.
-        read_bytes: u64,
-        /// SHA-256 of pass 2.
-        read_sha256: String,
-    },
-    /// The attempt no longer holds its item (taken back): the load rolled back.
-    #[error("lease lost: the item was taken back by another attempt; the load rolled back")]
-    LeaseLost,
-}
-
-/// What a committed load did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LoadOutcome {
-    /// Rows loaded.
-    Loaded(LoadCounts),
-    /// The same content was already loaded under this `bitacora_control.id`.
-    Duplicate {
-        /// The earlier load.
-        of: i64,
-    },
-}
 
 /// Staged file → tables, in one call: validates the staged file on a blocking thread
 /// (pass 2) while its batches are copied, and commits only after the validator's end
@@ -85,7 +43,7 @@ pub async fn load_file(
     lease: Duration,
 ) -> Result<LoadOutcome, LoadError> {
     // Each try first proves (and extends) the lease: a stale attempt loads nothing more.
-    if !crate::queue::heartbeat(&*client, item, lease).await? {
+    if !super::queue::heartbeat(&*client, item, lease).await? {
         return Err(LoadError::LeaseLost);
     }
     if let Some(outcome) = audit::committed_outcome(&*client, item.into()).await? {
@@ -96,7 +54,7 @@ pub async fn load_file(
     let (sender, parts) = tokio::sync::mpsc::channel(1);
     let (path, encoding, as_of) = (staged.to_path_buf(), facts.encoding, facts.business_date);
     let validator = tokio::task::spawn_blocking(move || {
-        feed::validate_file(&path, encoding, &VISITS, batch_rows, as_of, |part| {
+        staged::validate_file(&path, encoding, &VISITS, batch_rows, as_of, |part| {
             sender.blocking_send(part).is_ok()
         })
     });
@@ -128,7 +86,7 @@ async fn load(
         lease.as_millis().max(1000)
     ))
     .await?;
-    crate::service_lock::lock_content(&tx, &facts.sha256).await?;
+    super::locks::lock_content(&tx, &facts.sha256).await?;
     if let Some(of) = audit::loaded_elsewhere(&tx, &facts.sha256, item.bitacora_id).await? {
         let message =
             format!("same content (SHA-256) as bitacora_control.id = {of}; nothing loaded");
@@ -141,8 +99,8 @@ async fn load(
 
     let (mut valid, mut rejected, mut end) = (0i32, 0i32, None::<EndOfFile>);
     let (started, mut waited) = (Instant::now(), Duration::ZERO);
-    let valid_into = crate::partitions::loading_into(&tx, "estadisticas").await?;
-    let rejected_into = crate::partitions::loading_into(&tx, "errores").await?;
+    let valid_into = super::partitions::loading_into(&tx, "estadisticas").await?;
+    let rejected_into = super::partitions::loading_into(&tx, "errores").await?;
     // Each batch of valid rows is one COPY, closed before the next batch is awaited: a
     // holder frozen between batches is then idle in its transaction, which the server
     // ends (an open COPY would wait for it forever). Rejected records wait for one COPY
@@ -184,7 +142,7 @@ async fn load(
     }
     let copied = started.elapsed();
     let (new_visitors, updated_visitors) =
-        crate::visitor_counts::upsert(&tx, &end.visitors, facts.business_date).await?;
+        visitors::upsert(&tx, &end.visitors, facts.business_date).await?;
     tracing::info!(
         copy_ms = copied.as_millis() as u64,
         waiting_for_validation_ms = waited.as_millis() as u64,
@@ -197,13 +155,13 @@ async fn load(
         new_visitors,
         updated_visitors,
     };
-    crate::fault::pause("load").await;
+    crate::local::fault::pause("load").await;
     // Last, under the item's row lock: only the attempt that still holds the item commits.
     if !audit::record_loaded(&tx, fence, facts, &counts).await? {
         return Err(LoadError::LeaseLost);
     }
     tx.commit().await?;
-    if crate::fault::fires("VISITAS_FAULT_LOSE_COMMIT_ACK", "load") {
+    if crate::local::fault::fires("VISITAS_FAULT_LOSE_COMMIT_ACK", "load") {
         // As if the acknowledgement of the COMMIT was lost: the connection dies now.
         let cut = client
             .execute("SELECT pg_terminate_backend(pg_backend_pid())", &[])
@@ -351,8 +309,8 @@ async fn copy_rejected(
                 &item.file_name,
                 &line,
                 &r.code.as_str(),
-                &crate::storable::message(&r.detail),
-                &crate::storable::line(&r.original),
+                &crate::types::storable::message(&r.detail),
+                &crate::types::storable::line(&r.original),
             ])
             .await
             .map_err(LoadError::Copy)?;

@@ -10,7 +10,7 @@
 //! files whose detail is kept).
 
 use chrono::{Datelike, NaiveDate};
-use sqlx::{PgPool, Row};
+use sqlx::PgPool;
 
 /// Months made ahead of the current one, so a load never waits for (or misses) its partition.
 pub const MONTHS_AHEAD: i32 = 2;
@@ -31,24 +31,14 @@ const ENSURE_AHEAD: &str = "SELECT p FROM generate_series(0, $1) AS n,
 
 /// Creates the partitions of this month and the next [`MONTHS_AHEAD`], and of today and
 /// the next [`DAYS_AHEAD`], that are missing; returns the names created (the nightly
-/// close, `dispatcher partitions ensure`).
+/// close, `dispatcher partitions ensure`, and a performer at its start: one starting
+/// after months without a nightly close still finds its partition).
 pub async fn ensure_ahead(pool: &PgPool) -> sqlx::Result<Vec<String>> {
     sqlx::query_scalar(ENSURE_AHEAD)
         .bind(MONTHS_AHEAD)
         .bind(DAYS_AHEAD)
         .fetch_all(pool)
         .await
-}
-
-/// The same, on a performer's connection: a performer starting after months without a
-/// nightly close still finds its partition.
-pub async fn ensure_ahead_on(
-    client: &tokio_postgres::Client,
-) -> Result<Vec<String>, tokio_postgres::Error> {
-    let rows = client
-        .query(ENSURE_AHEAD, &[&MONTHS_AHEAD, &DAYS_AHEAD])
-        .await?;
-    Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
 /// The partition of `table` (`estadisticas` or `errores`) that rows written now by this
@@ -66,11 +56,11 @@ pub async fn loading_into(
             &[&table],
         )
         .await?;
-    Ok(row.get(0))
+    Ok(row.get("quote_ident"))
 }
 
 /// One partition of a detail table.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct Partition {
     /// `estadisticas` or `errores`.
     pub table: String,
@@ -87,13 +77,14 @@ pub struct Partition {
 /// Every month partition of both tables, oldest first; rows and bytes are those of its
 /// days.
 pub async fn list(pool: &PgPool) -> sqlx::Result<Vec<Partition>> {
-    let rows = sqlx::query(
-        "SELECT parent.relname::text, c.relname::text,
-                to_date(substring(c.relname FROM '(\\d{4}_\\d{2})$'), 'YYYY_MM'),
+    sqlx::query_as(
+        "SELECT parent.relname::text AS \"table\", c.relname::text AS name,
+                to_date(substring(c.relname FROM '(\\d{4}_\\d{2})$'), 'YYYY_MM') AS month,
                 (SELECT coalesce(sum(greatest(l.reltuples, 0)), 0)::bigint
-                 FROM pg_partition_tree(c.oid) t JOIN pg_class l ON l.oid = t.relid WHERE t.isleaf),
+                 FROM pg_partition_tree(c.oid) t JOIN pg_class l ON l.oid = t.relid WHERE t.isleaf)
+                    AS rows_estimate,
                 (SELECT coalesce(sum(pg_total_relation_size(t.relid)), 0)::bigint
-                 FROM pg_partition_tree(c.oid) t WHERE t.isleaf)
+                 FROM pg_partition_tree(c.oid) t WHERE t.isleaf) AS bytes
          FROM pg_inherits i
          JOIN pg_class parent ON parent.oid = i.inhparent
          JOIN pg_class c ON c.oid = i.inhrelid
@@ -102,17 +93,7 @@ pub async fn list(pool: &PgPool) -> sqlx::Result<Vec<Partition>> {
          ORDER BY 3, 1",
     )
     .fetch_all(pool)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| Partition {
-            table: r.get(0),
-            name: r.get(1),
-            month: r.get(2),
-            rows_estimate: r.get(3),
-            bytes: r.get(4),
-        })
-        .collect())
+    .await
 }
 
 /// A partition retention dropped.

@@ -1,0 +1,180 @@
+//! The sections of the configuration that only the binaries read: the origin's file
+//! rules, the worker pool, the nightly run, the business calendar, local paths, alerts
+//! and telemetry. (The layers below define their own: `[database]` in
+//! `crate::store::settings`, `[sftp]` in `crate::source::settings`.)
+
+use crate::source::SourceUrl;
+use crate::types::Secret;
+use serde::Deserialize;
+use std::path::PathBuf;
+
+/// Alerts: a JSON POST on `FALLO_LAYOUT`, `FALLO_SISTEMA` and a night that did not drain.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AlertsConfig {
+    /// Webhook URL (may hold a token: a secret). No URL, no alerts.
+    pub webhook_url: Option<Secret>,
+    /// Timeout of one POST.
+    pub timeout_secs: u64,
+    /// Tries of one alert.
+    pub tries: usize,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        Self {
+            webhook_url: None,
+            timeout_secs: 5,
+            tries: 3,
+        }
+    }
+}
+
+/// Metrics served by the performer.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TelemetryConfig {
+    /// Address of the Prometheus endpoint (`/metrics`), e.g. `127.0.0.1:9464`; none: no endpoint.
+    pub metrics_listen: Option<String>,
+}
+
+/// The nightly run.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DispatcherConfig {
+    /// How long `dispatcher run` waits for its items to reach a final state.
+    pub drain_timeout_secs: u64,
+    /// How often it looks while waiting.
+    pub wait_poll_secs: u64,
+    /// Nightly runs that retry a `FALLO_SISTEMA` file still at the origin (tier 4).
+    pub system_retry_runs: u32,
+    /// Days a `backup_YYYYMMDD.zip` is kept.
+    pub backup_retention_days: u32,
+    /// Days a `logs/YYYYMMDD/` directory is kept.
+    pub log_retention_days: u32,
+}
+
+impl Default for DispatcherConfig {
+    fn default() -> Self {
+        Self {
+            drain_timeout_secs: 4 * 3600,
+            wait_poll_secs: 5,
+            system_retry_runs: 2,
+            backup_retention_days: 90,
+            log_retention_days: 30,
+        }
+    }
+}
+
+/// The origin directory and which files in it are visit files.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    /// `sftp://user@host:port/dir` or `file:///dir`, parsed at load.
+    pub url: SourceUrl,
+    /// Regular expression a file name must match in full.
+    #[serde(default = "FileRules::pattern")]
+    pub pattern: String,
+    /// A file younger than this is still being written.
+    #[serde(default = "FileRules::min_file_age_secs")]
+    pub min_file_age_secs: u64,
+    /// Two listings this far apart must agree on size and mtime.
+    #[serde(default = "FileRules::stability_window_secs")]
+    pub stability_window_secs: u64,
+}
+
+/// The `[source]` keys' defaults: the section has one required key (`url`), so it has no
+/// `Default` of its own and serde takes these one by one.
+struct FileRules;
+
+impl FileRules {
+    fn pattern() -> String {
+        r"report_[0-9]+\.txt".into()
+    }
+    fn min_file_age_secs() -> u64 {
+        60
+    }
+    fn stability_window_secs() -> u64 {
+        5
+    }
+}
+
+/// Local directories under one root.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PathsConfig {
+    /// Root of `staging/`, `backup/`, `quarantine/`, `logs/`.
+    pub root: PathBuf,
+}
+
+impl Default for PathsConfig {
+    fn default() -> Self {
+        Self {
+            root: PathBuf::from("/home/etl"),
+        }
+    }
+}
+
+/// Worker pool, leases and retries.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PerformerConfig {
+    /// Items processed at once by one performer.
+    pub workers: usize,
+    /// How long a claimed item stays ours without a heartbeat.
+    pub lease_secs: u64,
+    /// Poll interval when no notification arrives.
+    pub poll_secs: u64,
+    /// Whole-item attempts before `FALLO_SISTEMA` (tier 2).
+    pub max_attempts: u32,
+    /// Delay before a failed item is tried again (tier 2).
+    pub retry_delay_secs: u64,
+    /// In-place tries of one network or database step (tier 1).
+    pub step_tries: usize,
+    /// First backoff delay of tier 1, doubled each try, with jitter.
+    pub step_backoff_ms: u64,
+    /// Records validated and copied together: memory is bounded by this, not by the file size.
+    pub batch_rows: usize,
+    /// After SIGTERM, how long items in hand may take before they are abandoned (rolled back, handed back).
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for PerformerConfig {
+    fn default() -> Self {
+        Self {
+            workers: 2,
+            lease_secs: 300,
+            poll_secs: 5,
+            max_attempts: 3,
+            retry_delay_secs: 60,
+            step_tries: 3,
+            step_backoff_ms: 1000,
+            batch_rows: crate::local::staged::BATCH_ROWS,
+            shutdown_grace_secs: 60,
+        }
+    }
+}
+
+/// The business calendar that dates a load.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BusinessConfig {
+    /// IANA time zone whose "today" is the business date (parsed at load).
+    #[serde(deserialize_with = "time_zone")]
+    pub time_zone: chrono_tz::Tz,
+}
+
+impl Default for BusinessConfig {
+    fn default() -> Self {
+        Self {
+            time_zone: chrono_tz::America::Mexico_City,
+        }
+    }
+}
+
+/// `business.time_zone` from its IANA name.
+fn time_zone<'de, D: serde::Deserializer<'de>>(d: D) -> Result<chrono_tz::Tz, D::Error> {
+    let name = String::deserialize(d)?;
+    name.parse()
+        .map_err(|_| serde::de::Error::custom(format!("`{name}` is not an IANA time zone name")))
+}

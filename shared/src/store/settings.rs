@@ -1,0 +1,73 @@
+//! `[database]`: where the database is and how to reach it.
+
+use super::tls::SslMode;
+use crate::local::secret_file::read_secret_file;
+use crate::types::{InvalidSetting, Secret};
+use serde::Deserialize;
+use std::path::PathBuf;
+
+/// The database connection.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// Connection URL (may hold a password: set it by environment or file).
+    pub url: Option<Secret>,
+    /// File holding the connection URL.
+    pub url_file: Option<PathBuf>,
+    /// Connections per process, independent of the number of workers.
+    pub pool_size: u32,
+    /// libpq's `sslmode` (`sslmode=` in the URL works too); `verify-full` off this host.
+    pub sslmode: Option<SslMode>,
+    /// The CA file the server's certificate must chain to (libpq's `sslrootcert`).
+    pub sslrootcert: Option<PathBuf>,
+    /// A client certificate to log in with (libpq's `sslcert`), with `sslkey`.
+    pub sslcert: Option<PathBuf>,
+    /// The client certificate's private key (libpq's `sslkey`).
+    pub sslkey: Option<PathBuf>,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            url_file: None,
+            pool_size: 8,
+            sslmode: None,
+            sslrootcert: None,
+            sslcert: None,
+            sslkey: None,
+        }
+    }
+}
+
+impl DatabaseConfig {
+    /// The rules of the section's own keys.
+    pub fn check(&self) -> Result<(), InvalidSetting> {
+        if self.url.is_none() && self.url_file.is_none() {
+            return Err(no_database_url());
+        }
+        if self.pool_size == 0 {
+            return Err(InvalidSetting::new(
+                "database.pool_size",
+                "must be at least 1",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The database URL, from `database.url` or the file `database.url_file`.
+    pub fn url(&self) -> Result<Secret, InvalidSetting> {
+        match (&self.url, &self.url_file) {
+            (Some(url), _) => Ok(url.clone()),
+            (None, Some(path)) => read_secret_file(path, "database.url_file"),
+            (None, None) => Err(no_database_url()),
+        }
+    }
+}
+
+fn no_database_url() -> InvalidSetting {
+    InvalidSetting::new(
+        "database.url",
+        "set database.url (or VISITAS_DATABASE__URL) or database.url_file",
+    )
+}
