@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Throughput benchmark, in one run on the real test bed (PostgreSQL + private OpenSSH
 # sshd), release build. Measures the floors again in the same run and prints one table:
-# wall time, rows/s, peak RSS and each ratio to its floor. Ends by checking the SPEC
-# invariants after every scenario. `--quick` runs a smaller set.
+# wall time, rows/s, peak RSS and each ratio to its floor. Ends by checking the
+# invariants of docs/data-contract.md §5 after every scenario. `--quick` runs a smaller set.
 #
 #   floor  sftp        OpenSSH `sftp` download of the 1M-row file
 #   floor  \copy       psql \copy of that file's valid rows, with the same columns
@@ -168,7 +168,7 @@ row "product: 1 file, $ROWS rows" "$E2E_SECS" "$(rate "$ROWS" "$E2E_SECS")" "$E2
 
 # History: the nightly cost must not grow with what earlier nights loaded. The measured
 # file is the 1M-row file above; each measured night loads it with one more trailing
-# blank line (ignored by the SPEC), so its rows are the same but its SHA-256 is new. The
+# blank line (ignored: docs/data-contract.md §2), so its rows are the same but its SHA-256 is new. The
 # first night of 2027 loads the same file generated for 2027 (same rows and visitors,
 # dated a year later): a January night's rows fall in January's year.
 echo "== history: $HISTORY_NIGHTS earlier nights of $ROWS rows (same month), then 3 measured nights"

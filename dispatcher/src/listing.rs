@@ -1,4 +1,4 @@
-//! Which listed files are complete (SPEC §1): named like the feed, old enough, and
+//! Which listed files are complete (docs/data-contract.md §1): named like the feed, old enough, and
 //! unchanged between two listings taken a stability window apart. Pure: no I/O.
 
 use chrono::{DateTime, Utc};

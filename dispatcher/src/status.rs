@@ -78,7 +78,7 @@ pub async fn print(pool: &PgPool, format: Format) -> anyhow::Result<()> {
                 vec![
                     r.id.to_string(),
                     r.started,
-                    r.finished,
+                    r.finished.unwrap_or_else(|| "running".into()),
                     r.listed.to_string(),
                     r.enqueued.to_string(),
                     r.retried.to_string(),

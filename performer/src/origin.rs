@@ -2,7 +2,8 @@
 //! checked unchanged after, and only that name deleted after the commit and the backup.
 //!
 //! Where the origin refuses renames, the file is read in place and deleted only if its
-//! size and mtime are still those that were read (a weaker guarantee: README).
+//! size and mtime are still those that were read (a weaker guarantee: docs/architecture.md,
+//! "Why it cannot load twice").
 
 use crate::context::Context;
 use crate::error::ItemError;

@@ -1,5 +1,5 @@
 //! The project's own generator of visit files: realistic rows, every invalid kind of
-//! SPEC §4, and every dialect of SPEC §2. Used by tests, the demo and benchmarks.
+//! docs/data-contract.md §4, and every dialect of docs/data-contract.md §2. Used by tests, the demo and benchmarks.
 
 use crate::feed::ErrorCode;
 use std::collections::BTreeMap;

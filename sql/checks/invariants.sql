@@ -1,4 +1,4 @@
--- SPEC §5 invariants, checked from the outside: one row per invariant with its number
+-- docs/data-contract.md §5 invariants, checked from the outside: one row per invariant with its number
 -- of violations (0 when it holds). Used by the e2e tests and by ops/bench.sh.
 --
 -- Retention (`dispatcher partitions drop`) drops the detail rows of old files on

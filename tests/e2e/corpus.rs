@@ -95,7 +95,7 @@ fn bytes_of(file: &str) -> Vec<u8> {
     }
 }
 
-/// The file's records as SPEC §2/§7 define them, counted here from the bytes: physical
+/// The file's records as docs/data-contract.md §2/§7 define them, counted here from the bytes: physical
 /// lines ending in LF or CRLF, decoded, without the header and the blank lines at the end.
 fn records(bytes: &[u8]) -> Vec<String> {
     let (text, _) = shared::feed::decode(bytes);

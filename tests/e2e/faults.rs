@@ -1,5 +1,5 @@
 //! Issue 4: fault injection against real processes. Each scenario runs a real
-//! `performer`, injects the fault, lets the system recover, then checks SPEC §5's
+//! `performer`, injects the fault, lets the system recover, then checks docs/data-contract.md §5's
 //! invariants (loaded once, counts consistent, visitors = aggregate, files as §6 says).
 //!
 //! Precise kill points use the test-only pause hook (`shared::local::fault`): the performer

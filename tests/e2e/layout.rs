@@ -1,4 +1,4 @@
-//! SPEC §3 and §6: layout failures load nothing and wait in quarantine; header-only loads 0 rows.
+//! docs/data-contract.md §3 and §6: layout failures load nothing and wait in quarantine; header-only loads 0 rows.
 
 use crate::helpers::{Origin, spawn};
 use shared::fixtures::HEADER;

@@ -1,4 +1,4 @@
-//! SPEC §5 invariant 2 and §6: content is loaded once; loaded files are backed up and leave the origin.
+//! docs/data-contract.md §5 invariant 2 and §6: content is loaded once; loaded files are backed up and leave the origin.
 
 use crate::helpers::{Origin, spawn};
 use shared::fixtures::{FileSpec, generate};

@@ -1,4 +1,4 @@
-//! SPEC §2–§4: every rule, broken and kept, as seen in `errores` and `estadisticas`.
+//! docs/data-contract.md §2–§4: every rule, broken and kept, as seen in `errores` and `estadisticas`.
 
 use crate::helpers::{Origin, spawn};
 use shared::fixtures::HEADER;

@@ -1,4 +1,4 @@
-//! DESIGN "Security": host keys are verified, remote names never become unchecked paths.
+//! docs/architecture.md, "Security": host keys are verified, remote names never become unchecked paths.
 
 use crate::helpers::{Origin, spawn, testbed};
 use shared::fixtures::{FileSpec, generate};

@@ -2,7 +2,7 @@
 //! during a load (staging on another filesystem), the read-only role holding every lock
 //! it can take during a night, a lock held too long, per-file logs under `RUST_LOG=warn`.
 //! Each ends with every item final and visible, every loaded file in the day's zip, and
-//! SPEC §5's invariants holding.
+//! the invariants of docs/data-contract.md §5 holding.
 
 use crate::helpers::{Origin, Running, TestApp, spawn};
 use sha2::{Digest, Sha256};

@@ -1,4 +1,4 @@
-//! SPEC §5: `visitantes` equals the aggregate of all valid rows, whatever the load order.
+//! docs/data-contract.md §5: `visitantes` equals the aggregate of all valid rows, whatever the load order.
 
 use crate::helpers::{Origin, spawn};
 use chrono::{NaiveDate, NaiveDateTime};

@@ -1,7 +1,7 @@
 //! Issue 15, "Whole or nothing", and issue 11's lost acknowledgements: against a live
 //! sender and a stressed or frozen performer, on real processes (real sshd, real
 //! PostgreSQL). Only what was loaded is ever deleted, and an attempt that lost its item
-//! changes nothing. Every scenario ends with SPEC §5's invariants checked.
+//! changes nothing. Every scenario ends with the invariants of docs/data-contract.md §5 checked.
 
 use crate::helpers::{Origin, PrivateSshd, Running, TestApp, spawn};
 use crate::operators::webhook_receiver;

@@ -1,4 +1,4 @@
-//! Bytes to text (SPEC §2, §7): UTF-8 with or without BOM, else Windows-1252.
+//! Bytes to text (docs/data-contract.md §2, §7): UTF-8 with or without BOM, else Windows-1252.
 
 use crate::types::Encoding;
 use std::borrow::Cow;

@@ -1,4 +1,4 @@
-//! The layout check (SPEC §3): line 1 must be the feed's header. When it is not, the
+//! The layout check (docs/data-contract.md §3): line 1 must be the feed's header. When it is not, the
 //! message says what the operator must fix (a blank line before it, another separator,
 //! an empty column, CR line ends, UTF-16, invisible characters shown escaped).
 
@@ -109,7 +109,7 @@ fn invisible_hint(found: &str) -> &'static str {
     }
 }
 
-/// Checks the layout from the first line(s) of a file (SPEC §3): line 1 must be the
+/// Checks the layout from the first line(s) of a file (docs/data-contract.md §3): line 1 must be the
 /// header. Reads at most [`HEADER_MAX_BYTES`] of a line; past a blank line 1, reads on
 /// to the first line with text, to say where the header is.
 pub fn check_layout<R: BufRead>(

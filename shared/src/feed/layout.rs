@@ -1,4 +1,4 @@
-//! The file layout (SPEC §3) as data: the columns, their rules and the error codes.
+//! The file layout (docs/data-contract.md §3) as data: the columns, their rules and the error codes.
 
 /// How a column's values are checked and typed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,7 +36,7 @@ pub const MAX_TEXT_CHARS: u32 = 4096;
 /// Longest e-mail address, in characters.
 pub const MAX_EMAIL_CHARS: u32 = 254;
 
-/// The record-level error codes of SPEC §4, stored in `errores.tipo_error`.
+/// The record-level error codes of docs/data-contract.md §4, stored in `errores.tipo_error`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ErrorCode {
     /// The record does not have 15 well-formed fields.
@@ -94,7 +94,7 @@ const fn col(header: &'static str, db_column: &'static str, kind: Kind) -> Colum
     }
 }
 
-/// The visits feed: 15 columns in this order (SPEC §3).
+/// The visits feed: 15 columns in this order (docs/data-contract.md §3).
 pub const VISITS: [Column; 15] = [
     col("email", "email", Kind::Email),
     Column {

@@ -1,4 +1,4 @@
-//! Bytes to records (SPEC §2, §7): one line splitter and one field splitter, shared by
+//! Bytes to records (docs/data-contract.md §2, §7): one line splitter and one field splitter, shared by
 //! the header check and the row reader.
 //!
 //! A line ends in LF or CRLF and nothing else: a carriage return not followed by LF is
@@ -213,7 +213,7 @@ fn unquoted<'a>(raw: &'a str, out: &mut Vec<u8>) -> Cow<'a, str> {
 
 /// RFC 4180 well-formedness of one line: a field that opens with a quote must close
 /// it right before a comma or the end, with `""` as the only quote inside.
-/// A quote inside an unquoted field is a literal character (SPEC §7).
+/// A quote inside an unquoted field is a literal character (docs/data-contract.md §7).
 fn well_formed(line: &str) -> Result<(), Malformed> {
     let bytes = line.as_bytes();
     let (mut i, mut field) = (0, 1);

@@ -1,4 +1,4 @@
-//! Row rules (SPEC §4, §7), vectorised with polars: fields are trimmed and nulled as
+//! Row rules (docs/data-contract.md §4, §7), vectorised with polars: fields are trimmed and nulled as
 //! lines are split (zero-copy), then every column is checked and typed as a whole;
 //! Rust loops only over rejected rows.
 
@@ -12,7 +12,7 @@ use crate::types::Encoding;
 use polars::prelude::*;
 use std::borrow::Cow;
 
-/// WHATWG "valid e-mail address", narrowed by SPEC §4: the domain holds a dot, and
+/// WHATWG "valid e-mail address", narrowed by docs/data-contract.md §4: the domain holds a dot, and
 /// the local part neither starts nor ends with a dot nor holds `..`. Applied after lower-casing.
 const EMAIL_PATTERN: &str = r"^[a-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*@[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$";
 /// Exactly `dd/mm/yyyy HH:mm`; strptime alone accepts one-digit days.
@@ -175,7 +175,7 @@ pub fn validate_batch(lines: &[Line<'_>], layout: &[Column]) -> PolarsResult<Val
     Ok(ValidatedBatch { valid, rejected })
 }
 
-/// A field as the rules see it (SPEC §4): trimmed, and null when empty or `-`.
+/// A field as the rules see it (docs/data-contract.md §4): trimmed, and null when empty or `-`.
 fn normalised(raw: &str) -> Option<&str> {
     match raw.trim() {
         "" | "-" => None,
@@ -484,6 +484,86 @@ mod tests {
         assert_eq!(
             found[2].2,
             format!("Links: TEXTO_DEMASIADO_LARGO «{}…»", "y".repeat(80))
+        );
+    }
+
+    // Record-level rules (`super::shape`), seen through the validator.
+
+    #[test]
+    fn field_count_details_name_their_rule_and_what_happened() {
+        let good = GOOD.join(",");
+        let plain = good.replace("\"189.1.1.1,200.2.2.2\"", "189.1.1.1");
+        let found = rejected(&[
+            format!("{good},"),
+            format!("{good},,"),
+            format!("{good}\r{good}"),
+            plain.replace(',', "\t"),
+            plain.replace(',', ";"),
+            good.replace("Chrome", "\"Chrome"),
+            good.replace("Chrome", "\"Chrome\"x"),
+            "  ".into(),
+            good.clone(),
+        ]);
+        let expected = [
+            "FIELD_COUNT: 16 fields, expected 15 (field 16 is empty: a comma at the end of the line?)",
+            "FIELD_COUNT: 17 fields, expected 15 (fields 16–17 are empty: commas at the end of the line?)",
+            &format!(
+                "FIELD_COUNT: 29 fields, expected 15 (a carriage return (`\\r`) at character {} does not end a line: only LF or CRLF do; two records joined by a CR?)",
+                good.chars().count() + 1
+            ),
+            "FIELD_COUNT: 1 field, expected 15 (the line seems separated by tabs (`\\t`), not commas)",
+            "FIELD_COUNT: 1 field, expected 15 (the line seems separated by semicolons (`;`), not commas)",
+            "FIELD_COUNT: not well-formed CSV: field 14 opens a quote that is never closed (a quoted field may not span lines)",
+            "FIELD_COUNT: not well-formed CSV: text after the closing quote of field 14",
+            "FIELD_COUNT: blank line, expected 15 fields",
+        ];
+        let details: Vec<&str> = found.iter().map(|(_, _, d)| d.as_str()).collect();
+        assert_eq!(details, expected);
+        assert!(found.iter().all(|(_, code, _)| *code == "FIELD_COUNT"));
+    }
+
+    #[test]
+    fn a_nul_makes_a_record_caracter_invalido_and_names_its_fields() {
+        let good = GOOD.join(",");
+        let found = rejected(&[
+            good.replace("Chrome", "Chr\0ome").replace("Linux", "\0"),
+            good.replace("Chrome", "\"Chr\0ome\""),
+            good.replace(",Linux", "\0"),
+            "\0".into(),
+        ]);
+        let note = r"fila_original is escaped: \0 is NUL, \\ is \";
+        assert_eq!(
+            found,
+            vec![
+                (
+                    2,
+                    "CARACTER_INVALIDO",
+                    format!(
+                        "Navegadores: CARACTER_INVALIDO «Chr\\0ome»; Plataformas: CARACTER_INVALIDO «\\0» (NUL, U+0000: PostgreSQL text cannot store it; {note})"
+                    )
+                ),
+                (
+                    3,
+                    "CARACTER_INVALIDO",
+                    format!(
+                        "Navegadores: CARACTER_INVALIDO «Chr\\0ome» (NUL, U+0000: PostgreSQL text cannot store it; {note})"
+                    )
+                ),
+                (
+                    4,
+                    "FIELD_COUNT",
+                    format!(
+                        "FIELD_COUNT: 14 fields, expected 15; the line holds NUL characters, which PostgreSQL cannot store: {note}"
+                    )
+                ),
+                (
+                    5,
+                    "FIELD_COUNT",
+                    format!(
+                        "FIELD_COUNT: 1 field, expected 15; the line holds NUL characters, which PostgreSQL cannot store: {note}"
+                    )
+                ),
+            ]
         );
     }
 }

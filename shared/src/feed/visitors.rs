@@ -1,4 +1,4 @@
-//! The visitor aggregate of one file (SPEC §5): per e-mail, the first and last
+//! The visitor aggregate of one file (docs/data-contract.md §5): per e-mail, the first and last
 //! `fecha_envio`, the visits, and the visits in the as-of year and month.
 //!
 //! Tallied row by row as batches pass, in one map keyed by e-mail: every row is looked

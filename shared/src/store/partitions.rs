@@ -6,7 +6,7 @@
 //! transaction's start), so a file lives in exactly one partition of each table and a
 //! night maintains the indexes of its own day of data, whatever the history. Months are
 //! the unit of retention: dropping a month drops whole files, whose `bitacora_control`
-//! rows stay, and `detalle_depurado` names them (SPEC §5 invariant 1 is then about the
+//! rows stay, and `detalle_depurado` names them (docs/data-contract.md §5 invariant 1 is then about the
 //! files whose detail is kept).
 
 use chrono::{Datelike, NaiveDate};

@@ -83,8 +83,8 @@ pub struct LastRun {
     pub id: i64,
     /// When it started (`YYYY-MM-DD HH24:MI:SS TZ`).
     pub started: String,
-    /// When it finished, or `running`.
-    pub finished: String,
+    /// When it finished; none while it runs.
+    pub finished: Option<String>,
     /// Files listed.
     pub listed: i32,
     /// Items enqueued.
@@ -101,7 +101,7 @@ pub struct LastRun {
 pub async fn last(pool: &PgPool) -> sqlx::Result<Option<LastRun>> {
     sqlx::query_as(
         "SELECT id, to_char(started_at, 'YYYY-MM-DD HH24:MI:SS TZ') AS started,
-                coalesce(to_char(finished_at, 'YYYY-MM-DD HH24:MI:SS TZ'), 'running') AS finished,
+                to_char(finished_at, 'YYYY-MM-DD HH24:MI:SS TZ') AS finished,
                 files_listed AS listed, files_enqueued AS enqueued, files_retried AS retried,
                 coalesce(drained::text, '') AS drained, coalesce(outcome, '') AS outcome
          FROM dispatch_runs ORDER BY id DESC LIMIT 1",

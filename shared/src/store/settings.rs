@@ -1,9 +1,9 @@
 //! `[database]`: where the database is and how to reach it.
 
-use super::tls::SslMode;
 use crate::local::secret_file::read_secret_file;
 use crate::types::{InvalidSetting, Secret};
 use serde::Deserialize;
+use std::fmt;
 use std::path::PathBuf;
 
 /// The database connection.
@@ -70,4 +70,45 @@ fn no_database_url() -> InvalidSetting {
         "database.url",
         "set database.url (or VISITAS_DATABASE__URL) or database.url_file",
     )
+}
+
+/// libpq's `sslmode` (`allow` is not offered: it tries without TLS first).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SslMode {
+    /// No TLS.
+    Disable,
+    /// TLS when the server offers it; the certificate is not checked (libpq's default).
+    Prefer,
+    /// TLS or no connection; the certificate is checked only if a CA file is given.
+    Require,
+    /// TLS; the certificate must chain to the CA file.
+    VerifyCa,
+    /// TLS; the certificate must chain to the CA file and name the host connected to.
+    VerifyFull,
+}
+
+impl SslMode {
+    pub(crate) fn parse(text: &str) -> Option<Self> {
+        Some(match text {
+            "disable" => Self::Disable,
+            "prefer" => Self::Prefer,
+            "require" => Self::Require,
+            "verify-ca" => Self::VerifyCa,
+            "verify-full" => Self::VerifyFull,
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for SslMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Disable => "disable",
+            Self::Prefer => "prefer",
+            Self::Require => "require",
+            Self::VerifyCa => "verify-ca",
+            Self::VerifyFull => "verify-full",
+        })
+    }
 }

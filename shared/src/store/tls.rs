@@ -16,60 +16,17 @@ mod verifiers;
 
 pub use refused::{TlsRefusal, refusal};
 
-use super::settings::DatabaseConfig;
+use super::settings::{DatabaseConfig, SslMode};
 use crate::types::{InvalidSetting, Secret};
 use rustls::ClientConfig;
 use rustls::pki_types::PrivateKeyDer;
 use rustls::pki_types::pem::PemObject;
-use serde::Deserialize;
 use std::collections::HashMap;
-use std::fmt;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use url::Url;
 use verifiers::{AnyCertificate, AnyHostName, read_certs, webpki};
-
-/// libpq's `sslmode` (`allow` is not offered: it tries without TLS first).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum SslMode {
-    /// No TLS.
-    Disable,
-    /// TLS when the server offers it; the certificate is not checked (libpq's default).
-    Prefer,
-    /// TLS or no connection; the certificate is checked only if a CA file is given.
-    Require,
-    /// TLS; the certificate must chain to the CA file.
-    VerifyCa,
-    /// TLS; the certificate must chain to the CA file and name the host connected to.
-    VerifyFull,
-}
-
-impl SslMode {
-    fn parse(text: &str) -> Option<Self> {
-        Some(match text {
-            "disable" => Self::Disable,
-            "prefer" => Self::Prefer,
-            "require" => Self::Require,
-            "verify-ca" => Self::VerifyCa,
-            "verify-full" => Self::VerifyFull,
-            _ => return None,
-        })
-    }
-}
-
-impl fmt::Display for SslMode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Disable => "disable",
-            Self::Prefer => "prefer",
-            Self::Require => "require",
-            Self::VerifyCa => "verify-ca",
-            Self::VerifyFull => "verify-full",
-        })
-    }
-}
 
 /// What a connection does about TLS once libpq's rules are applied.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -260,7 +260,7 @@ impl TestApp {
         }
     }
 
-    /// SPEC §5 invariants, checked from the outside after a run.
+    /// docs/data-contract.md §5 invariants, checked from the outside after a run.
     pub async fn check_invariants(&self) {
         // 1 and 2, and visitantes = aggregate: the checks shared with ops/bench.sh.
         let checks: Vec<(String, i64)> =
@@ -269,7 +269,10 @@ impl TestApp {
                 .await
                 .unwrap();
         let broken: Vec<_> = checks.iter().filter(|(_, n)| *n != 0).collect();
-        assert!(broken.is_empty(), "SPEC invariants broken: {broken:?}");
+        assert!(
+            broken.is_empty(),
+            "invariants of docs/data-contract.md §5 broken: {broken:?}"
+        );
         // 3. every loaded file has a durable local copy.
         for a in self.audit().await {
             if shared::types::AuditStatus::parse(&a.estatus).is_some_and(|s| s.is_final()) {

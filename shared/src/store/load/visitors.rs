@@ -1,4 +1,4 @@
-//! `visitantes` and `visitas_por_anio`: the visitor aggregate of SPEC §5, kept exact by
+//! `visitantes` and `visitas_por_anio`: the visitor aggregate of docs/data-contract.md §5, kept exact by
 //! each load from data whose size does not grow with history.
 //!
 //! A visitor's row holds its visits per month of the calendar year of `contadores_al`
@@ -22,8 +22,9 @@ use tokio_postgres::types::{ToSql, Type};
 
 /// Which of the file's visitors `visitantes` already holds ($1), with the year they were
 /// counted for, and that year's months when it is not the as-of year $2 (to archive).
-const PROBE: &str = "SELECT f.i, extract(year FROM v.contadores_al)::int,
+const PROBE: &str = "SELECT f.i, extract(year FROM v.contadores_al)::int AS counted_for,
             CASE WHEN extract(year FROM v.contadores_al)::int <> $2::int THEN v.visitas_por_mes END
+                AS to_archive
      FROM unnest($1::text[]) WITH ORDINALITY AS f(email, i)
      JOIN visitantes v ON v.email = f.email";
 
@@ -104,11 +105,11 @@ pub async fn may_update_returning(
 ) -> Result<bool, tokio_postgres::Error> {
     let row = client
         .query_one(
-            "SELECT has_database_privilege(current_database(), 'TEMPORARY')",
+            "SELECT has_database_privilege(current_database(), 'TEMPORARY') AS may",
             &[],
         )
         .await?;
-    Ok(row.get(0))
+    Ok(row.get("may"))
 }
 
 /// Upserts one row per e-mail of the file, as of the business date `as_of`; returns
@@ -138,10 +139,10 @@ pub async fn upsert(
     // (visitor, year counted for, its months) of the visitors moving to the as-of year.
     let mut archived: Vec<(usize, i32, Vec<i32>)> = Vec::new();
     for row in tx.query(PROBE, &[&emails, &year]).await? {
-        let i = row.get::<_, i64>(0) as usize - 1;
-        let counted: i32 = row.get(1);
+        let i = row.get::<_, i64>("i") as usize - 1;
+        let counted: i32 = row.get("counted_for");
         counted_for[i] = Some(counted);
-        if let Some(months) = row.get::<_, Option<Vec<i32>>>(2)
+        if let Some(months) = row.get::<_, Option<Vec<i32>>>("to_archive")
             && months.iter().any(|&n| n > 0)
         {
             archived.push((i, counted, months));
@@ -171,9 +172,9 @@ pub async fn upsert(
     let mut taken_back: HashMap<String, Months> = HashMap::new();
     if !moving.is_empty() {
         for row in tx.query(TAKE_BACK_YEAR, &[&moving, &year]).await? {
-            let months: Vec<i32> = row.get(1);
+            let months: Vec<i32> = row.get("visitas_por_mes");
             taken_back.insert(
-                row.get(0),
+                row.get("email"),
                 months.try_into().expect("twelve months (a CHECK)"),
             );
         }
