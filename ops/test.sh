@@ -7,7 +7,7 @@ ops/check-toolchain.sh
 ops/testbed.sh
 cargo fmt --all -- --check
 ops/supply-chain.sh
-# The e2e tests run these binaries; they need the test-only fault hooks (shared/src/fault.rs).
+# The e2e tests run these binaries; they need the test-only fault hooks (shared/src/local/fault.rs).
 cargo build --workspace --bins --features dispatcher/fault-hooks,performer/fault-hooks
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 cargo test --workspace

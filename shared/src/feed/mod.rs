@@ -3,19 +3,18 @@
 //! visitor tally, and how messages quote a file. Functions of bytes and values only:
 //! reading a staged file is `crate::local::staged`.
 
-pub mod batches;
+pub(crate) mod batches;
 pub mod decode;
 pub mod header;
 pub mod layout;
-pub mod quote;
-pub mod records;
+pub(crate) mod quote;
+pub(crate) mod records;
 pub mod rules;
-pub mod shape;
+pub(crate) mod shape;
 pub mod visitors;
 
 pub use decode::decode;
 pub use header::LayoutError;
 pub use layout::{ErrorCode, VISITS};
-pub use records::OwnedLine;
 pub use rules::{FeedError, Rejected, ValidatedBatch, validate, validate_batch};
 pub use visitors::{Months, VisitorTally, Visits};

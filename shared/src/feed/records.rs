@@ -12,8 +12,6 @@ use csv_core::{ReadFieldResult, Reader, ReaderBuilder, Terminator};
 use std::borrow::Cow;
 use std::io::{self, BufRead, Read};
 
-/// The header's line number; data lines start at 2.
-pub const HEADER_LINE: u32 = 1;
 const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 
 /// One physical line after the header.

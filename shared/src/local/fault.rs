@@ -27,7 +27,7 @@ pub const VERSION: &str = if cfg!(feature = "fault-hooks") {
 
 /// Whether the comma-separated list in `variable` names `point`, and this is the first
 /// time this process gets there: each hook fires once, so retries run through.
-pub fn fires(variable: &str, point: &str) -> bool {
+pub(crate) fn fires(variable: &str, point: &str) -> bool {
     #[cfg(feature = "fault-hooks")]
     {
         use std::collections::HashSet;
@@ -63,7 +63,7 @@ pub async fn pause(point: &str) {
 
 /// Panics at `point` if `VISITAS_FAULT_PANIC_AT` names it: a defect in a worker thread,
 /// on demand (the validator's thread, to prove a load never commits without its end).
-pub fn panic_at(point: &str) {
+pub(crate) fn panic_at(point: &str) {
     if fires("VISITAS_FAULT_PANIC_AT", point) {
         panic!("fault hook: panic at {point}");
     }

@@ -6,5 +6,5 @@ pub mod fault;
 pub mod hash;
 pub mod host;
 pub mod paths;
-pub mod secret_file;
+pub(crate) mod secret_file;
 pub mod staged;

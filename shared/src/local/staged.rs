@@ -122,7 +122,7 @@ pub fn check_layout(
 }
 
 /// What [`validate_file`] hands to the loader, in order.
-pub enum FilePart {
+pub(crate) enum FilePart {
     /// One validated batch of records.
     Rows(ValidatedBatch),
     /// Last, and only once the whole file was read: without it the input is incomplete.
@@ -131,7 +131,7 @@ pub enum FilePart {
 
 /// The validator's final part: the file's visitor aggregate, and what pass 2 read, so
 /// the loader can check it is exactly what pass 1 hashed.
-pub struct EndOfFile {
+pub(crate) struct EndOfFile {
     /// The visitor aggregate of the whole file, in e-mail order.
     pub visitors: Vec<(String, Visits)>,
     /// Bytes read by pass 2.
@@ -143,7 +143,7 @@ pub struct EndOfFile {
 /// Reads the records after the header in batches and validates each, handing them to
 /// `send` in order, then the file's visitor aggregate as of the business date `as_of`
 /// (tallied here, beside the loader's COPY); stops early when `send` returns false.
-pub fn validate_file(
+pub(crate) fn validate_file(
     path: &Path,
     encoding: Encoding,
     layout: &[Column],

@@ -156,7 +156,7 @@ pub fn is_transient(e: &tokio_postgres::Error) -> bool {
 }
 
 /// [`is_transient`] by SQLSTATE; `None`: no server error (the connection broke or timed out).
-pub fn is_transient_sqlstate(code: Option<&str>) -> bool {
+pub(crate) fn is_transient_sqlstate(code: Option<&str>) -> bool {
     // Class 08 connection, 40 serialization/deadlock, 53 resources,
     // 57 operator intervention (admin shutdown, terminated backend), 58 system I/O;
     // 25P03: the server ended a transaction left idle past its timeout.

@@ -188,7 +188,7 @@ async fn heartbeat(pool: PgPool, name: &'static str, token: i64, lost: Arc<Atomi
 }
 
 /// Locks the `visitors` row until the end of `tx`: visitor upserts run one at a time.
-pub async fn lock_visitors(
+pub(crate) async fn lock_visitors(
     tx: &tokio_postgres::Transaction<'_>,
 ) -> Result<(), tokio_postgres::Error> {
     tx.execute(
@@ -201,7 +201,7 @@ pub async fn lock_visitors(
 
 /// Locks the content `sha256` until the end of `tx`: loads of the same content run one
 /// at a time (the row is created on first use; an existing one is locked by the update).
-pub async fn lock_content(
+pub(crate) async fn lock_content(
     tx: &tokio_postgres::Transaction<'_>,
     sha256: &str,
 ) -> Result<(), tokio_postgres::Error> {

@@ -46,7 +46,7 @@ pub async fn ensure_ahead(pool: &PgPool) -> sqlx::Result<Vec<String>> {
 /// for a month made before migration 10; created if missing, as a quoted identifier. The loader COPYs into it rather than into the parent: PostgreSQL 15
 /// gives up multi-row inserts for a COPY into a partitioned table with a statement
 /// trigger over a transition table (the reference guard), ~3 s per 950,000 rows.
-pub async fn loading_into(
+pub(crate) async fn loading_into(
     tx: &tokio_postgres::Transaction<'_>,
     table: &str,
 ) -> Result<String, tokio_postgres::Error> {

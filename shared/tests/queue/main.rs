@@ -1,4 +1,4 @@
-//! Database-level tests of `shared::queue`, one fresh database per test (PostgreSQL of
+//! Database-level tests of `shared::store` (the queue and its transactions), one fresh database per test (PostgreSQL of
 //! the test bed, or `VISITAS_TEST_ADMIN_URL`), seeded by a factory that inserts a work
 //! item and its audit row in any state.
 

@@ -2,7 +2,7 @@
 //! `visitantes` and `bitacora_control`, or nothing at all.
 //!
 //! Locks, in this order (so loads never deadlock), both row locks the read-only role
-//! cannot take (`crate::service_lock`):
+//! cannot take (`crate::store::locks`):
 //! 1. the file's SHA-256 row in `content_locks`: two loads of the same
 //!    content serialise, and the second sees the first and ends `DUPLICADO`
 //!    (the unique index on loaded SHA-256 is the last line of defence);
