@@ -170,7 +170,7 @@ pub async fn retry_later(
     delay: Duration,
 ) -> Result<bool, tokio_postgres::Error> {
     let tx = client.transaction().await?;
-    let ours = queue::to_pending_later(&tx, item, error, delay).await?;
+    let ours = queue::hand_back(&tx, item, error, delay, true).await?;
     if ours {
         audit::back_to_pending(&tx, item.id, Some(error)).await?;
     }
@@ -182,7 +182,8 @@ pub async fn retry_later(
 /// `false` when the attempt no longer holds it.
 pub async fn release(client: &mut Client, item: &Claimed) -> Result<bool, tokio_postgres::Error> {
     let tx = client.transaction().await?;
-    let ours = queue::to_pending_uncounted(&tx, item).await?;
+    let ours =
+        queue::hand_back(&tx, item, "handed back at shutdown", Duration::ZERO, false).await?;
     if ours {
         audit::back_to_pending(&tx, item.id, None).await?;
     }

@@ -204,13 +204,15 @@ impl Rescuer {
     }
 }
 
-/// Gives the attempt's item back for a later attempt (tier 2), recording why, in `tx`;
+/// Hands the attempt's item back to the queue, in `tx`: due again after `delay`, with
+/// `why` as its last error, its attempt counted or not (`counted`, false at shutdown);
 /// `false` (and nothing written) when the attempt no longer holds it.
-pub(crate) async fn to_pending_later(
+pub(crate) async fn hand_back(
     tx: &impl GenericClient,
     item: &Claimed,
-    error: &str,
+    why: &str,
     delay: Duration,
+    counted: bool,
 ) -> Result<bool, tokio_postgres::Error> {
     let n = tx
         .execute(
@@ -219,37 +221,14 @@ pub(crate) async fn to_pending_later(
                  SET state = ",
                 sql_state!(Pending),
                 ", locked_by = NULL, locked_until = NULL, last_error = $3,
-                     run_at = now() + make_interval(secs => $4), updated_at = now()
-                 WHERE ",
-                held_by_attempt!()
-            ))
-            .await?,
-            &[&item.id, &item.token, &error, &delay.as_secs_f64()],
-        )
-        .await?;
-    Ok(n == 1)
-}
-
-/// Hands the attempt's item back at once without counting the attempt, in `tx`;
-/// `false` when the attempt no longer holds it.
-pub(crate) async fn to_pending_uncounted(
-    tx: &impl GenericClient,
-    item: &Claimed,
-) -> Result<bool, tokio_postgres::Error> {
-    let n = tx
-        .execute(
-            &tx.prepare_cached(concat!(
-                "UPDATE work_items
-                 SET state = ",
-                sql_state!(Pending),
-                ", locked_by = NULL, locked_until = NULL, run_at = now(),
-                     attempts = greatest(attempts - 1, 0), last_error = 'handed back at shutdown',
+                     run_at = now() + make_interval(secs => $4),
+                     attempts = CASE WHEN $5 THEN attempts ELSE greatest(attempts - 1, 0) END,
                      updated_at = now()
                  WHERE ",
                 held_by_attempt!()
             ))
             .await?,
-            &[&item.id, &item.token],
+            &[&item.id, &item.token, &why, &delay.as_secs_f64(), &counted],
         )
         .await?;
     Ok(n == 1)

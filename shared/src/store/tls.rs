@@ -26,7 +26,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use url::Url;
-use verifiers::{AnyCertificate, AnyHostName, read_certs, webpki};
+use verifiers::{Relaxed, read_certs, webpki};
 
 /// What a connection does about TLS once libpq's rules are applied.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -177,13 +177,16 @@ impl DbTarget {
             .with_safe_default_protocol_versions()
             .map_err(|e| invalid("database.sslmode", e.to_string()))?;
         let builder = match &self.check {
-            TlsCheck::Off | TlsCheck::IfOffered | TlsCheck::Unverified => builder
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider))),
-            TlsCheck::Chain(root) => builder
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(AnyHostName(webpki(root, provider)?))),
             TlsCheck::ChainAndHost(root) => builder.with_webpki_verifier(webpki(root, provider)?),
+            relaxed => {
+                let chain = match relaxed {
+                    TlsCheck::Chain(root) => Some(webpki(root, provider.clone())?),
+                    _ => None,
+                };
+                builder
+                    .dangerous()
+                    .with_custom_certificate_verifier(Arc::new(Relaxed { chain, provider }))
+            }
         };
         match &self.client_cert {
             None => Ok(builder.with_no_client_auth()),
