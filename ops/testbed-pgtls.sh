@@ -2,9 +2,9 @@
 # Test bed, TLS part (called by ops/testbed.sh): a second, private PostgreSQL cluster
 # `visitas_tls` on 127.0.0.1:5433 (and 127.0.0.2, for the host-name mismatch test)
 # that accepts only TLS connections (`hostssl`), with a server certificate for
-# `localhost` and 127.0.0.1 signed by a test CA made here, and a second CA that signed
-# nothing. The main cluster on 5432 is made plain (ssl = off): the "server without
-# TLS" of the tests. Idempotent. Files under $VISITAS_TESTBED/pgtls:
+# `localhost` and 127.0.0.1 signed by the test CA (ops/testbed-ca.sh makes them), and a
+# second CA that signed nothing. The main cluster on 5432 is made plain (ssl = off):
+# the "server without TLS" of the tests. Idempotent. Files under $VISITAS_TESTBED/pgtls:
 #   ca.crt, other-ca.crt    the CA that signed the server's certificate, and one that did not
 #   client.crt, client.key  a client certificate (CN visitas_tls_cert) for `cert` logins
 #   password                the password of the role visitas_tls (scram-sha-256)
@@ -18,44 +18,9 @@ NAME=visitas_tls
 VERSION=$(ls /etc/postgresql | sort -V | tail -n 1)
 ETC=/etc/postgresql/$VERSION
 
-command -v openssl >/dev/null || {
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl >/dev/null
-}
-mkdir -p "$DIR"
-chmod 755 "$DIR"
-
-# Certificates: EC P-256, ten years. Made once; all again if any is missing.
-sign() { # NAME SUBJECT EXTENSIONS CA: a key and a certificate signed by CA
-    openssl req -new -nodes -newkey ec -pkeyopt ec_paramgen_curve:P-256 \
-        -keyout "$DIR/$1.key" -out "$DIR/$1.csr" -subj "$2" 2>/dev/null
-    openssl x509 -req -in "$DIR/$1.csr" -CA "$DIR/$4.crt" -CAkey "$DIR/$4.key" -CAcreateserial \
-        -days 3650 -out "$DIR/$1.crt" -extfile <(printf '%s\n' "$3") 2>/dev/null
-    rm -f "$DIR/$1.csr"
-}
-ca() { # NAME SUBJECT: a self-signed CA
-    openssl req -x509 -new -nodes -newkey ec -pkeyopt ec_paramgen_curve:P-256 \
-        -keyout "$DIR/$1.key" -out "$DIR/$1.crt" -subj "$2" -days 3650 \
-        -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
-}
-files=(ca.crt ca.key other-ca.crt server.crt server.key client.crt client.key)
-missing=0
-for f in "${files[@]}"; do [ -f "$DIR/$f" ] || missing=1; done
-if [ $missing = 1 ]; then
-    echo "testbed: making the TLS test certificates in $DIR"
-    ca ca "/CN=visitas test CA"
-    ca other-ca "/CN=visitas other CA (signed nothing)"
-    sign server "/CN=localhost" "basicConstraints=critical,CA:FALSE
-keyUsage=critical,digitalSignature,keyEncipherment
-extendedKeyUsage=serverAuth
-subjectAltName=DNS:localhost,IP:127.0.0.1" ca
-    sign client "/CN=visitas_tls_cert" "basicConstraints=critical,CA:FALSE
-keyUsage=critical,digitalSignature
-extendedKeyUsage=clientAuth" ca
-fi
+# The test CA and the certificates it signed (ca.crt ... client.key above).
+"$(dirname "$0")/testbed-ca.sh"
 chown postgres: "$DIR/server.key" "$DIR/server.crt"
-chmod 600 "$DIR/server.key" "$DIR/ca.key" "$DIR/other-ca.key"
-chmod 600 "$DIR/client.key"
 [ -s "$DIR/password" ] || openssl rand -hex 16 > "$DIR/password"
 chmod 644 "$DIR/password"
 echo "$PORT" > "$DIR/port"

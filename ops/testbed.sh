@@ -3,7 +3,9 @@
 # loopback port, with its own host key, client key and known_hosts, serving
 # $VISITAS_TESTBED/sftp as user visitas-sftp. Idempotent; installs what is missing
 # (Debian/Ubuntu, as root). Prints the facts tests and the demo read. The TLS-only
-# PostgreSQL cluster on 5433 is ops/testbed-pgtls.sh.
+# PostgreSQL cluster on 5433 is ops/testbed-pgtls.sh. The SMTP server and headless
+# Chromium (ops/testbed-smtp.sh, ops/testbed-browser.sh) are not called from here yet:
+# docs/testbed.md.
 set -euo pipefail
 
 TB=${VISITAS_TESTBED:-/var/tmp/visitas-testbed}
