@@ -195,10 +195,13 @@ async fn main() -> anyhow::Result<ExitCode> {
             quarantine::list(&pool, format).await?
         }
         Command::Quarantine(QuarantineCommand::Retry { id }) => {
-            quarantine::retry(&pool, &config, id).await?
+            println!("{}", quarantine::retry(&pool, &config, id).await?)
         }
         Command::Quarantine(QuarantineCommand::Discard { id, reason }) => {
-            quarantine::discard(&pool, &config, id, &reason).await?
+            println!(
+                "{}",
+                quarantine::discard(&pool, &config, id, &reason).await?
+            )
         }
         Command::Partitions(command) => partitions::run(&pool, command).await?,
         #[cfg(feature = "fixtures")]

@@ -33,11 +33,71 @@ pub async fn list(pool: &PgPool, format: Format) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What an operator's retry did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Retried {
+    /// A new item loads the file.
+    Enqueued {
+        /// The file.
+        archivo: String,
+        /// The retried audit row.
+        id: i64,
+        /// The new audit row.
+        new_id: i64,
+        /// Where the new item reads the file from.
+        from: String,
+        /// A quarantined copy that could not be trusted, set aside: (path, SHA-256 found, new path).
+        set_aside: Option<(String, String, String)>,
+    },
+    /// An earlier retry of the same row already did: nothing changed.
+    AlreadyRetried {
+        /// The file.
+        archivo: String,
+        /// The retried audit row.
+        id: i64,
+        /// The audit row of that retry.
+        new_id: i64,
+    },
+}
+
+impl std::fmt::Display for Retried {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Retried::Enqueued {
+                archivo,
+                id,
+                new_id,
+                from,
+                set_aside,
+            } => {
+                if let Some((path, found, aside)) = set_aside {
+                    writeln!(
+                        f,
+                        "{path}: not a verified copy (SHA-256 {found}); set aside as {aside}"
+                    )?;
+                }
+                write!(
+                    f,
+                    "{archivo} (id {id}) re-enqueued as bitacora_control.id = {new_id} from {from}"
+                )
+            }
+            Retried::AlreadyRetried {
+                archivo,
+                id,
+                new_id,
+            } => write!(
+                f,
+                "{archivo} (id {id}) was already re-enqueued as bitacora_control.id = {new_id}; nothing to do"
+            ),
+        }
+    }
+}
+
 /// Re-enqueues a quarantined file as a new item with a new audit row linked to the old one.
 /// The source is the quarantined copy when there is one that can be trusted — a layout
 /// failure's (perhaps fixed by the operator), or a system failure's whose SHA-256 is the
 /// one recorded — else the file at the origin. A second retry of the same id changes nothing.
-pub async fn retry(pool: &PgPool, config: &Config, id: i64) -> anyhow::Result<()> {
+pub async fn retry(pool: &PgPool, config: &Config, id: i64) -> anyhow::Result<Retried> {
     let mut tx = pool.begin().await?;
     queue::lock_item_of(&mut tx, id).await?;
     let old = audit::retry_candidate(&mut tx, id)
@@ -45,10 +105,11 @@ pub async fn retry(pool: &PgPool, config: &Config, id: i64) -> anyhow::Result<()
         .ok_or_else(|| anyhow::anyhow!("bitacora_control.id = {id} does not exist"))?;
     let (archivo, estatus) = (old.archivo.clone(), old.estatus);
     if let Some(new_id) = old.retried_as {
-        println!(
-            "{archivo} (id {id}) was already re-enqueued as bitacora_control.id = {new_id}; nothing to do"
-        );
-        return Ok(());
+        return Ok(Retried::AlreadyRetried {
+            archivo,
+            id,
+            new_id,
+        });
     }
     if !estatus.is_failure() || old.state != ItemState::Failed {
         anyhow::bail!(
@@ -123,16 +184,21 @@ pub async fn retry(pool: &PgPool, config: &Config, id: i64) -> anyhow::Result<()
         );
     };
     tx.commit().await?;
-    if let Some((path, found)) = unverified {
-        let aside = format!("{path}.unverified");
-        std::fs::rename(&path, &aside)?;
-        println!("{path}: not a verified copy (SHA-256 {found}); set aside as {aside}");
-    }
-    println!(
-        "{archivo} (id {id}) re-enqueued as bitacora_control.id = {new_id} from {}",
-        item.source_path
-    );
-    Ok(())
+    let set_aside = match unverified {
+        Some((path, found)) => {
+            let aside = format!("{path}.unverified");
+            std::fs::rename(&path, &aside)?;
+            Some((path, found, aside))
+        }
+        None => None,
+    };
+    Ok(Retried::Enqueued {
+        archivo,
+        id,
+        new_id,
+        from: item.source_path,
+        set_aside,
+    })
 }
 
 /// The failed item's file at its origin: under its in-flight name, or still as listed.
@@ -169,8 +235,13 @@ async fn at_origin(
 }
 
 /// Sets a quarantined file aside for good: recorded with its reason, the copy moved to
-/// `quarantine/discarded/`, never retried.
-pub async fn discard(pool: &PgPool, config: &Config, id: i64, reason: &str) -> anyhow::Result<()> {
+/// `quarantine/discarded/`, never retried. Returns what operators are told.
+pub async fn discard(
+    pool: &PgPool,
+    config: &Config,
+    id: i64,
+    reason: &str,
+) -> anyhow::Result<String> {
     if reason.trim().is_empty() {
         anyhow::bail!("--reason must say why the file is discarded");
     }
@@ -197,6 +268,5 @@ pub async fn discard(pool: &PgPool, config: &Config, id: i64, reason: &str) -> a
     }
     attempt::discard(&mut tx, id, reason, moved_to.as_deref()).await?;
     tx.commit().await?;
-    println!("{archivo} (id {id}) discarded: {reason}");
-    Ok(())
+    Ok(format!("{archivo} (id {id}) discarded: {reason}"))
 }
