@@ -98,19 +98,23 @@ with smtplib.SMTP(HOST, STARTTLS, timeout=10) as s:
     s.starttls(context=CA)
     s.ehlo()
     assert "PLAIN" in s.esmtp_features["auth"] and "LOGIN" in s.esmtp_features["auth"]
-    s.user, s.password = USER, PASSWORD
-    assert s.auth("PLAIN", s.auth_plain)[0] == 235
-    t = time.monotonic()
-    s.send_message(message("starttls-plain"))
-expect_meta(arrived(STARTTLS, "starttls-plain", t), mode="starttls", tls=True, auth_user=USER)
-with smtplib.SMTP(HOST, STARTTLS, timeout=10) as s:
-    s.starttls(context=CA)
-    s.ehlo()  # again after STARTTLS (login() does it, auth() does not)
-    s.user, s.password = USER, PASSWORD
-    assert s.auth("LOGIN", s.auth_login)[0] == 235
-    t = time.monotonic()
-    s.send_message(message("starttls-login"))
-expect_meta(arrived(STARTTLS, "starttls-login", t), mode="starttls", tls=True, auth_user=USER)
+
+
+def send_authenticated(mechanism, tag):
+    """Over STARTTLS on 2525, logs in with `mechanism` and sends a message tagged `tag`."""
+    with smtplib.SMTP(HOST, STARTTLS, timeout=10) as s:
+        s.starttls(context=CA)
+        s.ehlo()  # again after STARTTLS (login() does it, auth() does not)
+        s.user, s.password = USER, PASSWORD
+        login = s.auth_plain if mechanism == "PLAIN" else s.auth_login
+        assert s.auth(mechanism, login)[0] == 235
+        t = time.monotonic()
+        s.send_message(message(tag))
+    expect_meta(arrived(STARTTLS, tag, t), mode="starttls", tls=True, auth_user=USER)
+
+
+send_authenticated("PLAIN", "starttls-plain")
+send_authenticated("LOGIN", "starttls-login")
 with smtplib.SMTP(HOST, STARTTLS, timeout=10) as s:
     s.starttls(context=CA)
     expect_refused("2525 wrong password", lambda: s.login(USER, "wrong"),

@@ -53,13 +53,20 @@ chown "$SFTP_USER:" "$TB/sftp"
 [ -f "$TB/client_ed25519" ] || ssh-keygen -q -t ed25519 -N '' -C visitas-testbed-client -f "$TB/client_ed25519"
 # A second host key, never served: tests present it to prove a changed key is refused.
 [ -f "$TB/other_host_ed25519" ] || ssh-keygen -q -t ed25519 -N '' -C visitas-other-host -f "$TB/other_host_ed25519"
-cp "$TB/client_ed25519.pub" "$TB/authorized_keys"
-chmod 644 "$TB/authorized_keys"
-echo "[127.0.0.1]:$PORT $(cut -d' ' -f1-2 "$TB/host_ed25519.pub")" > "$TB/known_hosts"
-echo "[127.0.0.1]:$PORT $(cut -d' ' -f1-2 "$TB/other_host_ed25519.pub")" > "$TB/known_hosts.changed"
-echo "$PORT" > "$TB/port"
+# Files tests read while other runs of this script may be going: written only when they
+# change, and then by an atomic rename (a reader never sees one half-written).
+put() { # put FILE (content on stdin)
+    local tmp
+    tmp=$(mktemp "$1.XXXXXX")
+    cat > "$tmp"
+    if cmp -s "$tmp" "$1"; then rm -f "$tmp"; else chmod 644 "$tmp"; mv -f "$tmp" "$1"; fi
+}
+put "$TB/authorized_keys" < "$TB/client_ed25519.pub"
+echo "[127.0.0.1]:$PORT $(cut -d' ' -f1-2 "$TB/host_ed25519.pub")" | put "$TB/known_hosts"
+echo "[127.0.0.1]:$PORT $(cut -d' ' -f1-2 "$TB/other_host_ed25519.pub")" | put "$TB/known_hosts.changed"
+echo "$PORT" | put "$TB/port"
 
-cat > "$TB/sshd_config" <<CFG
+put "$TB/sshd_config" <<CFG
 Port $PORT
 ListenAddress 127.0.0.1
 HostKey $TB/host_ed25519

@@ -21,7 +21,7 @@ mod summary;
 use chrono::NaiveDate;
 use clap::{Parser, Subcommand};
 use shared::config::{Config, DEFAULT_CONFIG_PATH};
-use shared::types::business_date::business_date;
+use shared::local::business_date::business_date;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use tracing::info;

@@ -32,7 +32,7 @@ pub async fn print(
     for s in statuses {
         rows.rows.push(vec![
             "status".into(),
-            s.estatus,
+            s.estatus.to_string(),
             s.archivos.to_string(),
             s.registros_totales.to_string(),
             s.registros_validos.to_string(),

@@ -5,9 +5,9 @@ use chrono::NaiveDate;
 use chrono_tz::Tz;
 use deadpool_postgres::Pool;
 use shared::config::Config;
+use shared::local::business_date::business_date;
 use shared::local::paths::Dirs;
 use shared::types::Reach;
-use shared::types::business_date::business_date;
 use std::time::Duration;
 
 /// The performer's shared state.

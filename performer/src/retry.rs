@@ -32,10 +32,8 @@ pub fn is_transient(e: &ItemError) -> bool {
             | LoadError::LeaseLost => false,
         },
         ItemError::Db(e) => shared::store::connect::is_transient(e),
-        ItemError::Query(_)
-        | ItemError::Pool(_)
-        | ItemError::Disk { .. }
-        | ItemError::Unsettled(_) => true,
+        ItemError::Query(e) => shared::store::connect::is_transient(e),
+        ItemError::Pool(_) | ItemError::Disk { .. } | ItemError::Unsettled(_) => true,
         ItemError::Name(_)
         | ItemError::Engine(_)
         | ItemError::Exhausted { .. }

@@ -41,7 +41,7 @@ pub struct Config {
     pub source: SourceConfig,
     /// SFTP credentials and host-key checking (required for `sftp://` sources).
     #[serde(default)]
-    pub sftp: SftpConfig,
+    pub(crate) sftp: SftpConfig,
     /// The PostgreSQL database.
     pub database: DatabaseConfig,
     /// Local directories.

@@ -5,7 +5,7 @@
 //! beside it, and only attempts of that item ever touch it. The dispatcher still sees these
 //! names, so a file left there (a crash, a failure) is found again.
 
-use super::{RemoteName, RemoteNameError};
+use super::remote_name::{RemoteName, RemoteNameError};
 
 const PREFIX: &str = ".visitas-inflight-";
 

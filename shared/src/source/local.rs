@@ -1,6 +1,9 @@
 //! The `file://` source: a directory on this host.
 
-use super::{RemoteFile, RemoteName, SourceError, staging_error};
+use super::error::SourceError;
+use super::remote_file::RemoteFile;
+use super::remote_name::RemoteName;
+use super::staging::staging_error;
 use chrono::{DateTime, Utc};
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
@@ -99,7 +102,7 @@ impl LocalSource {
             }
             Err(e) => return Err(SourceError::io(format!("opening {}", path.display()), e)),
         };
-        let mut local = super::create_staged(dest).await?;
+        let mut local = super::staging::create_staged(dest).await?;
         crate::local::fault::pause("download").await;
         let bytes = tokio::io::copy(&mut remote, &mut local)
             .await

@@ -21,7 +21,7 @@ impl SourceUrl {
     }
 
     /// Where it points.
-    pub fn location(&self) -> &SourceLocation {
+    pub(crate) fn location(&self) -> &SourceLocation {
         &self.location
     }
 
@@ -54,7 +54,7 @@ impl TryFrom<String> for SourceUrl {
 
 /// A parsed `source.url`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SourceLocation {
+pub(crate) enum SourceLocation {
     /// A directory on this host.
     Local {
         /// The directory.

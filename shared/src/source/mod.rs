@@ -1,105 +1,25 @@
 //! Where visit files come from: an SFTP directory or a local one, behind one interface.
 
+mod error;
 mod in_flight;
 mod local;
 pub mod location;
+mod remote_file;
 mod remote_name;
 pub mod settings;
 mod sftp;
+mod staging;
 
+pub use error::SourceError;
 pub use in_flight::{in_flight_name, parse_in_flight};
-pub use location::{SourceLocation, SourceUrl};
+pub(crate) use location::SourceLocation;
+pub use location::SourceUrl;
+pub use remote_file::RemoteFile;
 pub use remote_name::{RemoteName, RemoteNameError};
 pub use settings::{Access, SftpConfig};
 
 use crate::types::Origin;
-use chrono::{DateTime, Utc};
 use std::path::Path;
-
-/// A regular file in the origin directory.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RemoteFile {
-    /// Its name (possibly unsafe: checked into a [`RemoteName`] before any local use).
-    pub name: String,
-    /// Size in bytes.
-    pub size: u64,
-    /// Modification time (whole seconds).
-    pub mtime: DateTime<Utc>,
-}
-
-/// Errors of the origin; [`SourceError::is_transient`] decides whether retrying can help.
-#[derive(Debug, thiserror::Error)]
-pub enum SourceError {
-    /// The server's host key is unknown or changed: a refusal, never retried in place.
-    #[error("SFTP host key of {host}:{port} refused: {reason}")]
-    HostKey {
-        /// Server host.
-        host: String,
-        /// Server port.
-        port: u16,
-        /// Unknown host, or changed key.
-        reason: String,
-    },
-    /// Authentication failed.
-    #[error("SFTP authentication as `{user}` refused")]
-    Auth {
-        /// Login name.
-        user: String,
-    },
-    /// The file is not (any more) at the origin.
-    #[error("{path}: not found at the origin")]
-    NotFound {
-        /// Remote path.
-        path: String,
-    },
-    /// The origin refused the operation (permissions): not retried in place.
-    #[error("{path}: {doing} refused by the origin (permission denied)")]
-    Denied {
-        /// Remote path.
-        path: String,
-        /// What was refused.
-        doing: String,
-    },
-    /// A rename's target name is taken (renames never replace a file).
-    #[error("{path}: already exists at the origin")]
-    Exists {
-        /// Remote path.
-        path: String,
-    },
-    /// A refused remote name.
-    #[error(transparent)]
-    Name(#[from] RemoteNameError),
-    /// Reading the local key or known_hosts failed.
-    #[error("{what}: {reason}")]
-    Setup {
-        /// What was being read.
-        what: String,
-        /// Why it failed.
-        reason: String,
-    },
-    /// Network, protocol or disk trouble that may pass.
-    #[error("{context}: {reason}")]
-    Io {
-        /// The step that failed.
-        context: String,
-        /// The cause.
-        reason: String,
-    },
-}
-
-impl SourceError {
-    /// Whether retrying the same step later can succeed.
-    pub fn is_transient(&self) -> bool {
-        matches!(self, SourceError::Io { .. })
-    }
-
-    pub(crate) fn io(context: impl Into<String>, reason: impl ToString) -> Self {
-        SourceError::Io {
-            context: context.into(),
-            reason: reason.to_string(),
-        }
-    }
-}
 
 /// The origin directory.
 pub enum Source {
@@ -203,21 +123,4 @@ impl Source {
             (*s).close().await;
         }
     }
-}
-
-/// Creates a staging file that must not exist yet: each attempt downloads into its own.
-pub(crate) async fn create_staged(
-    dest: &Path,
-) -> Result<tokio::io::BufWriter<tokio::fs::File>, SourceError> {
-    let file = tokio::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(dest)
-        .await
-        .map_err(|e| staging_error(dest, e))?;
-    Ok(tokio::io::BufWriter::with_capacity(1 << 20, file))
-}
-
-pub(crate) fn staging_error(dest: &Path, e: std::io::Error) -> SourceError {
-    SourceError::io(format!("writing {}", dest.display()), e)
 }

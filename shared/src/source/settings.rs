@@ -11,15 +11,15 @@ use std::path::PathBuf;
 #[serde(default, deny_unknown_fields)]
 pub struct SftpConfig {
     /// known_hosts file the server's key must be listed in.
-    pub known_hosts: Option<PathBuf>,
+    pub(crate) known_hosts: Option<PathBuf>,
     /// Private key for public-key authentication.
-    pub private_key_file: Option<PathBuf>,
+    pub(crate) private_key_file: Option<PathBuf>,
     /// Password fallback, read from this file (never from argv).
-    pub password_file: Option<PathBuf>,
+    pub(crate) password_file: Option<PathBuf>,
     /// Password fallback from the environment (`VISITAS_SFTP__PASSWORD`).
-    pub password: Option<Secret>,
+    pub(crate) password: Option<Secret>,
     /// Per-request timeout.
-    pub timeout_secs: u64,
+    pub(crate) timeout_secs: u64,
 }
 
 impl Default for SftpConfig {
@@ -36,7 +36,7 @@ impl Default for SftpConfig {
 
 impl SftpConfig {
     /// The rules for an origin at `url`: an SFTP one needs known_hosts and a credential.
-    pub fn check_for(&self, url: &SourceUrl) -> Result<(), InvalidSetting> {
+    pub(crate) fn check_for(&self, url: &SourceUrl) -> Result<(), InvalidSetting> {
         if let SourceLocation::Sftp { .. } = url.location() {
             if self.known_hosts.is_none() {
                 return Err(InvalidSetting::new(

@@ -1,7 +1,10 @@
 //! The SFTP source: russh + russh-sftp, host key checked against known_hosts.
 
+use super::error::SourceError;
+use super::remote_file::RemoteFile;
+use super::remote_name::RemoteName;
 use super::settings::SftpConfig;
-use super::{RemoteFile, RemoteName, SourceError, staging_error};
+use super::staging::staging_error;
 use chrono::DateTime;
 use russh::client::{self, AuthResult, Handle};
 use russh::keys::{
@@ -170,7 +173,7 @@ impl SftpSource {
             .open(path.clone())
             .await
             .map_err(|e| sftp_error(&path, "opening", e))?;
-        let mut local = super::create_staged(dest).await?;
+        let mut local = super::staging::create_staged(dest).await?;
         crate::local::fault::pause("download").await;
         let copied = tokio::io::copy(&mut remote, &mut local).await;
         // Close the remote handle whatever happened: drop does not wait for the server.

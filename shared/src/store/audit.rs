@@ -74,7 +74,7 @@ pub(crate) async fn create_bench(
 
 /// The audit row as a new attempt finds it.
 #[derive(Debug, Clone)]
-pub struct Prior {
+pub(crate) struct Prior {
     /// Its id.
     pub bitacora_id: i64,
     /// Its status before this attempt.

@@ -147,12 +147,61 @@ pub fn describe(e: &tokio_postgres::Error) -> String {
     }
 }
 
-/// The one classifier of database errors: a broken connection or a transient server
-/// condition may pass; anything the server refused on its merits (a constraint, bad
-/// data, a missing table) will not.
-pub fn is_transient(e: &tokio_postgres::Error) -> bool {
+/// A database error from either client, as the one classifier ([`is_transient`]) reads it.
+pub trait DatabaseFailure: std::error::Error + 'static {
+    /// The server's SQLSTATE, when the server answered.
+    fn sqlstate(&self) -> Option<&str>;
+    /// The client itself refused (a column that does not decode, a bad argument): a
+    /// defect, never transient.
+    fn client_defect(&self) -> bool;
+}
+
+impl DatabaseFailure for tokio_postgres::Error {
+    fn sqlstate(&self) -> Option<&str> {
+        self.as_db_error().map(|db| db.code().code())
+    }
+
+    fn client_defect(&self) -> bool {
+        // tokio-postgres does not say which of its errors are its own refusals; the
+        // statements it runs are fixed, so every non-server error is taken as the
+        // connection's.
+        false
+    }
+}
+
+impl DatabaseFailure for sqlx::Error {
+    fn sqlstate(&self) -> Option<&str> {
+        self.as_database_error()
+            .and_then(|db| db.code())
+            .map(|code| match code {
+                std::borrow::Cow::Borrowed(code) => code,
+                // sqlx's Postgres error always borrows its code; an owned one is no answer.
+                std::borrow::Cow::Owned(_) => "",
+            })
+    }
+
+    fn client_defect(&self) -> bool {
+        matches!(
+            self,
+            sqlx::Error::Configuration(_)
+                | sqlx::Error::ColumnDecode { .. }
+                | sqlx::Error::ColumnNotFound(_)
+                | sqlx::Error::ColumnIndexOutOfBounds { .. }
+                | sqlx::Error::Decode(_)
+                | sqlx::Error::Encode(_)
+                | sqlx::Error::TypeNotFound { .. }
+                | sqlx::Error::RowNotFound
+        )
+    }
+}
+
+/// The one classifier of database errors, for both clients: a broken connection or a
+/// transient server condition may pass; anything the server refused on its merits (a
+/// constraint, bad data, a missing table), a refused TLS handshake or a defect of the
+/// client will not.
+pub fn is_transient(e: &impl DatabaseFailure) -> bool {
     // A refused TLS handshake (unknown CA, wrong host name) will be refused again.
-    refusal(e).is_none() && is_transient_sqlstate(e.as_db_error().map(|db| db.code().code()))
+    refusal(e).is_none() && !e.client_defect() && is_transient_sqlstate(e.sqlstate())
 }
 
 /// [`is_transient`] by SQLSTATE; `None`: no server error (the connection broke or timed out).

@@ -44,10 +44,14 @@ macro_rules! owner_lock {
 pub(crate) use owner_lock;
 
 /// Items not yet final (pending, whatever their `run_at`, or running): zero means drained.
-const OPEN_ITEMS: &str = concat!(
-    "SELECT count(*) FROM work_items WHERE state IN ",
-    open_states!()
-);
+macro_rules! open_items_sql {
+    () => {
+        concat!(
+            "SELECT count(*) FROM work_items WHERE state IN ",
+            open_states!()
+        )
+    };
+}
 
 /// Inserts one item; for a listed file (no `retry_of`), nothing when the listing
 /// identity is to be skipped (see `super::attempt::enqueue`).
@@ -286,21 +290,18 @@ pub async fn relist(
     Ok(n == 1)
 }
 
-/// Items not yet final (see [`OPEN_ITEMS`]): zero means the queue is drained.
+/// Items not yet final (pending, whatever their `run_at`, or running): zero means the
+/// queue is drained.
 pub async fn open_items(pool: &PgPool) -> sqlx::Result<i64> {
-    sqlx::query_scalar(OPEN_ITEMS).fetch_one(pool).await
+    sqlx::query_scalar(open_items_sql!()).fetch_one(pool).await
 }
 
-/// Items among `ids` not yet final (see [`OPEN_ITEMS`]).
+/// Items among `ids` not yet final (see [`open_items`]).
 pub async fn open_among(pool: &PgPool, ids: &[i64]) -> sqlx::Result<i64> {
-    sqlx::query_scalar(concat!(
-        "SELECT count(*) FROM work_items WHERE state IN ",
-        open_states!(),
-        " AND id = ANY($1)"
-    ))
-    .bind(ids)
-    .fetch_one(pool)
-    .await
+    sqlx::query_scalar(concat!(open_items_sql!(), " AND id = ANY($1)"))
+        .bind(ids)
+        .fetch_one(pool)
+        .await
 }
 
 /// The `FALLO_SISTEMA` items, among those whose file is still at the origin, that tier 4

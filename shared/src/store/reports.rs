@@ -1,6 +1,7 @@
 //! The operators' reports: a day's summary (view `resumen_diario`) and the files and
 //! error types of a range of business days, read from `bitacora_control` and `errores`.
 
+use crate::types::AuditStatus;
 use chrono::NaiveDate;
 use sqlx::PgPool;
 
@@ -8,7 +9,8 @@ use sqlx::PgPool;
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct StatusLine {
     /// Status.
-    pub estatus: String,
+    #[sqlx(try_from = "String")]
+    pub estatus: AuditStatus,
     /// Files.
     pub archivos: i64,
     /// Records in them.

@@ -42,7 +42,7 @@ impl Default for DatabaseConfig {
 
 impl DatabaseConfig {
     /// The rules of the section's own keys.
-    pub fn check(&self) -> Result<(), InvalidSetting> {
+    pub(crate) fn check(&self) -> Result<(), InvalidSetting> {
         if self.url.is_none() && self.url_file.is_none() {
             return Err(no_database_url());
         }

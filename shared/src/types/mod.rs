@@ -1,8 +1,8 @@
 //! The leaf of plain types every other layer builds on: states, the claimed item and its
-//! fence, file facts, counts and outcomes, secrets and storable text. No I/O, and
+//! fence, file facts, counts and outcomes, secrets and storable text. No I/O (not even the
+//! clock), and
 //! nothing of the crate above it.
 
-pub mod business_date;
 pub mod encoding;
 pub mod invalid;
 pub mod item;

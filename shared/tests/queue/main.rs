@@ -10,3 +10,4 @@ mod nightly;
 mod rescue;
 mod testdb;
 mod views;
+mod vocabulary;
