@@ -19,6 +19,7 @@ use shared::local::staged;
 use shared::observe::alert::{self, Alert};
 use shared::source::{RemoteName, Source, SourceError};
 use shared::store::{attempt, audit, load, queue};
+use shared::types::AlertKind;
 use shared::types::storable;
 use shared::types::{AuditStatus, Claimed, Encoding, FileFacts, Final, LoadOutcome, Unloaded};
 use std::path::{Path, PathBuf};
@@ -69,8 +70,9 @@ pub async fn process(ctx: &Context, worker: &str, item: Claimed) {
             result = handle(ctx, &item, &attempt) => result,
             () = lost.cancelled() => Err(ItemError::LeaseLost),
         };
-        if let Err(e) = result {
-            on_failure(ctx, &item, &attempt, e).await;
+        match result {
+            Ok(()) => crate::watch::after_file(ctx, &item).await,
+            Err(e) => on_failure(ctx, &item, &attempt, e).await,
         }
         // Whatever is left of this attempt's own copy is nobody's: a whole one was moved.
         let _ = std::fs::remove_file(&attempt.staged);
@@ -166,12 +168,10 @@ async fn give_up(
     error!(error = %message, attempt = item.attempts, transient,
            "FALLO_SISTEMA: the item will not be retried automatically today");
     metrics::file_finished(AuditStatus::FalloSistema);
-    let alert = Alert::new(AuditStatus::FalloSistema.as_str(), message).about(
-        &item.file_name,
-        item.bitacora_id,
-        item.id,
-    );
-    alert::send(&ctx.config.alerts, &alert).await;
+    let alert = Alert::new(AlertKind::FalloSistema, message)
+        .about(&item.file_name, item.bitacora_id, item.id)
+        .on(item.business_date);
+    alert::raise(&ctx.db, &ctx.config, alert).await;
     Ok(())
 }
 
@@ -236,12 +236,10 @@ async fn handle_connected(
             attempt.committed.store(true, Ordering::SeqCst);
             warn!(error = %message, "FALLO_LAYOUT: nothing loaded; the file goes to quarantine");
             metrics::file_finished(AuditStatus::FalloLayout);
-            let alert = Alert::new(AuditStatus::FalloLayout.as_str(), &message).about(
-                &item.file_name,
-                item.bitacora_id,
-                item.id,
-            );
-            alert::send(&ctx.config.alerts, &alert).await;
+            let alert = Alert::new(AlertKind::FalloLayout, &message)
+                .about(&item.file_name, item.bitacora_id, item.id)
+                .on(item.business_date);
+            alert::raise(&ctx.db, &ctx.config, alert).await;
             set_aside(ctx, item, attempt, source, &taken, Final::Failed).await
         }
         Ok(()) => {

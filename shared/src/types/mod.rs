@@ -2,6 +2,7 @@
 //! fence, file facts, counts and outcomes, secrets and storable text. No I/O, and
 //! nothing of the crate above it.
 
+pub mod alert;
 pub mod business_date;
 pub mod encoding;
 pub mod invalid;
@@ -10,10 +11,13 @@ pub mod outcome;
 pub mod secret;
 pub mod state;
 pub mod storable;
+pub mod weekdays;
 
+pub use alert::{AlertKind, NoticeKind};
 pub use encoding::Encoding;
 pub use invalid::InvalidSetting;
 pub use item::{Claimed, Fence, ItemStand, NewItem, Origin, Reach};
 pub use outcome::{FileFacts, LoadCounts, LoadOutcome};
 pub use secret::Secret;
 pub use state::{AuditStatus, Final, ItemState, UnknownState, Unloaded};
+pub use weekdays::Weekdays;
