@@ -160,7 +160,11 @@ fn body(
 ) -> String {
     let a = alerts.last().expect("at least one alert");
     let mut b = String::new();
-    let _ = writeln!(b, "{}: {message}\n", a.kind);
+    let head = match what {
+        NoticeKind::Recuperado => "RECUPERADO",
+        _ => a.kind.as_str(),
+    };
+    let _ = writeln!(b, "{head}: {message}\n");
     if let Some(feed) = &a.feed {
         let _ = writeln!(b, "Feed:          {feed}");
     }

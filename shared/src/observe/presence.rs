@@ -11,7 +11,9 @@
 //!
 //! `dispatcher check` raises `ARCHIVO_AUSENTE` (fewer than `min`) or `ARCHIVOS_DE_MAS`
 //! (more than `max`) once per day, for the last [`LOOKBACK_DAYS`] days whose `due_by`
-//! has passed (a check missed for a while still raises). An absent day closes when its
+//! has passed: a check missed for a while (the host was down) still raises. An earlier
+//! day counts only once the feed has delivered before it, so a feed just configured (a
+//! new install) is not alerted for the days before it was watched. An absent day closes when its
 //! late file is delivered (`RECUPERADO`), or when the feed delivers a file for a later
 //! day (one `RECUPERADO` naming the days without their files), or when an operator
 //! acknowledges it. A day of too many files closes when a later expected day is in band.
@@ -63,12 +65,15 @@ pub async fn check(
     if let Some((_, due_by)) = expect.presence() {
         let tz = config.business.time_zone;
         let today = now.with_timezone(&tz).date_naive();
-        let latest = queue::latest_delivery(db, feed, tz.name()).await?;
+        let (first, latest) = queue::delivery_span(db, feed, tz.name()).await?;
         for back in (0..LOOKBACK_DAYS).rev() {
             let Some(day) = today.checked_sub_days(Days::new(back)) else {
                 continue;
             };
             if !expect.expected_on(day) || now < due_at(day, due_by, tz) {
+                continue;
+            }
+            if back > 0 && !first.is_some_and(|f| f < day) {
                 continue;
             }
             let n = queue::delivered(db, feed, day, tz.name()).await?;
@@ -137,7 +142,7 @@ pub async fn settle(db: &PgPool, config: &Config, feed: &str) -> sqlx::Result<us
     }
     let tz = config.business.time_zone.name();
     let min = i64::from(config.expect_for(feed).files.min);
-    let latest = queue::latest_delivery(db, feed, tz).await?;
+    let (_, latest) = queue::delivery_span(db, feed, tz).await?;
     let mut resolved = 0;
     let mut passed_over = Vec::new();
     for a in &open {

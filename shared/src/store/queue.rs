@@ -601,16 +601,16 @@ pub async fn delivered(pool: &PgPool, feed: &str, day: NaiveDate, tz: &str) -> s
     .await
 }
 
-/// The latest business day `feed` delivered a file for, if any.
-pub async fn latest_delivery(
+/// The first and the latest business days `feed` delivered a file for, if any.
+pub async fn delivery_span(
     pool: &PgPool,
     feed: &str,
     tz: &str,
-) -> sqlx::Result<Option<NaiveDate>> {
+) -> sqlx::Result<(Option<NaiveDate>, Option<NaiveDate>)> {
     debug_assert!(crate::feed::FEEDS.contains(&feed));
-    sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-        "SELECT max({}) {DELIVERIES}",
-        item_day!().replace("$tz", "$1")
+    let day = item_day!().replace("$tz", "$1");
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT min({day}), max({day}) {DELIVERIES}"
     )))
     .bind(tz)
     .fetch_one(pool)
