@@ -273,6 +273,13 @@ mod tests {
     }
 
     #[test]
+    fn the_example_configuration_reads() {
+        let c = from_toml(include_str!("../../../ops/visitas.example.toml")).unwrap();
+        assert!(c.expect_for("visitas").presence().is_some());
+        assert_eq!(c.alerts.tries, AlertsConfig::default().tries);
+    }
+
+    #[test]
     fn bad_time_zone_is_an_error() {
         let err = from_toml(&format!(
             "{MINIMAL}\n[business]\ntime_zone = \"Mars/Base\"\n"
