@@ -45,8 +45,11 @@ pub async fn run(pool: &PgPool, args: &Args) -> anyhow::Result<()> {
             println!(
                 "alert {} ({}{}) acknowledged by {by}: {}",
                 a.id,
-                a.kind,
-                a.business_day.map(|d| format!(" {d}")).unwrap_or_default(),
+                a.alert.kind,
+                a.alert
+                    .business_day
+                    .map(|d| format!(" {d}"))
+                    .unwrap_or_default(),
                 a.ack_note.unwrap_or_default()
             );
         }
@@ -69,10 +72,13 @@ fn table(rows: &[AlertRow]) -> Rows {
             .map(|a| {
                 vec![
                     a.id.to_string(),
-                    a.kind.to_string(),
-                    a.feed.clone().unwrap_or_default(),
-                    a.business_day.map(|d| d.to_string()).unwrap_or_default(),
-                    a.file.clone().unwrap_or_default(),
+                    a.alert.kind.to_string(),
+                    a.alert.feed.clone().unwrap_or_default(),
+                    a.alert
+                        .business_day
+                        .map(|d| d.to_string())
+                        .unwrap_or_default(),
+                    a.alert.file.clone().unwrap_or_default(),
                     a.opened_at.format("%Y-%m-%d %H:%M").to_string(),
                     a.last_notified_at.format("%Y-%m-%d %H:%M").to_string(),
                     match (&a.resolved_at, &a.resolution) {
@@ -81,7 +87,7 @@ fn table(rows: &[AlertRow]) -> Rows {
                         }
                         _ => "OPEN".into(),
                     },
-                    a.message.clone(),
+                    a.alert.message.clone(),
                 ]
             })
             .collect(),

@@ -9,7 +9,7 @@
 
 use super::{deliver, notice};
 use crate::config::Config;
-use crate::store::alerts::{self, AlertRow, NewAlert, Opened, Which};
+use crate::store::alerts::{self, AlertRow, Opened, Which};
 use crate::store::notices::{self, Channel, NewNotice};
 use crate::store::reports;
 use crate::types::{AlertKind, NoticeKind};
@@ -24,28 +24,8 @@ const RECORD_TIMEOUT: Duration = Duration::from_secs(15);
 /// Rejected records an e-mail quotes.
 const EXAMPLES: i64 = 5;
 
-/// An alert to raise.
-#[derive(Debug, Clone)]
-pub struct Alert {
-    /// What went wrong.
-    pub kind: AlertKind,
-    /// The feed; none for the service as a whole.
-    pub feed: Option<String>,
-    /// The business day.
-    pub business_day: Option<NaiveDate>,
-    /// What it is about within (kind, feed, day).
-    pub subject: String,
-    /// The file, if about one.
-    pub file: Option<String>,
-    /// Its `bitacora_control.id`.
-    pub bitacora_id: Option<i64>,
-    /// Its `work_items.id`.
-    pub work_item_id: Option<i64>,
-    /// What happened, for people.
-    pub message: String,
-    /// The evidence.
-    pub figures: serde_json::Value,
-}
+/// An alert to raise (built with [`Alert::new`] and the methods below).
+pub use crate::store::alerts::Alert;
 
 impl Alert {
     /// An alert about the whole service (no feed, no file).
@@ -59,7 +39,8 @@ impl Alert {
             bitacora_id: None,
             work_item_id: None,
             message: crate::types::storable::message(&message.into()).into_owned(),
-            figures: serde_json::json!({}),
+            figures: "{}".into(),
+            host: crate::local::host::name(),
         }
     }
 
@@ -87,23 +68,8 @@ impl Alert {
 
     /// The same alert with its figures.
     pub fn with_figures(mut self, figures: serde_json::Value) -> Self {
-        self.figures = figures;
+        self.figures = figures.to_string();
         self
-    }
-
-    fn row(&self) -> NewAlert {
-        NewAlert {
-            kind: self.kind,
-            feed: self.feed.clone(),
-            business_day: self.business_day,
-            subject: self.subject.clone(),
-            file: self.file.clone(),
-            bitacora_id: self.bitacora_id,
-            work_item_id: self.work_item_id,
-            message: self.message.clone(),
-            figures: self.figures.to_string(),
-            host: crate::local::host::name(),
-        }
     }
 }
 
@@ -139,16 +105,16 @@ pub async fn raise_in(
     alert: &Alert,
     once: bool,
 ) -> sqlx::Result<Option<AlertRow>> {
-    match alerts::open(tx, &alert.row(), once).await? {
+    match alerts::open(tx, alert, once).await? {
         Opened::New(row) => {
-            warn!(event = %row.kind, alert_id = row.id, feed = row.feed.as_deref().unwrap_or(""),
-                  business_day = ?row.business_day, file = row.file.as_deref().unwrap_or(""),
-                  "alert opened: {}", row.message);
+            warn!(event = %row.alert.kind, alert_id = row.id, feed = row.alert.feed.as_deref().unwrap_or(""),
+                  business_day = ?row.alert.business_day, file = row.alert.file.as_deref().unwrap_or(""),
+                  "alert opened: {}", row.alert.message);
             queue(tx, config, NoticeKind::Alerta, std::slice::from_ref(&row)).await?;
             Ok(Some(row))
         }
         Opened::AlreadyOpen(row) => {
-            info!(event = %row.kind, alert_id = row.id, "alert still open: {}", row.message);
+            info!(event = %row.alert.kind, alert_id = row.id, "alert still open: {}", row.alert.message);
             Ok(None)
         }
         Opened::AlreadyRaised => Ok(None),
@@ -167,14 +133,14 @@ pub async fn resolve_in(
     for kind in AlertKind::ALL {
         let group: Vec<AlertRow> = resolved
             .iter()
-            .filter(|a| a.kind == *kind)
+            .filter(|a| a.alert.kind == *kind)
             .cloned()
             .collect();
         if group.is_empty() {
             continue;
         }
         for a in &group {
-            info!(event = %a.kind, alert_id = a.id, "alert resolved: {resolution}");
+            info!(event = %a.alert.kind, alert_id = a.id, "alert resolved: {resolution}");
         }
         queue(tx, config, NoticeKind::Recuperado, &group).await?;
     }
@@ -232,7 +198,7 @@ pub async fn repeat_due(db: &PgPool, config: &Config) -> sqlx::Result<usize> {
     let mut tx = db.begin().await?;
     let due = alerts::due_for_repeat(&mut tx, config.alerts.repeat_every.0).await?;
     for row in &due {
-        info!(event = %row.kind, alert_id = row.id, "alert still open: reminder queued");
+        info!(event = %row.alert.kind, alert_id = row.id, "alert still open: reminder queued");
         queue(
             &mut tx,
             config,
@@ -281,7 +247,7 @@ async fn queue(
         return Ok(());
     }
     let a = rows.last().expect("a notice is about an alert");
-    let examples = match (what, a.kind, a.bitacora_id) {
+    let examples = match (what, a.alert.kind, a.alert.bitacora_id) {
         (
             NoticeKind::Alerta | NoticeKind::Recordatorio,
             AlertKind::TasaErrorAnomala | AlertKind::VolumenAnomalo,
@@ -307,6 +273,7 @@ async fn queue(
     }
     if let Some(email) = email {
         let to = a
+            .alert
             .feed
             .as_deref()
             .and_then(|f| config.expect.get(f))

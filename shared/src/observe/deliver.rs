@@ -22,9 +22,6 @@ static WAKE: Notify = Notify::const_new();
 /// How long a process about to exit keeps trying what it could not send yet.
 pub const FLUSH: Duration = Duration::from_secs(10);
 
-/// Notices claimed at once.
-const BATCH: i64 = 16;
-
 /// What one round of sending did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Round {
@@ -41,24 +38,37 @@ pub fn wake() {
     WAKE.notify_one();
 }
 
-/// Sends every notice that is due now.
-pub async fn deliver_due(db: &PgPool, config: &Config) -> sqlx::Result<Round> {
+/// Sends the notices that are due now, one at a time, starting none after `until`. A
+/// channel whose try failed is left for the next round: with its server down, a backlog
+/// costs one timeout per round, not one per notice.
+pub async fn deliver_due(
+    db: &PgPool,
+    config: &Config,
+    until: Option<tokio::time::Instant>,
+) -> sqlx::Result<Round> {
     let mut round = Round::default();
     // A try takes at most three timeouts (the SMTP conversation's bound): the lease
     // outlives it, so no other sender takes the notice meanwhile.
     let lease = config.alerts.timeout() * 4 + Duration::from_secs(10);
-    loop {
-        let batch = notices::claim_due(db, lease, BATCH).await?;
-        if batch.is_empty() {
-            return Ok(round);
-        }
-        for n in &batch {
-            try_one(db, config, n, &mut round).await?;
+    let mut failing: Vec<&str> = Vec::new();
+    while until.is_none_or(|until| tokio::time::Instant::now() < until) {
+        let Some(n) = notices::claim_due(db, lease, 1, &failing).await?.pop() else {
+            break;
+        };
+        if !try_one(db, config, &n, &mut round).await? {
+            failing.push(n.channel.as_str());
         }
     }
+    Ok(round)
 }
 
-async fn try_one(db: &PgPool, config: &Config, n: &Claimed, round: &mut Round) -> sqlx::Result<()> {
+/// One try of `n`; `false` when it failed.
+async fn try_one(
+    db: &PgPool,
+    config: &Config,
+    n: &Claimed,
+    round: &mut Round,
+) -> sqlx::Result<bool> {
     let timeout = config.alerts.timeout();
     let result = match n.channel {
         Channel::Webhook => match &config.alerts.webhook_url {
@@ -81,6 +91,7 @@ async fn try_one(db: &PgPool, config: &Config, n: &Claimed, round: &mut Round) -
             counter!("visitas_alert_notices_sent_total", "channel" => channel).increment(1);
             info!(channel, notice = n.id, alert_id = n.alert_id, tries = n.tries, subject = %n.subject, "alert notice sent");
             round.sent += 1;
+            Ok(true)
         }
         Err((reason, permanent)) => {
             counter!("visitas_alert_notices_failed_total", "channel" => channel).increment(1);
@@ -99,9 +110,9 @@ async fn try_one(db: &PgPool, config: &Config, n: &Claimed, round: &mut Round) -
                       "alert notice not delivered; it will be tried again");
                 round.failed += 1;
             }
+            Ok(false)
         }
     }
-    Ok(())
 }
 
 /// Before a process exits: sends what is due, and keeps trying what fails while its next
@@ -109,7 +120,7 @@ async fn try_one(db: &PgPool, config: &Config, n: &Claimed, round: &mut Round) -
 pub async fn flush(db: &PgPool, config: &Config) {
     let deadline = tokio::time::Instant::now() + FLUSH;
     loop {
-        if let Err(e) = deliver_due(db, config).await {
+        if let Err(e) = deliver_due(db, config, Some(deadline)).await {
             warn!(error = %e, "could not send the alert notices; the next process will");
             return;
         }
@@ -130,7 +141,7 @@ pub async fn flush(db: &PgPool, config: &Config) {
 pub fn spawn(db: PgPool, config: Config, stop: CancellationToken) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         while !stop.is_cancelled() {
-            if let Err(e) = deliver_due(&db, &config).await {
+            if let Err(e) = deliver_due(&db, &config, None).await {
                 warn!(error = %e, "could not send the alert notices; trying again");
             }
             let wait = match notices::next_due(&db).await {

@@ -66,15 +66,15 @@ pub fn render(
     now: DateTime<Utc>,
 ) -> Rendered {
     let a = alerts.last().expect("a notice is about at least one alert");
-    let figures: Value = serde_json::from_str(&a.figures).unwrap_or(Value::Null);
+    let figures: Value = serde_json::from_str(&a.alert.figures).unwrap_or(Value::Null);
     // A file's history alert is one per feed: its day is the latest file's, in its figures.
     let days: Vec<String> = alerts
         .iter()
-        .filter_map(|a| a.business_day.map(|d| d.to_string()))
+        .filter_map(|a| a.alert.business_day.map(|d| d.to_string()))
         .chain(
             figures["business_day"]
                 .as_str()
-                .filter(|_| alerts.iter().all(|a| a.business_day.is_none()))
+                .filter(|_| alerts.iter().all(|a| a.alert.business_day.is_none()))
                 .map(str::to_string),
         )
         .collect();
@@ -82,10 +82,14 @@ pub fn render(
     if what == NoticeKind::Recuperado {
         subject.push_str("RECUPERADO ");
     }
-    subject.push_str(a.kind.as_str());
-    for part in [a.feed.clone(), first_and_last(&days), a.file.clone()]
-        .into_iter()
-        .flatten()
+    subject.push_str(a.alert.kind.as_str());
+    for part in [
+        a.alert.feed.clone(),
+        first_and_last(&days),
+        a.alert.file.clone(),
+    ]
+    .into_iter()
+    .flatten()
     {
         subject.push(' ');
         subject.push_str(&part);
@@ -100,26 +104,26 @@ pub fn render(
     let message = match what {
         NoticeKind::Recuperado => format!(
             "{} is over: {}",
-            a.kind,
+            a.alert.kind,
             a.resolution.as_deref().unwrap_or("the check passed")
         ),
-        _ => a.message.clone(),
+        _ => a.alert.message.clone(),
     };
-    let (section, commands) = next_steps(a.kind);
+    let (section, commands) = next_steps(a.alert.kind);
     let json = json!({
-        "event": if what == NoticeKind::Recuperado { "RECUPERADO" } else { a.kind.as_str() },
-        "file": a.file,
-        "bitacora_id": a.bitacora_id,
-        "work_item_id": a.work_item_id,
+        "event": if what == NoticeKind::Recuperado { "RECUPERADO" } else { a.alert.kind.as_str() },
+        "file": a.alert.file,
+        "bitacora_id": a.alert.bitacora_id,
+        "work_item_id": a.alert.work_item_id,
         "message": message,
         "host": host,
         "at": now,
         "notice": what.as_str(),
-        "kind": a.kind.as_str(),
+        "kind": a.alert.kind.as_str(),
         "alert_id": a.id,
         "alert_ids": alerts.iter().map(|a| a.id).collect::<Vec<_>>(),
-        "feed": a.feed,
-        "business_day": a.business_day,
+        "feed": a.alert.feed,
+        "business_day": a.alert.business_day,
         "days": days,
         "figures": figures,
         "opened_at": a.opened_at,
@@ -162,22 +166,22 @@ fn body(
     let mut b = String::new();
     let head = match what {
         NoticeKind::Recuperado => "RECUPERADO",
-        _ => a.kind.as_str(),
+        _ => a.alert.kind.as_str(),
     };
     let _ = writeln!(b, "{head}: {message}\n");
-    if let Some(feed) = &a.feed {
+    if let Some(feed) = &a.alert.feed {
         let _ = writeln!(b, "Feed:          {feed}");
     }
     for day in days {
         let weekday = day.parse().map(weekday_name).unwrap_or_default();
         let _ = writeln!(b, "Business day:  {day} ({weekday})");
     }
-    if let Some(file) = &a.file {
+    if let Some(file) = &a.alert.file {
         let _ = writeln!(
             b,
             "File:          {file} (bitacora_control.id {}, work item {})",
-            a.bitacora_id.map_or("-".into(), |i| i.to_string()),
-            a.work_item_id.map_or("-".into(), |i| i.to_string())
+            a.alert.bitacora_id.map_or("-".into(), |i| i.to_string()),
+            a.alert.work_item_id.map_or("-".into(), |i| i.to_string())
         );
     }
     if what == NoticeKind::Recuperado && alerts.len() > 1 {
@@ -197,7 +201,7 @@ fn body(
             b,
             "Alert:         {} ({}), opened {}",
             alert.id,
-            alert.kind,
+            alert.alert.kind,
             alert.opened_at.format("%Y-%m-%d %H:%M:%S UTC")
         );
     }

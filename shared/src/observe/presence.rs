@@ -73,7 +73,7 @@ pub async fn check(
             if !expect.expected_on(day) || now < due_at(day, due_by, tz) {
                 continue;
             }
-            if back > 0 && !first.is_some_and(|f| f < day) {
+            if back > 0 && first.is_none_or(|f| f >= day) {
                 continue;
             }
             let n = queue::delivered(db, feed, day, tz.name()).await?;
@@ -146,7 +146,9 @@ pub async fn settle(db: &PgPool, config: &Config, feed: &str) -> sqlx::Result<us
     let mut resolved = 0;
     let mut passed_over = Vec::new();
     for a in &open {
-        let Some(day) = a.business_day else { continue };
+        let Some(day) = a.alert.business_day else {
+            continue;
+        };
         let n = queue::delivered(db, feed, day, tz).await?;
         if n >= min {
             let why = format!("the file(s) of {day} arrived late: {n} delivered");

@@ -11,19 +11,17 @@ use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::{PgConnection, PgPool};
 use std::time::Duration;
 
-/// An alert as stored.
+/// What an alert says: what, about which feed, day and file, and the evidence.
 #[derive(Debug, Clone, sqlx::FromRow)]
-pub struct AlertRow {
-    /// Its id (`dispatcher alerts ack ID`).
-    pub id: i64,
-    /// What it is about.
+pub struct Alert {
+    /// What went wrong.
     #[sqlx(try_from = "String")]
     pub kind: AlertKind,
     /// The feed; none for the service as a whole.
     pub feed: Option<String>,
     /// The business day it is about.
     pub business_day: Option<NaiveDate>,
-    /// What it is about within (kind, feed, day): `bitacora:<id>` for a file's alert.
+    /// What it is about within (kind, feed, day): `''`, or `bitacora:<id>` for a file's alert.
     pub subject: String,
     /// The file, if about one.
     pub file: Option<String>,
@@ -37,6 +35,16 @@ pub struct AlertRow {
     pub figures: String,
     /// The host that raised it.
     pub host: String,
+}
+
+/// An alert as stored, with its life.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AlertRow {
+    /// Its id (`dispatcher alerts ack ID`).
+    pub id: i64,
+    /// What it says.
+    #[sqlx(flatten)]
+    pub alert: Alert,
     /// When it opened.
     pub opened_at: DateTime<Utc>,
     /// When its last notice was queued.
@@ -59,31 +67,6 @@ macro_rules! columns {
     };
 }
 
-/// An alert to open.
-#[derive(Debug, Clone)]
-pub struct NewAlert {
-    /// What it is about.
-    pub kind: AlertKind,
-    /// The feed; none for the service as a whole.
-    pub feed: Option<String>,
-    /// The business day.
-    pub business_day: Option<NaiveDate>,
-    /// What within (kind, feed, day): `''`, or `bitacora:<id>`.
-    pub subject: String,
-    /// The file.
-    pub file: Option<String>,
-    /// Its `bitacora_control.id`.
-    pub bitacora_id: Option<i64>,
-    /// Its `work_items.id`.
-    pub work_item_id: Option<i64>,
-    /// What happened.
-    pub message: String,
-    /// The evidence, as JSON text.
-    pub figures: String,
-    /// This host.
-    pub host: String,
-}
-
 /// What [`open`] found.
 #[derive(Debug, Clone)]
 pub enum Opened {
@@ -97,19 +80,58 @@ pub enum Opened {
 
 /// Opens `alert`, unless the same one is open (then its message, file and figures are
 /// updated) or, with `once`, the day already had it.
-pub async fn open(tx: &mut PgConnection, alert: &NewAlert, once: bool) -> sqlx::Result<Opened> {
+pub async fn open(tx: &mut PgConnection, alert: &Alert, once: bool) -> sqlx::Result<Opened> {
     // Twice at most: an open alert resolved between the two statements is opened anew.
     for _ in 0..2 {
-        let inserted: Option<AlertRow> = sqlx::query_as(concat!(
-            "INSERT INTO alerts (kind, feed, business_day, subject, file, bitacora_id, work_item_id, message, figures, host)
-             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10
-             WHERE NOT ($11 AND EXISTS (SELECT 1 FROM alerts a WHERE a.kind = $1 AND a.feed IS NOT DISTINCT FROM $2
-                                          AND a.business_day IS NOT DISTINCT FROM $3 AND a.subject = $4))
-             ON CONFLICT (kind, coalesce(feed, ''), coalesce(business_day, 'infinity'::date), subject)
-                 WHERE resolved_at IS NULL DO NOTHING
-             RETURNING ",
-            columns!()
-        ))
+        let inserted: Option<AlertRow> = bound(
+            sqlx::query_as(concat!(
+                "INSERT INTO alerts (kind, feed, business_day, subject, file, bitacora_id, work_item_id, message, figures, host)
+                 SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10
+                 WHERE NOT ($11 AND EXISTS (SELECT 1 FROM alerts a WHERE a.kind = $1 AND a.feed IS NOT DISTINCT FROM $2
+                                              AND a.business_day IS NOT DISTINCT FROM $3 AND a.subject = $4))
+                 ON CONFLICT (kind, coalesce(feed, ''), coalesce(business_day, 'infinity'::date), subject)
+                     WHERE resolved_at IS NULL DO NOTHING
+                 RETURNING ",
+                columns!()
+            )),
+            alert,
+        )
+        .bind(once)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(row) = inserted {
+            return Ok(Opened::New(row));
+        }
+        // The latest raise's words and evidence (and file: a feed's history alert moves on).
+        let updated: Option<AlertRow> = bound(
+            sqlx::query_as(concat!(
+                "UPDATE alerts SET file = coalesce($5, file), bitacora_id = coalesce($6, bitacora_id),
+                     work_item_id = coalesce($7, work_item_id), message = $8, figures = $9::jsonb, host = $10
+                 WHERE kind = $1 AND feed IS NOT DISTINCT FROM $2 AND business_day IS NOT DISTINCT FROM $3
+                   AND subject = $4 AND resolved_at IS NULL
+                 RETURNING ",
+                columns!()
+            )),
+            alert,
+        )
+        .fetch_optional(&mut *tx)
+        .await?;
+        match updated {
+            Some(row) => return Ok(Opened::AlreadyOpen(row)),
+            None if once => return Ok(Opened::AlreadyRaised),
+            None => {}
+        }
+    }
+    Ok(Opened::AlreadyRaised)
+}
+
+/// `query` with `alert` bound as `$1`…`$10`: kind, feed, day, subject, file, bitacora id,
+/// work item id, message, figures, host.
+fn bound<'q>(
+    query: sqlx::query::QueryAs<'q, sqlx::Postgres, AlertRow, sqlx::postgres::PgArguments>,
+    alert: &'q Alert,
+) -> sqlx::query::QueryAs<'q, sqlx::Postgres, AlertRow, sqlx::postgres::PgArguments> {
+    query
         .bind(alert.kind.as_str())
         .bind(&alert.feed)
         .bind(alert.business_day)
@@ -120,38 +142,6 @@ pub async fn open(tx: &mut PgConnection, alert: &NewAlert, once: bool) -> sqlx::
         .bind(&alert.message)
         .bind(&alert.figures)
         .bind(&alert.host)
-        .bind(once)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if let Some(row) = inserted {
-            return Ok(Opened::New(row));
-        }
-        let updated: Option<AlertRow> = sqlx::query_as(concat!(
-            "UPDATE alerts SET message = $5, figures = $6::jsonb, file = coalesce($7, file),
-                 bitacora_id = coalesce($8, bitacora_id), work_item_id = coalesce($9, work_item_id)
-             WHERE kind = $1 AND feed IS NOT DISTINCT FROM $2 AND business_day IS NOT DISTINCT FROM $3
-               AND subject = $4 AND resolved_at IS NULL
-             RETURNING ",
-            columns!()
-        ))
-        .bind(alert.kind.as_str())
-        .bind(&alert.feed)
-        .bind(alert.business_day)
-        .bind(&alert.subject)
-        .bind(&alert.message)
-        .bind(&alert.figures)
-        .bind(&alert.file)
-        .bind(alert.bitacora_id)
-        .bind(alert.work_item_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        match updated {
-            Some(row) => return Ok(Opened::AlreadyOpen(row)),
-            None if once => return Ok(Opened::AlreadyRaised),
-            None => {}
-        }
-    }
-    Ok(Opened::AlreadyRaised)
 }
 
 /// Which open alerts to resolve.
@@ -187,9 +177,8 @@ pub async fn resolve(
     which: &Which<'_>,
     resolution: &str,
 ) -> sqlx::Result<Vec<AlertRow>> {
-    let set = concat!(
-        "UPDATE alerts SET resolved_at = now(), resolution = $1 WHERE resolved_at IS NULL AND "
-    );
+    let set =
+        "UPDATE alerts SET resolved_at = now(), resolution = $1 WHERE resolved_at IS NULL AND ";
     let returning = concat!(" RETURNING ", columns!());
     let q = match which {
         Which::Feed { kind, feed } => sqlx::query_as(sqlx::AssertSqlSafe(format!(
@@ -223,7 +212,7 @@ pub async fn resolve(
         }
     };
     let mut rows: Vec<AlertRow> = q.fetch_all(&mut *tx).await?;
-    rows.sort_by_key(|r| (r.business_day, r.id));
+    rows.sort_by_key(|r| (r.alert.business_day, r.id));
     Ok(rows)
 }
 

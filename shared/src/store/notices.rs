@@ -95,19 +95,26 @@ pub struct Claimed {
 }
 
 /// Claims up to `limit` due notices for `lease` (unsent, not given up, not held by
-/// another sender), counting the try.
-pub async fn claim_due(pool: &PgPool, lease: Duration, limit: i64) -> sqlx::Result<Vec<Claimed>> {
+/// another sender), counting the try; none of the channels in `skip`.
+pub async fn claim_due(
+    pool: &PgPool,
+    lease: Duration,
+    limit: i64,
+    skip: &[&str],
+) -> sqlx::Result<Vec<Claimed>> {
     sqlx::query_as(
         "UPDATE alert_notices n SET claim = nextval('alert_notices_claim_seq'), tries = n.tries + 1,
              locked_until = now() + make_interval(secs => $1)
          WHERE n.id IN (SELECT id FROM alert_notices
                         WHERE sent_at IS NULL AND given_up_at IS NULL AND next_try_at <= now()
                           AND (locked_until IS NULL OR locked_until < now())
+                          AND channel <> ALL($3)
                         ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED)
          RETURNING n.id, n.alert_id, n.channel, n.recipients, n.subject, n.body, n.tries, n.claim",
     )
     .bind(lease.as_secs_f64())
     .bind(limit)
+    .bind(skip)
     .fetch_all(pool)
     .await
 }
