@@ -124,6 +124,45 @@ async fn a_missing_feed_alerts_once_by_webhook_and_email_and_its_late_file_close
 }
 
 #[tokio::test]
+async fn days_without_files_stay_open_until_the_feeds_next_file_names_them() {
+    let (app, hooks, to) = watched("nofile", starttls_port(), "starttls").await;
+    app.configure("[expect.visitas]\ndays = \"*\"\ndue_by = \"00:00\"\n");
+    let today = chrono::Utc::now().date_naive();
+    let day = |back: u64| (today - chrono::Days::new(back)).to_string();
+    // The feed delivered three days ago; nothing since.
+    app.load(&[("report_1.txt", &sample(30, 1, 0.05))], &day(3));
+    let said = app.run_ok("dispatcher", &["check"]);
+    assert!(said.contains("3 alert(s) raised"), "{said}");
+    let got = hooks.wait_for(3, 10);
+    let days: Vec<&str> = got.iter().map(|h| h["business_day"].as_str().unwrap()).collect();
+    assert_eq!(days, [day(2), day(1), day(0)]);
+    // Today's file arrives: today's alert is over (its file came late), and the two days
+    // before it had none: one RECUPERADO names them.
+    app.load(&[("report_2.txt", &sample(30, 2, 0.05))], &day(0));
+    let got = hooks.wait_for(5, 10);
+    let recovered: Vec<&Value> = got.iter().filter(|h| h["event"] == "RECUPERADO").collect();
+    assert_eq!(recovered.len(), 2, "{got:?}");
+    let passed = recovered
+        .iter()
+        .find(|h| h["alert_ids"].as_array().unwrap().len() == 2)
+        .unwrap_or_else(|| panic!("{recovered:?}"));
+    let message = passed["message"].as_str().unwrap();
+    assert!(
+        message.contains(&format!("{} (0 file(s)), {} (0 file(s))", day(2), day(1))),
+        "{message}"
+    );
+    let mails = wait_for_mails(&mail_dir(starttls_port()), &to, 5, 10);
+    assert!(
+        mails.iter().any(|m| m.subject()
+            == format!("[visitas] RECUPERADO ARCHIVO_AUSENTE visitas {}..{}", day(2), day(1))),
+        "{:?}",
+        mails.iter().map(|m| m.subject()).collect::<Vec<_>>()
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(hooks.received().len(), 5);
+}
+
+#[tokio::test]
 async fn a_holiday_or_a_day_off_raises_nothing() {
     let (app, hooks, to) = watched("holiday", starttls_port(), "starttls").await;
     let day = today();
@@ -272,11 +311,24 @@ async fn with_the_smtp_server_down_loads_go_on_and_the_mail_goes_when_it_is_back
         ["FALLO_LAYOUT", "COMPLETADO_CON_ERRORES"],
         "loads went on"
     );
-    let metrics = crate::operators::scrape(port);
-    assert!(
-        metrics.contains("visitas_alert_notices_failed_total{channel=\"email\"}"),
-        "{metrics}"
-    );
+    // Counted, and the open alert shows (the gauges are refreshed every 5 s).
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let metrics = loop {
+        let metrics = crate::operators::scrape(port);
+        if metrics.contains("visitas_alerts_open{kind=\"FALLO_LAYOUT\"} 1")
+            || std::time::Instant::now() > deadline
+        {
+            break metrics;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    for needle in [
+        "visitas_alert_notices_failed_total{channel=\"email\"}",
+        "visitas_alerts_open{kind=\"FALLO_LAYOUT\"} 1",
+        "visitas_alerts_open{kind=\"ARCHIVO_AUSENTE\"} 0",
+    ] {
+        assert!(metrics.contains(needle), "{needle} missing from {metrics}");
+    }
     // Back: the retry delivers it.
     server.start();
     let mails = wait_for_mails(&server.mail_dir(), &to, 1, 30);
