@@ -134,7 +134,10 @@ async fn days_without_files_stay_open_until_the_feeds_next_file_names_them() {
     let said = app.run_ok("dispatcher", &["check"]);
     assert!(said.contains("3 alert(s) raised"), "{said}");
     let got = hooks.wait_for(3, 10);
-    let days: Vec<&str> = got.iter().map(|h| h["business_day"].as_str().unwrap()).collect();
+    let days: Vec<&str> = got
+        .iter()
+        .map(|h| h["business_day"].as_str().unwrap())
+        .collect();
     assert_eq!(days, [day(2), day(1), day(0)]);
     // Today's file arrives: today's alert is over (its file came late), and the two days
     // before it had none: one RECUPERADO names them.
@@ -154,7 +157,11 @@ async fn days_without_files_stay_open_until_the_feeds_next_file_names_them() {
     let mails = wait_for_mails(&mail_dir(starttls_port()), &to, 5, 10);
     assert!(
         mails.iter().any(|m| m.subject()
-            == format!("[visitas] RECUPERADO ARCHIVO_AUSENTE visitas {}..{}", day(2), day(1))),
+            == format!(
+                "[visitas] RECUPERADO ARCHIVO_AUSENTE visitas {}..{}",
+                day(2),
+                day(1)
+            )),
         "{:?}",
         mails.iter().map(|m| m.subject()).collect::<Vec<_>>()
     );
