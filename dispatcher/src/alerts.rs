@@ -3,7 +3,9 @@
 
 use crate::output::{Format, Rows};
 use shared::store::alerts::{self, AlertRow};
+use shared::store::notices::{self, Delivery};
 use sqlx::PgPool;
+use std::collections::HashMap;
 
 /// The command's arguments.
 #[derive(clap::Args)]
@@ -55,17 +57,24 @@ pub async fn run(pool: &PgPool, args: &Args) -> anyhow::Result<()> {
         }
         None => {
             let rows = alerts::list(pool, args.open, args.last).await?;
-            print!("{}", table(&rows).render(args.format));
+            let ids: Vec<i64> = rows.iter().map(|a| a.id).collect();
+            let delivery: HashMap<i64, Delivery> = notices::delivery(pool, &ids)
+                .await?
+                .into_iter()
+                .map(|d| (d.alert_id, d))
+                .collect();
+            print!("{}", table(&rows, &delivery).render(args.format));
         }
     }
     Ok(())
 }
 
-/// The alerts as operators read them.
-fn table(rows: &[AlertRow]) -> Rows {
+/// The alerts as operators read them, with how their notices stand.
+fn table(rows: &[AlertRow], delivery: &HashMap<i64, Delivery>) -> Rows {
     Rows {
         columns: vec![
-            "id", "kind", "feed", "day", "file", "opened", "notified", "state", "message",
+            "id", "kind", "feed", "day", "file", "opened", "notified", "state", "notices",
+            "message",
         ],
         rows: rows
             .iter()
@@ -87,6 +96,9 @@ fn table(rows: &[AlertRow]) -> Rows {
                         }
                         _ => "OPEN".into(),
                     },
+                    delivery
+                        .get(&a.id)
+                        .map_or_else(|| "none".into(), |d| d.to_string()),
                     a.alert.message.clone(),
                 ]
             })

@@ -497,3 +497,42 @@ async fn a_failure_whose_process_stopped_before_alerting_is_raised_by_the_check(
     let said = app.run_ok("dispatcher", &["check"]);
     assert!(said.contains("0 alert(s) raised"), "{said}");
 }
+
+#[tokio::test]
+async fn e_mail_refuses_a_server_it_cannot_trust_and_says_why() {
+    // A server whose certificate the configured CA did not sign, and one whose name is
+    // not in its certificate: both refused, given up after their tries, and listed so.
+    let port = starttls_port();
+    for (host, ca) in [
+        ("localhost", smtp("SMTP_OTHER_CA_FILE")),
+        (smtp("SMTP_MISMATCH_HOST").as_str(), smtp("SMTP_CA_FILE")),
+    ] {
+        let app = spawn(Origin::Local).await;
+        let to = marker("untrusted");
+        let section =
+            email_section(host, port, "starttls", &to).replace(&smtp("SMTP_CA_FILE"), &ca);
+        app.configure(&format!(
+            "[business]\ntime_zone = \"UTC\"\n[alerts]\ntries = 1\n{section}\n\
+             [expect.visitas]\ndays = \"*\"\ndue_by = \"00:00\"\n"
+        ));
+        let said = app.run_ok("dispatcher", &["check"]);
+        assert!(said.contains("alert notice given up"), "{said}");
+        let listed = app.run_ok("dispatcher", &["alerts", "--open", "--format", "csv"]);
+        assert!(listed.contains("1 given up (SMTP"), "{listed}");
+        assert!(mails_in(&mail_dir(port), &to).is_empty());
+    }
+    // Without TLS, to the loopback: allowed (the plain port).
+    let plain: u16 = smtp("SMTP_PLAIN_PORT").parse().unwrap();
+    let app = spawn(Origin::Local).await;
+    let to = marker("plain");
+    app.configure(&format!(
+        "[business]\ntime_zone = \"UTC\"\n[alerts.email]\nhost = \"127.0.0.1\"\nport = {plain}\n\
+         tls = \"none\"\nfrom = \"visitas@localhost\"\nto = [\"{to}\"]\n\
+         [expect.visitas]\ndays = \"*\"\ndue_by = \"00:00\"\n"
+    ));
+    app.run_ok("dispatcher", &["check"]);
+    let mail = &wait_for_mails(&mail_dir(plain), &to, 1, 10)[0];
+    assert_eq!(mail.meta["tls"], false);
+    let listed = app.run_ok("dispatcher", &["alerts", "--open", "--format", "csv"]);
+    assert!(listed.contains(",1 sent,"), "{listed}");
+}

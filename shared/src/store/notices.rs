@@ -178,3 +178,56 @@ pub async fn backlog(pool: &PgPool) -> sqlx::Result<Vec<(String, i64, i64)>> {
     .fetch_all(pool)
     .await
 }
+
+/// How an alert's notices stand: sent, waiting for a try, given up, and the last error.
+#[derive(Debug, Clone, Default, sqlx::FromRow)]
+pub struct Delivery {
+    /// The alert.
+    pub alert_id: i64,
+    /// Notices sent.
+    pub sent: i64,
+    /// Notices still to be sent (tried and failed, or not yet tried).
+    pub waiting: i64,
+    /// Notices given up.
+    pub given_up: i64,
+    /// The last error of a notice not sent, if any.
+    pub last_error: Option<String>,
+}
+
+/// How the notices of alerts `ids` stand, by alert.
+pub async fn delivery(pool: &PgPool, ids: &[i64]) -> sqlx::Result<Vec<Delivery>> {
+    sqlx::query_as(
+        "SELECT alert_id, count(*) FILTER (WHERE sent_at IS NOT NULL) AS sent,
+                count(*) FILTER (WHERE sent_at IS NULL AND given_up_at IS NULL) AS waiting,
+                count(*) FILTER (WHERE given_up_at IS NOT NULL) AS given_up,
+                (array_agg(last_error ORDER BY id DESC) FILTER (WHERE sent_at IS NULL AND last_error IS NOT NULL))[1]
+                    AS last_error
+         FROM alert_notices WHERE alert_id = ANY($1) GROUP BY alert_id",
+    )
+    .bind(ids)
+    .fetch_all(pool)
+    .await
+}
+
+impl std::fmt::Display for Delivery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut parts = Vec::new();
+        for (n, what) in [
+            (self.sent, "sent"),
+            (self.waiting, "waiting"),
+            (self.given_up, "given up"),
+        ] {
+            if n > 0 {
+                parts.push(format!("{n} {what}"));
+            }
+        }
+        if parts.is_empty() {
+            parts.push("none".into());
+        }
+        f.write_str(&parts.join(", "))?;
+        match &self.last_error {
+            Some(e) => write!(f, " ({e})"),
+            None => Ok(()),
+        }
+    }
+}
