@@ -126,7 +126,11 @@ async fn a_missing_feed_alerts_once_by_webhook_and_email_and_its_late_file_close
 #[tokio::test]
 async fn days_without_files_stay_open_until_the_feeds_next_file_names_them() {
     let (app, hooks, to) = watched("nofile", starttls_port(), "starttls").await;
-    app.configure("[expect.visitas]\ndays = \"*\"\ndue_by = \"00:00\"\n");
+    // The feed's own recipients replace alerts.email.to.
+    let feed_to = marker("nofile-feed");
+    app.configure(&format!(
+        "[expect.visitas]\ndays = \"*\"\ndue_by = \"00:00\"\nemail_to = [\"{feed_to}\"]\n"
+    ));
     let today = chrono::Utc::now().date_naive();
     let day = |back: u64| (today - chrono::Days::new(back)).to_string();
     // The feed delivered three days ago; nothing since.
@@ -154,7 +158,8 @@ async fn days_without_files_stay_open_until_the_feeds_next_file_names_them() {
         message.contains(&format!("{} (0 file(s)), {} (0 file(s))", day(2), day(1))),
         "{message}"
     );
-    let mails = wait_for_mails(&mail_dir(starttls_port()), &to, 5, 10);
+    let mails = wait_for_mails(&mail_dir(starttls_port()), &feed_to, 5, 10);
+    assert!(mails_in(&mail_dir(starttls_port()), &to).is_empty());
     assert!(
         mails.iter().any(|m| m.subject()
             == format!(
