@@ -3,9 +3,9 @@
 # loopback port, with its own host key, client key and known_hosts, serving
 # $VISITAS_TESTBED/sftp as user visitas-sftp. Idempotent; installs what is missing
 # (Debian/Ubuntu, as root). Prints the facts tests and the demo read. The TLS-only
-# PostgreSQL cluster on 5433 is ops/testbed-pgtls.sh. The SMTP server and headless
-# Chromium (ops/testbed-smtp.sh, ops/testbed-browser.sh) are not called from here yet:
-# docs/testbed.md.
+# PostgreSQL cluster on 5433 is ops/testbed-pgtls.sh; the SMTP server the e-mail alerts'
+# tests read (ports 2525, 2587, 2465, 2526) is ops/testbed-smtp.sh, started from here.
+# Headless Chromium (ops/testbed-browser.sh) is not called from here yet: docs/testbed.md.
 set -euo pipefail
 
 TB=${VISITAS_TESTBED:-/var/tmp/visitas-testbed}
@@ -39,6 +39,9 @@ psql -h 127.0.0.1 -U postgres -d postgres -Atqc \
     while read -r db; do psql -h 127.0.0.1 -U postgres -d postgres -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null 2>&1 || true; done
 # The second cluster, TLS only, with its test CAs (and the main one made plain).
 "$(dirname "$0")/testbed-pgtls.sh"
+# The SMTP server (its certificate from the same test CA). Its kept mail is never cleared
+# here: tests of other clones may be reading it; each test finds its own by a recipient.
+"$(dirname "$0")/testbed-smtp.sh" up >/dev/null
 
 # The SFTP user: unlocked (with UsePAM no, a passwordless account is refused even for keys).
 if ! id "$SFTP_USER" >/dev/null 2>&1; then

@@ -11,8 +11,11 @@ use crate::retention::{self, Removed};
 use chrono::NaiveDate;
 use shared::config::Config;
 use shared::local::paths::{Dirs, sync_dir};
+use shared::observe::alert;
+use shared::store::alerts::Which;
 use shared::store::locks::Lease;
 use shared::store::queue;
+use shared::types::AlertKind;
 use sqlx::PgPool;
 use tracing::{error, info, warn};
 
@@ -107,6 +110,16 @@ pub async fn close_day(
     closed.partitions_created = shared::store::partitions::ensure_ahead(pool).await?;
     let removed = sweep_staging(pool, &dirs).await?;
     closed.staging_removed = removed;
+    if closed.failed_days.is_empty() {
+        let which = Which::Service(AlertKind::ArchivoZipFallido);
+        alert::resolve(
+            pool,
+            config,
+            which,
+            "every day's zip was written and verified",
+        )
+        .await;
+    }
     closed.removed = retention::apply(
         &dirs,
         today,

@@ -5,7 +5,9 @@
 
 use shared::config::Config;
 use shared::observe::alert::{self, Alert};
+use shared::store::alerts::Which;
 use shared::store::locks::{DISPATCH, Holder, Lease};
+use shared::types::AlertKind;
 use sqlx::PgPool;
 use tracing::{error, warn};
 
@@ -18,15 +20,25 @@ pub async fn take(config: &Config, pool: &PgPool, what: &str) -> anyhow::Result<
         std::process::id()
     );
     match Lease::acquire(pool, DISPATCH, &me).await? {
-        Ok(lease) => Ok(Some(lease)),
+        Ok(lease) => {
+            let freed = format!("the dispatcher lock is free again: {me} took it");
+            alert::resolve(
+                pool,
+                config,
+                Which::Service(AlertKind::NocheBloqueada),
+                &freed,
+            )
+            .await;
+            Ok(Some(lease))
+        }
         Err(holder) => {
-            report_busy(config, &holder, what).await;
+            report_busy(config, pool, &holder, what).await;
             Ok(None)
         }
     }
 }
 
-async fn report_busy(config: &Config, holder: &Holder, what: &str) {
+async fn report_busy(config: &Config, pool: &PgPool, holder: &Holder, what: &str) {
     let held_for = holder.held_for();
     let busy = format!(
         "another dispatcher run is in progress ({} has held the dispatcher lock since {}, {} s); nothing to do",
@@ -48,6 +60,6 @@ async fn report_busy(config: &Config, holder: &Holder, what: &str) {
         );
         error!(holder = %holder.holder, held_secs = held_for.as_secs(), "{message}");
         println!("{message}");
-        alert::send(&config.alerts, &Alert::new("NOCHE_BLOQUEADA", message)).await;
+        alert::raise(pool, config, Alert::new(AlertKind::NocheBloqueada, message)).await;
     }
 }

@@ -1,7 +1,9 @@
 //! `dispatcher`: the nightly run (find complete files, enqueue, wait, close the day)
 //! and the operator commands.
 
+mod alerts;
 mod archive;
+mod check;
 mod close;
 #[cfg(feature = "fixtures")]
 mod generate;
@@ -102,6 +104,12 @@ enum Command {
     /// The monthly partitions of estadisticas and errores; retention of old months.
     #[command(subcommand)]
     Partitions(partitions::Command),
+    /// Check every feed's expected deliveries whose due time has passed, settle or raise
+    /// the file alerts, queue the reminders of open alerts, send the pending notices
+    /// (a systemd timer, every 15 minutes; also at the end of `run`).
+    Check,
+    /// The alerts (the latest, or `--open`); `alerts ack ID --note "…"` acknowledges one.
+    Alerts(alerts::Args),
     /// Write generated sample visit files into a directory.
     #[cfg(feature = "fixtures")]
     Generate(generate::Args),
@@ -147,7 +155,31 @@ async fn main() -> anyhow::Result<ExitCode> {
     }));
     let pool = shared::store::connect::sqlx_pool(&config.database).await?;
     let today = |as_of| Ok::<_, anyhow::Error>(business_date(as_of, config.business.time_zone));
-    match cli.command {
+    // Whichever command runs next sends what the alerts' outbox holds (run and close may
+    // have queued notices; check, quarantine and alerts settle alerts).
+    let sends = matches!(
+        cli.command,
+        Command::Run { .. }
+            | Command::Close { .. }
+            | Command::Check
+            | Command::Quarantine(_)
+            | Command::Alerts(_)
+    );
+    let code = command(&config, &pool, cli.command, today).await;
+    if sends {
+        shared::observe::deliver::flush(&pool, &config).await;
+    }
+    code
+}
+
+async fn command(
+    config: &Config,
+    pool: &sqlx::PgPool,
+    command: Command,
+    today: impl Fn(Option<NaiveDate>) -> anyhow::Result<NaiveDate>,
+) -> anyhow::Result<ExitCode> {
+    let (config, pool) = (config.clone(), pool.clone());
+    match command {
         Command::Migrate => {
             shared::store::connect::migrate(&pool).await?;
             info!("migrations applied");
@@ -204,6 +236,8 @@ async fn main() -> anyhow::Result<ExitCode> {
             )
         }
         Command::Partitions(command) => partitions::run(&pool, command).await?,
+        Command::Check => println!("{}", check::run(&config, &pool).await?),
+        Command::Alerts(args) => alerts::run(&pool, &args).await?,
         #[cfg(feature = "fixtures")]
         Command::Generate(_) => unreachable!("handled above"),
     }

@@ -13,10 +13,11 @@ use regex::Regex;
 use shared::config::Config;
 use shared::observe::alert::{self, Alert};
 use shared::source::{RemoteFile, Source};
+use shared::store::alerts::Which;
 use shared::store::locks::Lease;
 use shared::store::runs::{self, RunCounts};
 use shared::store::{attempt, queue, reports};
-use shared::types::{AuditStatus, ItemStand, ItemState, NewItem};
+use shared::types::{AlertKind, AuditStatus, ItemStand, ItemState, NewItem};
 use sqlx::PgPool;
 use std::time::Duration;
 use tracing::{error, info, warn};
@@ -58,6 +59,11 @@ pub async fn run(
     };
     let outcome = locked_run(config, pool, wait, today, &lease).await;
     lease.release().await?;
+    // The feeds' checks, now that the night's files are listed (and loaded, if it waited).
+    match crate::check::run(config, pool).await {
+        Ok(checked) => println!("{checked}"),
+        Err(e) => warn!(error = %e, "the alert check after the run failed; the next check does it"),
+    }
     outcome
 }
 
@@ -164,12 +170,26 @@ async fn locked_run(
         );
         error!(dispatch_run = run_id, "{message}");
         println!("{message}");
-        alert::send(&config.alerts, &Alert::new("NOCHE_SIN_DRENAR", message)).await;
+        let alert = Alert::new(AlertKind::NocheSinDrenar, message).on(today);
+        alert::raise(pool, config, alert).await;
         return Ok(Outcome::NotDrained);
     }
+    let drained = format!("dispatch run {run_id} drained");
+    alert::resolve(
+        pool,
+        config,
+        Which::Service(AlertKind::NocheSinDrenar),
+        &drained,
+    )
+    .await;
     if !closed.failed_days.is_empty() {
         let message = format!("dispatch run {run_id}: {}", closed.failed_days.join("; "));
-        alert::send(&config.alerts, &Alert::new("ARCHIVO_ZIP_FALLIDO", message)).await;
+        alert::raise(
+            pool,
+            config,
+            Alert::new(AlertKind::ArchivoZipFallido, message),
+        )
+        .await;
         return Ok(Outcome::CloseFailed);
     }
     Ok(Outcome::Drained)

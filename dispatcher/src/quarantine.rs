@@ -268,5 +268,9 @@ pub async fn discard(
     }
     attempt::discard(&mut tx, id, reason, moved_to.as_deref()).await?;
     tx.commit().await?;
+    // Its alert is over (and the next check would say so too).
+    if let Err(e) = shared::observe::alert::settle_files(pool, config, 0).await {
+        tracing::warn!(error = %e, "could not resolve the file's alert; the next check does it");
+    }
     Ok(format!("{archivo} (id {id}) discarded: {reason}"))
 }

@@ -10,6 +10,7 @@ mod pipeline;
 mod pool;
 mod retry;
 mod step;
+mod watch;
 
 use anyhow::Context as _;
 use chrono::NaiveDate;
@@ -104,12 +105,13 @@ async fn run() -> anyhow::Result<()> {
             let workers = workers.unwrap_or(config.performer.workers).max(1);
             let mut one_connection = config.clone();
             one_connection.database.pool_size = 1;
-            let mut two_connections = config.clone();
-            two_connections.database.pool_size = 2;
+            // The side reads, the alerts and their sender.
+            let mut side_connections = config.clone();
+            side_connections.database.pool_size = 3;
             let ctx = Arc::new(context::Context {
                 pool: shared::store::connect::performer_pool(&config.database).await?,
                 leases: shared::store::connect::performer_pool(&one_connection.database).await?,
-                db: shared::store::connect::sqlx_pool_lazy(&two_connections.database)?,
+                db: shared::store::connect::sqlx_pool_lazy(&side_connections.database)?,
                 tz: config.business.time_zone,
                 reach: shared::types::Reach {
                     origin: config.source.url.origin().url,
@@ -149,12 +151,19 @@ async fn run() -> anyhow::Result<()> {
                 Err(e) => tracing::warn!(error = %e, "could not make the next partitions yet"),
             }
             metrics::spawn_queue_gauges(ctx.clone());
+            // Alert notices are sent from a task of their own, never from a load.
+            let stop_sending = CancellationToken::new();
+            let sender = shared::observe::deliver::spawn(
+                ctx.db.clone(),
+                ctx.config.clone(),
+                stop_sending.clone(),
+            );
             let shutdown = CancellationToken::new();
             tokio::spawn(stop_on_signal(shutdown.clone()));
             let name = format!("{}:{}", shared::local::host::name(), std::process::id());
             info!(workers, once, worker = %name, "performer starting");
             pool::run(
-                ctx,
+                ctx.clone(),
                 pool::PoolOptions {
                     workers,
                     once,
@@ -163,6 +172,9 @@ async fn run() -> anyhow::Result<()> {
                 shutdown,
             )
             .await?;
+            stop_sending.cancel();
+            let _ = sender.await;
+            shared::observe::deliver::flush(&ctx.db, &ctx.config).await;
             info!("performer stopped");
         }
     }

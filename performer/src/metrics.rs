@@ -1,5 +1,7 @@
 //! The performer's Prometheus metrics: files by status, rows, stage durations,
-//! retries, queue depth and the age of the oldest pending item.
+//! retries, queue depth and the age of the oldest pending item, open alerts by kind and
+//! the alert notices waiting or given up (the counters of notices sent and failed are
+//! `shared::observe::deliver`'s).
 
 use crate::context::Context;
 use metrics::{counter, gauge, histogram};
@@ -45,6 +47,19 @@ pub fn spawn_queue_gauges(ctx: Arc<Context>) {
                     gauge!("visitas_queue_depth", "state" => state.as_str()).set(n as f64);
                 }
                 gauge!("visitas_oldest_pending_age_seconds").set(depth.oldest_pending_secs);
+            }
+            if let Ok(open) = shared::store::alerts::open_by_kind(&ctx.db).await {
+                for (kind, n) in open {
+                    gauge!("visitas_alerts_open", "kind" => kind).set(n as f64);
+                }
+            }
+            if let Ok(backlog) = shared::store::notices::backlog(&ctx.db).await {
+                for (channel, pending, given_up) in backlog {
+                    gauge!("visitas_alert_notices_pending", "channel" => channel.clone())
+                        .set(pending as f64);
+                    gauge!("visitas_alert_notices_given_up", "channel" => channel)
+                        .set(given_up as f64);
+                }
             }
             tokio::time::sleep(QUEUE_REFRESH).await;
         }

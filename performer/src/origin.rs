@@ -162,12 +162,13 @@ pub async fn delete(
             return Err(ItemError::LeaseLost);
         }
         warn!(origin_name = %taken.name, "{message}");
-        let alert = shared::observe::alert::Alert::new("ARCHIVO_MODIFICADO", &message).about(
-            &item.file_name,
-            item.bitacora_id,
-            item.id,
-        );
-        shared::observe::alert::send(&ctx.config.alerts, &alert).await;
+        let alert = shared::observe::alert::Alert::new(
+            shared::types::AlertKind::ArchivoModificado,
+            &message,
+        )
+        .about(&item.file_name, item.bitacora_id, item.id)
+        .on(item.business_date);
+        shared::observe::alert::raise(&ctx.db, &ctx.config, alert).await;
         return Ok(());
     }
     retried(

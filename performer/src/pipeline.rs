@@ -19,6 +19,7 @@ use shared::local::staged;
 use shared::observe::alert::{self, Alert};
 use shared::source::{RemoteName, Source, SourceError};
 use shared::store::{attempt, audit, load, queue};
+use shared::types::AlertKind;
 use shared::types::storable;
 use shared::types::{AuditStatus, Claimed, Encoding, FileFacts, Final, LoadOutcome, Unloaded};
 use std::path::{Path, PathBuf};
@@ -61,25 +62,42 @@ pub async fn process(ctx: &Context, worker: &str, item: Claimed) {
     let span = info_span!("item", work_item_id = item.id, file = %item.file_name,
                           attempt = item.attempts, token = item.token, %worker);
     async {
-        let lost = CancellationToken::new();
-        // Aborted on drop too: an abandoned item must stop extending its lease.
-        let _heartbeat = AbortOnDropHandle::new(spawn_heartbeat(ctx, &item, lost.clone()));
         let attempt = Attempt::new(ctx, &item);
-        let result = tokio::select! {
-            result = handle(ctx, &item, &attempt) => result,
-            () = lost.cancelled() => Err(ItemError::LeaseLost),
+        let ended = {
+            let lost = CancellationToken::new();
+            // Aborted on drop too: an abandoned item must stop extending its lease.
+            let _heartbeat = AbortOnDropHandle::new(spawn_heartbeat(ctx, &item, lost.clone()));
+            let result = tokio::select! {
+                result = handle(ctx, &item, &attempt) => result,
+                () = lost.cancelled() => Err(ItemError::LeaseLost),
+            };
+            match result {
+                Ok(()) => Ok(()),
+                Err(e) => Err(on_failure(ctx, &item, &attempt, e).await),
+            }
         };
-        if let Err(e) = result {
-            on_failure(ctx, &item, &attempt, e).await;
-        }
         // Whatever is left of this attempt's own copy is nobody's: a whole one was moved.
         let _ = std::fs::remove_file(&attempt.staged);
+        // The item is final and its heartbeat stopped (it would take a final item for a
+        // lost lease): its alert, or what the file changes for its feed's alerts.
+        match ended {
+            Ok(()) => crate::watch::after_file(ctx, &item).await,
+            Err(Some(failed)) => alert::raise(&ctx.db, &ctx.config, failed).await,
+            Err(None) => {}
+        }
     }
     .instrument(span)
     .await
 }
 
-async fn on_failure(ctx: &Context, item: &Claimed, attempt: &Attempt, e: ItemError) {
+/// Records the failure (tier 2 or 3); returns the alert of a `FALLO_SISTEMA`, raised once
+/// the item's heartbeat has stopped.
+async fn on_failure(
+    ctx: &Context,
+    item: &Claimed,
+    attempt: &Attempt,
+    e: ItemError,
+) -> Option<Alert> {
     let message = storable::message(&e.to_string()).into_owned();
     let outcome = async {
         let mut committed = attempt.committed.load(Ordering::SeqCst);
@@ -121,26 +139,27 @@ async fn on_failure(ctx: &Context, item: &Claimed, attempt: &Attempt, e: ItemErr
                 }
             }
             Decision::GiveUp => {
-                give_up(ctx, item, attempt, &message, retry::is_transient(&e)).await?
+                return give_up(ctx, item, attempt, &message, retry::is_transient(&e)).await;
             }
         }
-        Ok::<_, ItemError>(())
+        Ok::<_, ItemError>(None)
     };
-    if let Err(e) = outcome.await {
+    outcome.await.unwrap_or_else(|e| {
         // The lease will expire and another attempt will pick the item up.
         error!(error = %e, "could not record the failure");
-    }
+        None
+    })
 }
 
-/// Tier 3: `FALLO_SISTEMA`, the item failed, the alert; a verified whole copy waits in
-/// quarantine (a partial one never does: the origin keeps the file).
+/// Tier 3: `FALLO_SISTEMA` and the item failed (returning its alert); a verified whole
+/// copy waits in quarantine (a partial one never does: the origin keeps the file).
 async fn give_up(
     ctx: &Context,
     item: &Claimed,
     attempt: &Attempt,
     message: &str,
     transient: bool,
-) -> Result<(), ItemError> {
+) -> Result<Option<Alert>, ItemError> {
     let copy = attempt.verified.lock().expect("not poisoned").clone();
     let quarantined = if copy.is_some() && attempt.staged.exists() {
         let to = ctx.dirs.quarantine().join(local_name(item));
@@ -161,18 +180,16 @@ async fn give_up(
             let _ = std::fs::remove_file(to);
         }
         warn!("lease lost: the item was taken back; no failure recorded");
-        return Ok(());
+        return Ok(None);
     }
     error!(error = %message, attempt = item.attempts, transient,
            "FALLO_SISTEMA: the item will not be retried automatically today");
     metrics::file_finished(AuditStatus::FalloSistema);
-    let alert = Alert::new(AuditStatus::FalloSistema.as_str(), message).about(
-        &item.file_name,
-        item.bitacora_id,
-        item.id,
-    );
-    alert::send(&ctx.config.alerts, &alert).await;
-    Ok(())
+    Ok(Some(
+        Alert::new(AlertKind::FalloSistema, message)
+            .about(&item.file_name, item.bitacora_id, item.id)
+            .on(item.business_date),
+    ))
 }
 
 fn file_part(item: &Claimed) -> String {
@@ -236,12 +253,10 @@ async fn handle_connected(
             attempt.committed.store(true, Ordering::SeqCst);
             warn!(error = %message, "FALLO_LAYOUT: nothing loaded; the file goes to quarantine");
             metrics::file_finished(AuditStatus::FalloLayout);
-            let alert = Alert::new(AuditStatus::FalloLayout.as_str(), &message).about(
-                &item.file_name,
-                item.bitacora_id,
-                item.id,
-            );
-            alert::send(&ctx.config.alerts, &alert).await;
+            let alert = Alert::new(AlertKind::FalloLayout, &message)
+                .about(&item.file_name, item.bitacora_id, item.id)
+                .on(item.business_date);
+            alert::raise(&ctx.db, &ctx.config, alert).await;
             set_aside(ctx, item, attempt, source, &taken, Final::Failed).await
         }
         Ok(()) => {

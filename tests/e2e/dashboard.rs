@@ -57,6 +57,9 @@ async fn every_dashboard_panel_query_runs_as_the_operator_role() {
         "Status mix",
         "Error rate",
         "Top error types",
+        "Open alerts",
+        "Alert notices not delivered",
+        "Open alerts by kind",
     ] {
         assert!(
             titles.iter().any(|t| t.contains(wanted)),

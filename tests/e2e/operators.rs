@@ -342,7 +342,7 @@ async fn alerts_reach_the_webhook_for_layout_system_failures_and_an_undrained_ni
     );
 }
 
-fn scrape(port: u16) -> String {
+pub(crate) fn scrape(port: u16) -> String {
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     write!(
         stream,

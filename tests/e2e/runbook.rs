@@ -9,7 +9,7 @@ use std::process::Command;
 const RUNBOOK: &str = include_str!("../../ops/RUNBOOK.md");
 
 /// The situations the runbook must cover, each with a test below.
-const SECTIONS: [&str; 10] = [
+const SECTIONS: [&str; 12] = [
     "SFTP server down",
     "Database down",
     "A layout failure",
@@ -20,6 +20,8 @@ const SECTIONS: [&str; 10] = [
     "Host key changed",
     "Re-loading a day from its backup zip",
     "Dropping old months of detail",
+    "A feed late, missing or with too many files",
+    "A file of unusual volume or error rate",
 ];
 
 /// The `sh` blocks of a section (`None`: the preamble before the first section).
@@ -560,4 +562,90 @@ fn sample_seeded(rows: usize, seed: u64) -> Vec<u8> {
         ..Default::default()
     })
     .bytes
+}
+
+/// The open alerts' `id` of `kind` in `dispatcher alerts --open --format csv`.
+fn open_alert(app: &TestApp, kind: &str) -> String {
+    let listed = app.run_ok("dispatcher", &["alerts", "--open", "--format", "csv"]);
+    listed
+        .lines()
+        .find(|l| l.split(',').nth(1) == Some(kind))
+        .and_then(|l| l.split(',').next())
+        .unwrap_or_else(|| panic!("no open {kind}: {listed}"))
+        .to_string()
+}
+
+#[tokio::test]
+async fn a_feed_late_missing_or_with_too_many_files() {
+    let app = spawn(Origin::Local).await;
+    let today = chrono::Utc::now().date_naive().to_string();
+    app.configure(
+        "[business]\ntime_zone = \"UTC\"\n[expect.visitas]\ndays = \"*\"\ndue_by = \"00:00\"\n",
+    );
+    app.run_ok("dispatcher", &["check"]);
+    let [look, ack, verify] =
+        <[String; 3]>::try_from(blocks(Some("A feed late, missing or with too many files")))
+            .unwrap();
+    // The file arrives late; the operator runs the night again (the performer service runs).
+    app.put("report_1.txt", &sample(40));
+    let performer = app.spawn_performer(&today);
+    let seen = follow(&app, &look, &[]);
+    crate::helpers::terminate(performer);
+    assert!(
+        seen.contains("ARCHIVO_AUSENTE") && seen.contains("OPEN"),
+        "{seen}"
+    );
+    assert!(seen.contains("Summary of"), "{seen}");
+    assert!(!follow(&app, &verify, &[]).contains("ARCHIVO_AUSENTE"));
+    app.check_invariants().await;
+
+    // Another feed day with nothing: the sender confirms, the operator acknowledges.
+    let quiet = spawn(Origin::Local).await;
+    quiet.configure(
+        "[business]\ntime_zone = \"UTC\"\n[expect.visitas]\ndays = \"*\"\ndue_by = \"00:00\"\n",
+    );
+    quiet.run_ok("dispatcher", &["check"]);
+    let id = open_alert(&quiet, "ARCHIVO_AUSENTE");
+    assert!(follow(&quiet, &ack, &[("ID", id)]).contains("acknowledged"));
+    assert!(!follow(&quiet, &verify, &[]).contains("ARCHIVO_AUSENTE"));
+    quiet.run_ok("dispatcher", &["check"]);
+    assert!(
+        !follow(&quiet, &verify, &[]).contains("ARCHIVO_AUSENTE"),
+        "not raised again"
+    );
+}
+
+#[tokio::test]
+async fn a_file_of_unusual_volume_or_error_rate() {
+    let app = spawn(Origin::Local).await;
+    app.configure("[expect.visitas]\nhistory = 5\nmin_history = 3\nmin_rows_change = 10\n");
+    for n in 1..=3u64 {
+        let day = format!("2026-11-2{n}");
+        app.load(
+            &[(
+                &format!("report_{n}.txt"),
+                &sample_seeded(200 + n as usize, n),
+            )],
+            &day,
+        );
+    }
+    app.load(&[("report_4.txt", &sample_seeded(20, 4))], "2026-11-24");
+    let [look, ack, verify] =
+        <[String; 3]>::try_from(blocks(Some("A file of unusual volume or error rate"))).unwrap();
+    let vars = [
+        ("DAY", "2026-11-24".to_string()),
+        ("FILE", "report_4.txt".to_string()),
+    ];
+    let seen = follow(&app, &look, &vars);
+    assert!(
+        seen.contains("VOLUMEN_ANOMALO") && seen.contains("report_4.txt"),
+        "{seen}"
+    );
+    assert!(
+        seen.contains("EMAIL_INVALIDO"),
+        "the file's rejected records: {seen}"
+    );
+    let id = open_alert(&app, "VOLUMEN_ANOMALO");
+    assert!(follow(&app, &ack, &[("ID", id)]).contains("acknowledged"));
+    assert!(!follow(&app, &verify, &[]).contains("VOLUMEN_ANOMALO"));
 }

@@ -25,6 +25,8 @@ fn units_pass_systemd_analyze_verify() {
     assert_eq!(
         names,
         [
+            "visitas-check.service",
+            "visitas-check.timer",
             "visitas-dispatcher.service",
             "visitas-dispatcher.timer",
             "visitas-performer.service"

@@ -3,11 +3,14 @@
 //! environment. Each layer below defines its own sections; this module composes them and
 //! checks the rules that span keys.
 
+mod alerts;
+mod expect;
 mod sections;
 
+pub use alerts::{Address, AlertsConfig, EmailConfig, Every, SmtpTls};
+pub use expect::{ExpectConfig, FileCount, RowBounds};
 pub use sections::{
-    AlertsConfig, BusinessConfig, DispatcherConfig, PathsConfig, PerformerConfig, SourceConfig,
-    TelemetryConfig,
+    BusinessConfig, DispatcherConfig, PathsConfig, PerformerConfig, SourceConfig, TelemetryConfig,
 };
 
 use crate::source::{Access, SftpConfig};
@@ -16,6 +19,7 @@ use crate::types::{InvalidSetting, Secret};
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
@@ -56,9 +60,12 @@ pub struct Config {
     /// The nightly run: waiting, closing the day, retention.
     #[serde(default)]
     pub dispatcher: DispatcherConfig,
-    /// Alerts by webhook.
+    /// Alerts: webhook, e-mail, repetition, retries.
     #[serde(default)]
     pub alerts: AlertsConfig,
+    /// What each feed is expected to deliver (`[expect.<feed>]`), by feed name.
+    #[serde(default)]
+    pub expect: BTreeMap<String, ExpectConfig>,
     /// Metrics.
     #[serde(default)]
     pub telemetry: TelemetryConfig,
@@ -102,7 +109,28 @@ impl Config {
                 "must be at least 1",
             ));
         }
+        self.alerts.check()?;
+        for (feed, expect) in &self.expect {
+            if !crate::feed::FEEDS.contains(&feed.as_str()) {
+                return Err(InvalidSetting::new(
+                    "expect.<feed>",
+                    format!(
+                        "`[expect.{feed}]`: no feed is named `{feed}` (feeds: {})",
+                        crate::feed::FEEDS.join(", ")
+                    ),
+                ));
+            }
+            expect.check().map_err(|e| InvalidSetting {
+                reason: format!("[expect.{feed}]: {}", e.reason),
+                ..e
+            })?;
+        }
         self.sftp.check_for(&self.source.url)
+    }
+
+    /// What feed `feed` is expected to deliver: its `[expect.<feed>]`, or the defaults.
+    pub fn expect_for(&self, feed: &str) -> ExpectConfig {
+        self.expect.get(feed).cloned().unwrap_or_default()
     }
 
     /// The database URL, from `database.url` or the file `database.url_file`.
@@ -191,6 +219,64 @@ mod tests {
                 dir: "/home/vinkOS/archivosVisitas".into()
             }
         );
+    }
+
+    #[test]
+    fn expected_feeds_and_email_are_read_and_checked() {
+        let c = from_toml(&format!(
+            "{MINIMAL}\n[alerts]\nrepeat_every = \"30m\"\n[alerts.email]\nhost = \"localhost\"\ntls = \"none\"\n\
+             from = \"visitas@localhost\"\nto = [\"Ops <ops@example.com>\"]\n\
+             [expect.visitas]\ndays = \"mon-sat\"\ndue_by = \"06:30\"\nfiles = {{ min = 1, max = 3 }}\n\
+             holidays = [2026-12-25]\n"
+        ))
+        .unwrap();
+        let e = c.expect_for("visitas");
+        assert_eq!(e.files.max, Some(3));
+        assert!(!e.expected_on(chrono::NaiveDate::from_ymd_opt(2026, 12, 25).unwrap()));
+        assert!(!e.expected_on(chrono::NaiveDate::from_ymd_opt(2026, 12, 6).unwrap()));
+        assert!(e.expected_on(chrono::NaiveDate::from_ymd_opt(2026, 12, 5).unwrap()));
+        assert_eq!(c.alerts.repeat_every.0.as_secs(), 1800);
+        assert_eq!(c.alerts.email.as_ref().unwrap().port(), 25);
+        assert!(c.expect_for("visitas").history == 28);
+    }
+
+    #[test]
+    fn email_rules_name_the_key() {
+        let email = |extra: &str| {
+            from_toml(&format!(
+                "{MINIMAL}\n[alerts.email]\nfrom = \"v@example.com\"\nto = [\"o@example.com\"]\n{extra}\n"
+            ))
+            .unwrap_err()
+            .to_string()
+        };
+        let clear = email("host = \"smtp.example.com\"\ntls = \"none\"");
+        assert!(clear.contains("alerts.email.tls"), "{clear}");
+        let bad = from_toml(&format!(
+            "{MINIMAL}\n[alerts.email]\nhost = \"h\"\ntls = \"starttls\"\nfrom = \"nobody\"\nto = []\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(bad.contains("nobody"), "{bad}");
+        let user = email("host = \"h\"\ntls = \"implicit\"\nuser = \"u\"");
+        assert!(user.contains("alerts.email.password_file"), "{user}");
+        let feed = from_toml(&format!("{MINIMAL}\n[expect.ventas]\nhistory = 10\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            feed.contains("ventas") && feed.contains("visitas"),
+            "{feed}"
+        );
+        let half = from_toml(&format!("{MINIMAL}\n[expect.visitas]\ndays = \"*\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(half.contains("due_by"), "{half}");
+    }
+
+    #[test]
+    fn the_example_configuration_reads() {
+        let c = from_toml(include_str!("../../../ops/visitas.example.toml")).unwrap();
+        assert!(c.expect_for("visitas").presence().is_some());
+        assert_eq!(c.alerts.tries, AlertsConfig::default().tries);
     }
 
     #[test]

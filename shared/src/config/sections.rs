@@ -1,34 +1,12 @@
 //! The sections of the configuration that only the binaries read: the origin's file
-//! rules, the worker pool, the nightly run, the business calendar, local paths, alerts
-//! and telemetry. (The layers below define their own: `[database]` in
+//! rules, the worker pool, the nightly run, the business calendar, local paths and
+//! telemetry. (Alerts and expected feeds have modules of their own, `super::alerts` and
+//! `super::expect`; the layers below define theirs: `[database]` in
 //! `crate::store::settings`, `[sftp]` in `crate::source::settings`.)
 
 use crate::source::SourceUrl;
-use crate::types::Secret;
 use serde::Deserialize;
 use std::path::PathBuf;
-
-/// Alerts: a JSON POST on `FALLO_LAYOUT`, `FALLO_SISTEMA` and a night that did not drain.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct AlertsConfig {
-    /// Webhook URL (may hold a token: a secret). No URL, no alerts.
-    pub webhook_url: Option<Secret>,
-    /// Timeout of one POST.
-    pub timeout_secs: u64,
-    /// Tries of one alert.
-    pub tries: usize,
-}
-
-impl Default for AlertsConfig {
-    fn default() -> Self {
-        Self {
-            webhook_url: None,
-            timeout_secs: 5,
-            tries: 3,
-        }
-    }
-}
 
 /// Metrics served by the performer.
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -18,3 +18,10 @@ pub use header::LayoutError;
 pub use layout::{ErrorCode, VISITS};
 pub use rules::{FeedError, Rejected, ValidatedBatch, validate, validate_batch};
 pub use visitors::{Months, VisitorTally, Visits};
+
+/// The name of the visits feed: what alerts, `[expect.<feed>]` and the history checks call
+/// it. Until feeds are data (issue 22) it is the only feed, and every item is one of its files.
+pub const VISITS_FEED: &str = "visitas";
+
+/// The feeds this service loads, by name.
+pub const FEEDS: [&str; 1] = [VISITS_FEED];

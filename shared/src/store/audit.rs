@@ -607,3 +607,98 @@ pub async fn items_report(pool: &sqlx::PgPool, ids: &[i64]) -> sqlx::Result<Vec<
     .fetch_all(pool)
     .await
 }
+
+/// A loaded file, as its feed's history checks read it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct LoadedFile {
+    /// `bitacora_control.id`.
+    pub bitacora_id: i64,
+    /// Its item.
+    pub work_item_id: i64,
+    /// The file.
+    pub archivo: String,
+    /// Records.
+    pub total: i32,
+    /// Valid records.
+    pub valid: i32,
+    /// Rejected records.
+    pub rejected: i32,
+    /// Its business day.
+    pub business_day: chrono::NaiveDate,
+    /// When its load ended.
+    pub fin: chrono::DateTime<chrono::Utc>,
+}
+
+impl LoadedFile {
+    /// Its error rate, in percent of its records; none for a file without records.
+    pub fn error_rate(&self) -> Option<f64> {
+        (self.total > 0).then(|| 100.0 * f64::from(self.rejected) / f64::from(self.total))
+    }
+}
+
+/// The columns of [`LoadedFile`].
+macro_rules! loaded_file {
+    () => {
+        "b.id AS bitacora_id, b.work_item_id, b.archivo, b.registros_totales AS total,
+         b.registros_validos AS valid, b.registros_error AS rejected, b.fecha_negocio AS business_day, b.fin"
+    };
+}
+
+/// File `bitacora_id` if it was loaded (`COMPLETADO`, `COMPLETADO_CON_ERRORES`).
+pub async fn loaded_file(
+    tx: &mut sqlx::PgConnection,
+    bitacora_id: i64,
+) -> sqlx::Result<Option<LoadedFile>> {
+    sqlx::query_as(concat!(
+        "SELECT ",
+        loaded_file!(),
+        " FROM bitacora_control b WHERE b.id = $1 AND b.estatus IN ",
+        loaded_statuses!(),
+        " AND b.fin IS NOT NULL"
+    ))
+    .bind(bitacora_id)
+    .fetch_optional(tx)
+    .await
+}
+
+/// The last `n` files loaded before `file` (by the end of their loads), only those of
+/// its weekday with `same_weekday`, newest first. Every loaded file is one of the visits
+/// feed until feeds are data (issue 22).
+pub async fn loaded_before(
+    tx: &mut sqlx::PgConnection,
+    file: &LoadedFile,
+    same_weekday: bool,
+    n: i64,
+) -> sqlx::Result<Vec<LoadedFile>> {
+    sqlx::query_as(concat!(
+        "SELECT ",
+        loaded_file!(),
+        " FROM bitacora_control b WHERE b.estatus IN ",
+        loaded_statuses!(),
+        " AND b.id <> $1 AND b.fin <= $2
+           AND (NOT $3 OR extract(isodow FROM b.fecha_negocio) = extract(isodow FROM $4::date))
+         ORDER BY b.fin DESC, b.id DESC LIMIT $5"
+    ))
+    .bind(file.bitacora_id)
+    .bind(file.fin)
+    .bind(same_weekday)
+    .bind(file.business_day)
+    .bind(n)
+    .fetch_all(tx)
+    .await
+}
+
+/// Files loaded in the last `days` days whose history check has not run (its performer
+/// stopped first), oldest first.
+pub async fn unchecked_loads(pool: &sqlx::PgPool, days: i32) -> sqlx::Result<Vec<i64>> {
+    sqlx::query_scalar(concat!(
+        "SELECT b.id FROM bitacora_control b WHERE b.estatus IN ",
+        loaded_statuses!(),
+        " AND b.fin > now() - make_interval(days => $1)
+           AND NOT EXISTS (SELECT 1 FROM file_checks c WHERE c.bitacora_id = b.id)
+         ORDER BY b.fin, b.id"
+    ))
+    .bind(days)
+    .fetch_all(pool)
+    .await
+}

@@ -9,13 +9,18 @@
 //! - [`load`]: the one load transaction (`estadisticas`, `errores`, `visitantes`,
 //!   `visitas_por_anio`); [`partitions`]: the detail tables' partitions;
 //! - [`locks`]: the service's row locks (`service_locks`, `content_locks`);
-//! - [`runs`]: `dispatch_runs`; [`reports`]: the operators' views and reports.
+//! - [`runs`]: `dispatch_runs`; [`reports`]: the operators' views and reports;
+//! - [`alerts`]: `alerts`; [`notices`]: their outbox, `alert_notices`; [`file_checks`]:
+//!   each loaded file compared with its feed's history.
 
+pub mod alerts;
 pub mod attempt;
 pub mod audit;
 pub mod connect;
+pub mod file_checks;
 pub mod load;
 pub mod locks;
+pub mod notices;
 pub mod partitions;
 pub mod queue;
 pub mod reports;

@@ -575,3 +575,45 @@ pub async fn bench_items_not_done_once(
         .await?;
     Ok(row.get("n"))
 }
+
+/// A work item's business day: the day of its first claim, or, before any claim, the
+/// local day (in the time zone `$tz`) it was listed.
+macro_rules! item_day {
+    () => {
+        "coalesce(business_date, (created_at AT TIME ZONE $tz)::date)"
+    };
+}
+
+/// Files the feed delivered: items a dispatch run listed (an operator's retry or a reload
+/// is not a delivery, and tier 4 retries the same item), whatever became of them.
+/// Every item is a file of the visits feed until feeds are data (issue 22).
+const DELIVERIES: &str = "FROM work_items WHERE dispatch_run_id IS NOT NULL AND retry_of IS NULL";
+
+/// How many files `feed` delivered for business day `day` (business days in time zone `tz`).
+pub async fn delivered(pool: &PgPool, feed: &str, day: NaiveDate, tz: &str) -> sqlx::Result<i64> {
+    debug_assert!(crate::feed::FEEDS.contains(&feed));
+    sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT count(*) {DELIVERIES} AND {} = $1",
+        item_day!().replace("$tz", "$2")
+    )))
+    .bind(day)
+    .bind(tz)
+    .fetch_one(pool)
+    .await
+}
+
+/// The first and the latest business days `feed` delivered a file for, if any.
+pub async fn delivery_span(
+    pool: &PgPool,
+    feed: &str,
+    tz: &str,
+) -> sqlx::Result<(Option<NaiveDate>, Option<NaiveDate>)> {
+    debug_assert!(crate::feed::FEEDS.contains(&feed));
+    let day = item_day!().replace("$tz", "$1");
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT min({day}), max({day}) {DELIVERIES}"
+    )))
+    .bind(tz)
+    .fetch_one(pool)
+    .await
+}

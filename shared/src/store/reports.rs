@@ -79,3 +79,41 @@ pub async fn top_errors(
     .fetch_all(pool)
     .await
 }
+
+/// A rejected record, as an alert quotes it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct RejectedLine {
+    /// Its line.
+    pub linea: i32,
+    /// The first rule it broke.
+    pub tipo_error: String,
+    /// Every rule it broke.
+    pub detalle: String,
+}
+
+/// The first `n` rejected records of file `bitacora_id`, by line.
+pub async fn first_rejected(
+    tx: &mut sqlx::PgConnection,
+    bitacora_id: i64,
+    n: i64,
+) -> sqlx::Result<Vec<RejectedLine>> {
+    // A file's rows are never older than its audit row: naming that bound as a value
+    // lets the plan read (and lock) only the partitions since then.
+    let since: Option<chrono::DateTime<chrono::Utc>> =
+        sqlx::query_scalar("SELECT creado_en FROM bitacora_control WHERE id = $1")
+            .bind(bitacora_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let Some(since) = since else {
+        return Ok(Vec::new());
+    };
+    sqlx::query_as(
+        "SELECT linea, tipo_error, detalle FROM errores WHERE bitacora_id = $1 AND creado_en >= $2
+         ORDER BY linea LIMIT $3",
+    )
+    .bind(bitacora_id)
+    .bind(since)
+    .bind(n)
+    .fetch_all(tx)
+    .await
+}

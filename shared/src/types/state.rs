@@ -142,6 +142,8 @@ macro_rules! states {
     };
 }
 
+pub(crate) use states;
+
 /// A stored state that no enum value names (a row written by something else).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{column}: unknown value `{value}`")]

@@ -169,6 +169,14 @@ impl TestApp {
         self.db_name.clone()
     }
 
+    /// Adds sections to the configuration file.
+    pub fn configure(&self, toml: &str) {
+        let mut text = std::fs::read_to_string(&self.config).unwrap();
+        text.push('\n');
+        text.push_str(toml);
+        std::fs::write(&self.config, text).unwrap();
+    }
+
     /// Writes a file at the origin, an hour old (complete for the dispatcher).
     pub fn put(&self, name: &str, bytes: &[u8]) {
         let path = self.origin.join(name);
