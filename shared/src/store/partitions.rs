@@ -96,6 +96,10 @@ pub async fn list(pool: &PgPool) -> sqlx::Result<Vec<Partition>> {
     .await
 }
 
+/// Test-only fault hook (`fault-hooks` builds only): when set, `drop_before` may take
+/// the current month too, so a test can drop the month a load is writing into.
+pub const DROP_CURRENT_MONTH_HOOK: &str = "VISITAS_FAULT_DROP_CURRENT_MONTH";
+
 /// A partition retention dropped.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Dropped {
@@ -144,6 +148,14 @@ pub async fn drop_before(
         sqlx::query_scalar("SELECT date_trunc('month', now() AT TIME ZONE 'UTC')::date")
             .fetch_one(pool)
             .await?;
+    // Test hook: the fault suite drops the month a load is writing into now.
+    let current = if crate::local::fault::armed(DROP_CURRENT_MONTH_HOOK) {
+        current
+            .checked_add_months(chrono::Months::new(1))
+            .unwrap_or(current)
+    } else {
+        current
+    };
     if before > current {
         return Err(RetentionError::NotPast { before, current });
     }

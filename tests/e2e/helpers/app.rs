@@ -229,6 +229,21 @@ impl TestApp {
         .collect()
     }
 
+    /// Invariants 1 and 2 and the visitor aggregate (the checks shared with
+    /// ops/bench.sh), without the local copies (which retention may have removed).
+    pub async fn check_data_invariants(&self) {
+        let checks: Vec<(String, i64)> =
+            sqlx::query_as(include_str!("../../../sql/checks/invariants.sql"))
+                .fetch_all(&self.db)
+                .await
+                .unwrap();
+        let broken: Vec<_> = checks.iter().filter(|(_, n)| *n != 0).collect();
+        assert!(
+            broken.is_empty(),
+            "invariants of docs/data-contract.md §5 broken: {broken:?}"
+        );
+    }
+
     /// The audit row of the last item for `archivo`.
     pub async fn audit_of(&self, archivo: &str) -> Audit {
         self.audit()
@@ -262,17 +277,7 @@ impl TestApp {
 
     /// docs/data-contract.md §5 invariants, checked from the outside after a run.
     pub async fn check_invariants(&self) {
-        // 1 and 2, and visitantes = aggregate: the checks shared with ops/bench.sh.
-        let checks: Vec<(String, i64)> =
-            sqlx::query_as(include_str!("../../../sql/checks/invariants.sql"))
-                .fetch_all(&self.db)
-                .await
-                .unwrap();
-        let broken: Vec<_> = checks.iter().filter(|(_, n)| *n != 0).collect();
-        assert!(
-            broken.is_empty(),
-            "invariants of docs/data-contract.md §5 broken: {broken:?}"
-        );
+        self.check_data_invariants().await;
         // 3. every loaded file has a durable local copy.
         for a in self.audit().await {
             if shared::types::AuditStatus::parse(&a.estatus).is_some_and(|s| s.is_final()) {

@@ -177,6 +177,11 @@ impl Running {
         panic!("no {needle:?} within {secs}s: {}", self.text());
     }
 
+    /// The process id (to signal it).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Everything printed so far.
     pub fn text(&self) -> String {
         self.lines.lock().unwrap().join("\n")
