@@ -161,6 +161,18 @@ async fn main() -> anyhow::Result<ExitCode> {
             day => Ok(day.unwrap_or(today)),
         }
     };
+    // Commands that write to the ETL root work only with the service's own (several hosts
+    // share one root: a root of this host's own would strand what is written there).
+    if matches!(
+        cli.command,
+        Command::Run { .. }
+            | Command::Close { .. }
+            | Command::Reload(_)
+            | Command::Quarantine(QuarantineCommand::Retry { .. })
+            | Command::Quarantine(QuarantineCommand::Discard { .. })
+    ) {
+        shared::store::root::check(&pool, &config.paths.root, &shared::local::host::name()).await?;
+    }
     match cli.command {
         Command::Migrate => {
             shared::store::connect::migrate(&pool).await?;

@@ -403,7 +403,8 @@ async fn a_dry_run_of_a_drop_blocks_no_load() {
 
 #[tokio::test]
 async fn a_performer_whose_root_is_not_the_services_is_refused_at_start() {
-    let app = spawn(Origin::Local).await;
+    // Over SFTP: the origin any host can reach (a local one is its own host's alone).
+    let app = spawn(Origin::Sftp).await;
     let loaded = put_files(&app, 1, 1, 100);
     app.enqueue();
     app.perform(DAY);
@@ -421,6 +422,7 @@ async fn a_performer_whose_root_is_not_the_services_is_refused_at_start() {
     );
     let said = text(&out);
     assert!(!out.status.success(), "refused: {said}");
+    println!("a performer with a root of its own: {said}");
     for needed in [
         other_root.to_str().unwrap(),
         app.root.to_str().unwrap(),

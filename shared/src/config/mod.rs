@@ -82,6 +82,7 @@ impl Config {
             .extract()
             .map_err(Box::new)?;
         config.check()?;
+        crate::local::host::adopt(config.performer.host_name.as_deref());
         Ok(config)
     }
 
@@ -100,6 +101,14 @@ impl Config {
             return Err(InvalidSetting::new(
                 "performer.workers",
                 "must be at least 1",
+            ));
+        }
+        if let Some(name) = &self.performer.host_name
+            && (name.trim().is_empty() || name.trim() != name || name.chars().any(char::is_control))
+        {
+            return Err(InvalidSetting::new(
+                "performer.host_name",
+                "must be a name: not empty, no spaces around it, no control characters",
             ));
         }
         self.sftp.check_for(&self.source.url)
@@ -135,6 +144,7 @@ mod tests {
             .extract()
             .map_err(Box::new)?;
         config.check()?;
+        crate::local::host::adopt(config.performer.host_name.as_deref());
         Ok(config)
     }
 

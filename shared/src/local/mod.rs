@@ -1,10 +1,11 @@
-//! This host's side: the ETL root's directories and durable moves, the staged file read
-//! through the feed (the two passes), file hashing, the host name, and the test-only
-//! fault hooks.
+//! This host's side: the ETL root's directories and durable moves, the root's identity
+//! mark, the staged file read through the feed (the two passes), file hashing, the host
+//! name, and the test-only fault hooks.
 
 pub mod fault;
 pub mod hash;
 pub mod host;
 pub mod paths;
+pub mod root_mark;
 pub(crate) mod secret_file;
 pub mod staged;

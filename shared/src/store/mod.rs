@@ -9,7 +9,8 @@
 //! - [`load`]: the one load transaction (`estadisticas`, `errores`, `visitantes`,
 //!   `visitas_por_anio`); [`partitions`]: the detail tables' partitions;
 //! - [`locks`]: the service's row locks (`service_locks`, `content_locks`);
-//! - [`runs`]: `dispatch_runs`; [`reports`]: the operators' views and reports.
+//! - [`runs`]: `dispatch_runs`; [`reports`]: the operators' views and reports;
+//! - [`root`]: `etl_root`, the one ETL root every host shares.
 
 pub mod attempt;
 pub mod audit;
@@ -19,6 +20,7 @@ pub mod locks;
 pub mod partitions;
 pub mod queue;
 pub mod reports;
+pub mod root;
 pub mod runs;
 pub mod settings;
 pub mod tls;
