@@ -160,7 +160,7 @@ fn dos_time(local: &chrono::NaiveDateTime) -> Option<zip::DateTime> {
     .ok()
 }
 
-/// The backup directory's lock (`backup/.close.lock`, an `flock`): a zip is installed,
+/// The backup directory's lock (`backup/close.lock`, an `flock`): a zip is installed,
 /// its loose copies removed and old zips retired by one process at a time, whatever the
 /// dispatcher's lease says (a close stalled past its lease may still be running).
 /// Released when dropped.
@@ -169,8 +169,8 @@ pub struct DirLock {
     _file: File,
 }
 
-/// The lock file's name in `backup/` (a dot name: never a backup, never zipped).
-const LOCK_FILE: &str = ".close.lock";
+/// The lock file's name in `backup/` (neither a zip's nor a day's: never a backup).
+const LOCK_FILE: &str = "close.lock";
 
 impl DirLock {
     /// Takes the lock, waiting up to `patience` for another holder.

@@ -148,8 +148,6 @@ async fn run() -> anyhow::Result<()> {
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "could not make the next partitions yet"),
             }
-            // Refused at start with a root of its own: it would strand every copy it makes.
-            check_root(&ctx).await?;
             metrics::spawn_queue_gauges(ctx.clone());
             let shutdown = CancellationToken::new();
             tokio::spawn(stop_on_signal(shutdown.clone()));
@@ -169,28 +167,6 @@ async fn run() -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-/// Proves `paths.root` is the service's ETL root (`shared::store::root`), waiting for a
-/// database that is not there yet, as the workers would.
-async fn check_root(ctx: &context::Context) -> anyhow::Result<()> {
-    use shared::store::root::{RootError, check};
-    loop {
-        match check(
-            &ctx.db,
-            &ctx.config.paths.root,
-            &shared::local::host::name(),
-        )
-        .await
-        {
-            Ok(()) => return Ok(()),
-            Err(RootError::Db(e)) if shared::store::connect::is_outage_sqlx(&e) => {
-                tracing::warn!(error = %e, "cannot check the ETL root yet: waiting for the database");
-                tokio::time::sleep(std::time::Duration::from_secs(5)).await;
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
 }
 
 async fn stop_on_signal(shutdown: CancellationToken) {

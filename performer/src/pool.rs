@@ -42,9 +42,42 @@ pub async fn run(
         ));
     }
     while let Some(done) = workers.join_next().await {
-        done?;
+        done??;
     }
     listener.abort();
+    Ok(())
+}
+
+/// Proves, before a worker's first claim, that `paths.root` is the service's ETL root
+/// (`shared::store::root`): a root of this host's own would strand every copy made
+/// there, so it stops the performer, saying what to change. A database that does not
+/// answer yet is waited for, as claims are.
+async fn prove_root(
+    ctx: &Context,
+    worker: &str,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<()> {
+    use shared::store::root::{RootError, check};
+    let poll = Duration::from_secs(ctx.config.performer.poll_secs.max(1));
+    while !shutdown.is_cancelled() {
+        match check(
+            &ctx.db,
+            &ctx.config.paths.root,
+            &shared::local::host::name(),
+        )
+        .await
+        {
+            Ok(()) => return Ok(()),
+            Err(RootError::Db(e)) => {
+                warn!(%worker, error = %e, "could not claim; trying again");
+                tokio::select! {
+                    _ = tokio::time::sleep(poll) => {}
+                    _ = shutdown.cancelled() => {}
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
     Ok(())
 }
 
@@ -54,7 +87,8 @@ async fn work(
     once: bool,
     wake: Arc<Notify>,
     shutdown: CancellationToken,
-) {
+) -> anyhow::Result<()> {
+    prove_root(&ctx, &worker, &shutdown).await?;
     let poll = Duration::from_secs(ctx.config.performer.poll_secs.max(1));
     let lease = ctx.config.lease();
     let unanswered = ctx.config.database.timeouts().unanswered();
@@ -109,6 +143,7 @@ async fn work(
         }
     }
     info!(%worker, "worker stopped");
+    Ok(())
 }
 
 /// Processes an item; after a shutdown request waits at most `shutdown_grace_secs`,

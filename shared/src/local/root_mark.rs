@@ -1,4 +1,4 @@
-//! The ETL root's identity: a random id in `<root>/.visitas-root`, written once by the
+//! The ETL root's identity: a random id in `<root>/visitas-root`, written once by the
 //! first process that registers the root (`crate::store::root`), read by every other
 //! to prove it is looking at the same directory.
 
@@ -6,8 +6,8 @@ use super::paths::{sync_dir, temporary_name};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
-/// The marker's name under the root (a dot name: nothing else reads it).
-pub const MARK: &str = ".visitas-root";
+/// The mark's name under the root (not a dot name: those are files being written).
+pub const MARK: &str = "visitas-root";
 
 /// The marker file of `root`.
 pub fn path(root: &Path) -> PathBuf {
