@@ -4,6 +4,7 @@
 mod copies;
 mod corpus;
 mod dashboard;
+mod failover;
 mod faults;
 mod helpers;
 mod history;

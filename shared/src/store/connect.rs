@@ -256,10 +256,15 @@ pub fn is_outage(e: &tokio_postgres::Error) -> bool {
     }
 }
 
-/// [`is_outage`] for sqlx's errors.
+/// [`is_outage`] for sqlx's errors. A protocol error is one too: what sqlx reports when
+/// a connection is cut in its first exchange (a proxy with no primary behind it accepts
+/// and closes: "unexpected response from SSLRequest").
 pub fn is_outage_sqlx(e: &sqlx::Error) -> bool {
     match e {
-        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Io(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::WorkerCrashed => true,
         sqlx::Error::Tls(_) => refusal(e).is_none(),
         sqlx::Error::Database(db) => db.code().is_some_and(|c| is_outage_sqlstate(&c)),
         _ => false,

@@ -38,13 +38,20 @@ pub struct TestApp {
     pub config: PathBuf,
     /// Extra environment for the binaries.
     pub env: Vec<(String, String)>,
+    /// The admin URL of the server the test database lives on.
+    pub admin: String,
 }
 
 /// A fresh world for one test.
 pub async fn spawn(origin: Origin) -> TestApp {
+    spawn_on(origin, &admin_url()).await
+}
+
+/// A fresh world for one test, its database on the server of `admin` (an admin URL).
+pub async fn spawn_on(origin: Origin, admin_url: &str) -> TestApp {
     let id = format!("{:016x}", fastrand::u64(..));
     let name = format!("visitas_test_{id}");
-    let admin = PgPool::connect(&admin_url())
+    let admin = PgPool::connect(admin_url)
         .await
         .expect("PostgreSQL reachable (ops/testbed.sh)");
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
@@ -52,7 +59,7 @@ pub async fn spawn(origin: Origin) -> TestApp {
         .await
         .unwrap();
     admin.close().await;
-    let db_url = admin_url().rsplit_once('/').unwrap().0.to_string() + "/" + &name;
+    let db_url = admin_url.rsplit_once('/').unwrap().0.to_string() + "/" + &name;
     let db = PgPool::connect(&db_url).await.unwrap();
     shared::store::connect::MIGRATOR.run(&db).await.unwrap();
 
@@ -110,6 +117,7 @@ pub async fn spawn(origin: Origin) -> TestApp {
         root,
         config,
         env: Vec::new(),
+        admin: admin_url.to_string(),
     }
 }
 
@@ -147,6 +155,7 @@ impl TestApp {
             root: self.root.clone(),
             config: self.config.clone(),
             env: self.env.clone(),
+            admin: self.admin.clone(),
         }
     }
 
@@ -161,7 +170,7 @@ impl TestApp {
 
     /// URL of the test database.
     pub fn db_url(&self) -> String {
-        admin_url().rsplit_once('/').unwrap().0.to_string() + "/" + &self.db_name
+        self.admin.rsplit_once('/').unwrap().0.to_string() + "/" + &self.db_name
     }
 
     /// The test database's name.

@@ -7,6 +7,6 @@ mod bins;
 mod procfs;
 mod sshd;
 
-pub use app::{Origin, TestApp, spawn};
+pub use app::{Origin, TestApp, spawn, spawn_on};
 pub use bins::{Running, bin_dir, terminate};
 pub use sshd::{PrivateSshd, testbed};
