@@ -245,10 +245,35 @@ pub fn loose_names(loose_dir: &Path) -> io::Result<Vec<String>> {
         .collect())
 }
 
+/// The zip at `zip`, open for reading; `None` when there is none.
+fn open_existing(zip: &Path) -> Result<Option<ZipArchive<File>>, ArchiveError> {
+    match File::open(zip) {
+        Ok(file) => ZipArchive::new(file)
+            .map(Some)
+            .map_err(zip_err(format!("reading {}", zip.display()))),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_err(format!("opening {}", zip.display()))(e)),
+    }
+}
+
+/// Entry `i` of `archive` (the zip at `zip`), undecompressed, and its name.
+fn raw_entry<'a>(
+    archive: &'a mut ZipArchive<File>,
+    i: usize,
+    zip: &Path,
+) -> Result<(zip::read::ZipFile<'a, File>, String), ArchiveError> {
+    let entry = archive
+        .by_index_raw(i)
+        .map_err(zip_err(format!("reading {}", zip.display())))?;
+    let name = entry.name().map_err(zip_err("entry name"))?.to_string();
+    Ok((entry, name))
+}
+
 /// The entry names of a zip.
 pub fn entry_names(zip: &Path) -> Result<Vec<String>, ArchiveError> {
-    let file = File::open(zip).map_err(io_err(format!("opening {}", zip.display())))?;
-    let archive = ZipArchive::new(file).map_err(zip_err(format!("reading {}", zip.display())))?;
+    let archive = open_existing(zip)?.ok_or_else(|| {
+        io_err(format!("opening {}", zip.display()))(io::ErrorKind::NotFound.into())
+    })?;
     archive
         .file_names()
         .map(|n| n.map(std::borrow::Cow::into_owned))
@@ -308,18 +333,11 @@ impl Prepared {
 
     /// An entry of the zip at `zip` that the new one lacks or holds otherwise.
     fn lacks_an_entry_of(&self, zip: &Path) -> Result<Option<String>, ArchiveError> {
-        let file = match File::open(zip) {
-            Ok(file) => file,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(io_err(format!("opening {}", zip.display()))(e)),
+        let Some(mut current) = open_existing(zip)? else {
+            return Ok(None);
         };
-        let mut current =
-            ZipArchive::new(file).map_err(zip_err(format!("reading {}", zip.display())))?;
         for i in 0..current.len() {
-            let entry = current
-                .by_index_raw(i)
-                .map_err(zip_err(format!("reading {}", zip.display())))?;
-            let name = entry.name().map_err(zip_err("entry name"))?.to_string();
+            let (entry, name) = raw_entry(&mut current, i, zip)?;
             if self.entries.get(&name) != Some(&(entry.size(), entry.crc32())) {
                 return Ok(Some(name));
             }
@@ -397,15 +415,9 @@ fn write_and_verify(
     let out = File::create(tmp).map_err(io_err(format!("creating {}", tmp.display())))?;
     let mut writer = ZipWriter::new(BufWriter::new(out));
     let mut expected: BTreeMap<String, u64> = BTreeMap::new();
-    if zip.exists() {
-        let file = File::open(zip).map_err(io_err(format!("opening {}", zip.display())))?;
-        let mut old =
-            ZipArchive::new(file).map_err(zip_err(format!("reading {}", zip.display())))?;
+    if let Some(mut old) = open_existing(zip)? {
         for i in 0..old.len() {
-            let entry = old
-                .by_index_raw(i)
-                .map_err(zip_err(format!("reading {}", zip.display())))?;
-            let name = entry.name().map_err(zip_err("entry name"))?.to_string();
+            let (entry, name) = raw_entry(&mut old, i, zip)?;
             expected.insert(name, entry.size());
             writer
                 .raw_copy_file(entry)

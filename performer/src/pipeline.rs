@@ -142,7 +142,10 @@ async fn record_failure(
             })
             .await?;
             if !ours {
-                warn!("the item is no longer this attempt's; nothing recorded");
+                warn!(
+                    "lease lost: the item is no longer this attempt's (taken back, or this very write went \
+                      through before its answer was lost); nothing more recorded"
+                );
             }
         }
         Decision::RetryLater => {
@@ -165,7 +168,10 @@ async fn record_failure(
             })
             .await?;
             if !ours {
-                warn!("the item is no longer this attempt's (taken back); nothing recorded");
+                warn!(
+                    "lease lost: the item is no longer this attempt's (taken back, or this very write went \
+                      through before its answer was lost); nothing more recorded"
+                );
             }
         }
         Decision::GiveUp => give_up(ctx, item, attempt, message, retry::is_transient(e)).await?,

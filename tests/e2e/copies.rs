@@ -4,8 +4,7 @@
 //! partition dropped while a load commits into it, and a performer whose ETL root is not
 //! the service's. Each ends with the invariants of docs/data-contract.md §5.
 
-use crate::helpers::{Origin, Running, TestApp, spawn};
-use sha2::{Digest, Sha256};
+use crate::helpers::{Origin, Running, TestApp, put_files, spawn, text, zip_hashes, zip_hashes_of};
 use shared::fixtures::{FileSpec, generate, report_name};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -13,23 +12,12 @@ use std::time::{Duration, SystemTime};
 
 const DAY: &str = "2026-11-24";
 
-fn sha256(bytes: &[u8]) -> String {
-    shared::local::hash::to_hex(&Sha256::digest(bytes))
-}
-
-/// Puts files `from..=to` at the origin; returns name → SHA-256.
-fn put_files(app: &TestApp, from: usize, to: usize, rows: usize) -> BTreeMap<String, String> {
-    (from..=to)
-        .map(|n| {
-            let g = generate(&FileSpec {
-                rows,
-                seed: n as u64 * 11,
-                ..Default::default()
-            });
-            app.put(&report_name(n), &g.bytes);
-            (report_name(n), sha256(&g.bytes))
-        })
-        .collect()
+/// Puts files `from..=to`, enqueues and loads them as of `day`; returns name → SHA-256.
+fn load(app: &TestApp, from: usize, to: usize, rows: usize, day: &str) -> BTreeMap<String, String> {
+    let loaded = put_files(app, from, to, rows);
+    app.enqueue();
+    app.perform(day);
+    loaded
 }
 
 /// Puts `report_N.txt` with valid records only (no rows for `errores`).
@@ -43,35 +31,9 @@ fn put_valid_only(app: &TestApp, n: usize, rows: usize) {
     app.put(&report_name(n), &g.bytes);
 }
 
-fn text(out: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
 fn zip_of(app: &TestApp, day: &str) -> PathBuf {
     app.root
         .join(format!("backup/backup_{}.zip", day.replace('-', "")))
-}
-
-/// Entry name → SHA-256 of its bytes.
-fn zip_hashes(zip: &Path) -> BTreeMap<String, String> {
-    zip_hashes_of(&std::fs::read(zip).unwrap())
-}
-
-/// Entry name → SHA-256 of its bytes, for a zip's bytes.
-fn zip_hashes_of(zip: &[u8]) -> BTreeMap<String, String> {
-    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(zip)).unwrap();
-    (0..archive.len())
-        .map(|i| {
-            let mut entry = archive.by_index(i).unwrap();
-            let mut bytes = Vec::new();
-            std::io::Read::read_to_end(&mut entry, &mut bytes).unwrap();
-            (entry.name().unwrap().to_string(), sha256(&bytes))
-        })
-        .collect()
 }
 
 /// Every loaded file's audit row names an entry of `zip` that holds exactly its content.
@@ -101,18 +63,12 @@ fn set_mtime(path: &Path, at: SystemTime) {
         .unwrap();
 }
 
-fn days_ago(n: u64) -> SystemTime {
-    SystemTime::now() - Duration::from_secs(n * 86_400)
-}
-
 #[tokio::test]
 async fn a_backfill_older_than_the_retention_keeps_its_zip_and_logs_through_two_closes() {
     let app = spawn(Origin::Local).await;
     // A business day four months back, well past the 90 days of backup_retention_days.
     let backfill = "2026-08-01";
-    let loaded = put_files(&app, 1, 2, 200);
-    app.enqueue();
-    app.perform(backfill);
+    let loaded = load(&app, 1, 2, 200, backfill);
     let zip = zip_of(&app, backfill);
     for close in 1..=2 {
         let said = app.run_ok("dispatcher", &["close"]);
@@ -141,9 +97,7 @@ async fn a_backfill_older_than_the_retention_keeps_its_zip_and_logs_through_two_
 #[tokio::test]
 async fn a_close_dated_in_the_future_is_refused_and_changes_nothing() {
     let app = spawn(Origin::Local).await;
-    let loaded = put_files(&app, 1, 1, 100);
-    app.enqueue();
-    app.perform(DAY);
+    let loaded = load(&app, 1, 1, 100, DAY);
     app.run_ok("dispatcher", &["close"]);
     let zip = zip_of(&app, DAY);
     let before = std::fs::read(&zip).unwrap();
@@ -175,13 +129,9 @@ fn signal(process: &Running, signal: &str) {
 #[tokio::test]
 async fn a_stale_close_whose_lease_was_taken_cannot_replace_or_shrink_the_new_zip() {
     let app = spawn(Origin::Local).await;
-    let mut loaded = put_files(&app, 1, 1, 200);
-    app.enqueue();
-    app.perform(DAY);
+    let mut loaded = load(&app, 1, 1, 200, DAY);
     app.run_ok("dispatcher", &["close"]);
-    loaded.extend(put_files(&app, 2, 2, 200));
-    app.enqueue();
-    app.perform(DAY);
+    loaded.extend(load(&app, 2, 2, 200, DAY));
     // A third file waits in the queue (enqueued now: the closes will hold the lock).
     loaded.extend(put_files(&app, 3, 3, 200));
     app.enqueue();
@@ -249,9 +199,7 @@ async fn a_stale_close_whose_lease_was_taken_cannot_replace_or_shrink_the_new_zi
 #[tokio::test]
 async fn zip_entries_carry_their_files_mtime_or_else_the_load_time() {
     let app = spawn(Origin::Local).await;
-    put_files(&app, 1, 2, 50);
-    app.enqueue();
-    app.perform(DAY);
+    load(&app, 1, 2, 50, DAY);
     let loose = app.root.join("backup/20261124");
     let dated = SystemTime::UNIX_EPOCH + Duration::from_secs(1_763_632_800); // 2025-11-20 10:00:00 UTC
     let first = app.audit_of("report_1.txt").await;
@@ -332,9 +280,7 @@ async fn next_month(app: &TestApp) -> String {
 async fn dropping_a_month_while_a_load_commits_into_it_keeps_the_audit_row_and_the_rows_consistent()
 {
     let app = spawn(Origin::Local).await;
-    put_files(&app, 1, 1, 100);
-    app.enqueue();
-    app.perform(DAY);
+    load(&app, 1, 1, 100, DAY);
     // Valid rows only: its load writes into estadisticas alone, whatever the drop's order.
     put_valid_only(&app, 2, 300);
     app.enqueue();
@@ -371,9 +317,7 @@ async fn dropping_a_month_while_a_load_commits_into_it_keeps_the_audit_row_and_t
 #[tokio::test]
 async fn a_dry_run_of_a_drop_blocks_no_load() {
     let app = spawn(Origin::Local).await;
-    put_files(&app, 1, 1, 100);
-    app.enqueue();
-    app.perform(DAY);
+    load(&app, 1, 1, 100, DAY);
     put_files(&app, 2, 2, 300);
     app.enqueue();
     let performer = performer_paused_in_its_load(&app, "20");
@@ -405,9 +349,7 @@ async fn a_dry_run_of_a_drop_blocks_no_load() {
 async fn a_performer_whose_root_is_not_the_services_is_refused_at_start() {
     // Over SFTP: the origin any host can reach (a local one is its own host's alone).
     let app = spawn(Origin::Sftp).await;
-    let loaded = put_files(&app, 1, 1, 100);
-    app.enqueue();
-    app.perform(DAY);
+    let loaded = load(&app, 1, 1, 100, DAY);
     // Another host (on this machine: its own name and its own root) with a root of its own.
     let other_root = app.home.join("etl-host-b");
     let host_b = app.with_env(&[

@@ -33,11 +33,7 @@ fn ha(args: &[&str]) -> String {
         .args(args)
         .output()
         .unwrap();
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let said = crate::helpers::text(&out);
     assert!(out.status.success(), "ops/testbed-ha.sh {args:?}: {said}");
     said
 }

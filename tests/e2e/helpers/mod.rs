@@ -1,12 +1,14 @@
 //! Test support: `spawn` makes a fresh world for one test ([`app`]); [`bins`] runs the
-//! real binaries against it; [`sshd`] is the test bed's sshd and private ones; [`procfs`]
+//! real binaries against it; [`files`] puts files and reads zips back; [`sshd`] is the test bed's sshd and private ones; [`procfs`]
 //! reads /proc. Everything tests use is re-exported here (`crate::helpers::X`).
 
 mod app;
 mod bins;
+mod files;
 mod procfs;
 mod sshd;
 
 pub use app::{Origin, TestApp, spawn, spawn_on};
 pub use bins::{Running, bin_dir, terminate};
+pub use files::{put_files, text, zip_hashes, zip_hashes_of};
 pub use sshd::{PrivateSshd, testbed};
