@@ -115,6 +115,11 @@ pub async fn close_day(
             Err(e) => {
                 error!(day = %day, error = %e, "the day's zip could not be written or verified; loose copies kept");
                 closed.failed_days.push(format!("{day}: {e}"));
+                if matches!(e.downcast_ref(), Some(ArchiveError::Busy { .. })) {
+                    // Another process holds the backup directory: the other days would
+                    // wait for it as long; they wait for the next close instead.
+                    break;
+                }
             }
         }
     }
@@ -124,8 +129,10 @@ pub async fn close_day(
     let removed = sweep_staging(pool, &dirs).await?;
     closed.staging_removed = removed;
     info!(day = %today, "day closed; retention counts from when each copy was written");
-    let _locked = archive::DirLock::take(&dirs.backup(), LEASE).await?;
-    closed.removed = retention::apply(pool, &dirs, lease, config).await?;
+    match archive::DirLock::take(&dirs.backup(), LEASE).await {
+        Ok(_locked) => closed.removed = retention::apply(pool, &dirs, lease, config).await?,
+        Err(e) => warn!(error = %e, "retention left for the next close"),
+    }
     if closed.removed.backups + closed.removed.log_days > 0 {
         info!(
             backups = closed.removed.backups,
