@@ -415,10 +415,12 @@ fn write_and_verify(
     let out = File::create(tmp).map_err(io_err(format!("creating {}", tmp.display())))?;
     let mut writer = ZipWriter::new(BufWriter::new(out));
     let mut expected: BTreeMap<String, u64> = BTreeMap::new();
+    let mut old_crc: HashMap<String, u32> = HashMap::new();
     if let Some(mut old) = open_existing(zip)? {
         for i in 0..old.len() {
             let (entry, name) = raw_entry(&mut old, i, zip)?;
-            expected.insert(name, entry.size());
+            expected.insert(name.clone(), entry.size());
+            old_crc.insert(name, entry.crc32());
             writer
                 .raw_copy_file(entry)
                 .map_err(zip_err(format!("copying into {}", tmp.display())))?;
@@ -435,12 +437,14 @@ fn write_and_verify(
             std::fs::metadata(&path).map_err(io_err(format!("reading {}", path.display())))?;
         let size = meta.len();
         match expected.get(&name) {
-            // Already archived by a close that stopped before removing the loose copy.
-            Some(&archived) if archived == size => {}
+            // Already archived by a close that stopped before removing the loose copy:
+            // the same bytes (size and CRC-32), or the loose copy is not the zip's to retire.
+            Some(&archived)
+                if archived == size && Some(&crc32_of(&path)?) == old_crc.get(&name) => {}
             Some(_) => {
                 return Err(ArchiveError::Verify {
                     zip: zip.display().to_string(),
-                    reason: format!("{name} is already archived with another size"),
+                    reason: format!("{name} is already archived with other content"),
                 });
             }
             None => {
@@ -479,6 +483,21 @@ fn write_and_verify(
         },
         entries,
     ))
+}
+
+/// The CRC-32 of a file's bytes, as a zip entry records it.
+fn crc32_of(path: &Path) -> Result<u32, ArchiveError> {
+    let mut file = File::open(path).map_err(io_err(format!("reading {}", path.display())))?;
+    let mut crc = crc32fast::Hasher::new();
+    let mut buffer = vec![0; 1 << 16];
+    loop {
+        match io::Read::read(&mut file, &mut buffer) {
+            Ok(0) => return Ok(crc.finalize()),
+            Ok(n) => crc.update(&buffer[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(io_err(format!("reading {}", path.display()))(e)),
+        }
+    }
 }
 
 /// Reads every entry back to its end (the zip reader checks the CRC there) and compares
@@ -666,6 +685,22 @@ mod tests {
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
         assert!(names.iter().all(|n| !n.ends_with(".tmp")), "{names:?}");
+        std::fs::remove_dir_all(&backup).unwrap();
+    }
+
+    #[test]
+    fn a_loose_copy_unlike_its_archived_entry_is_never_retired() {
+        let backup = scratch("unlike");
+        let day = NaiveDate::from_ymd_opt(2026, 11, 24).unwrap();
+        let loose = backup.join("20261124");
+        std::fs::create_dir_all(&loose).unwrap();
+        std::fs::write(loose.join("1-report_1.txt"), b"one").unwrap();
+        archive_day(&backup, day, &loose).unwrap();
+        // Same name, same size, other bytes: not the zip's copy.
+        std::fs::write(loose.join("1-report_1.txt"), b"uno").unwrap();
+        let refused = archive_day(&backup, day, &loose).unwrap_err();
+        assert!(refused.to_string().contains("other content"), "{refused}");
+        assert_eq!(std::fs::read(loose.join("1-report_1.txt")).unwrap(), b"uno");
         std::fs::remove_dir_all(&backup).unwrap();
     }
 }
