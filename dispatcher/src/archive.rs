@@ -1,19 +1,24 @@
 //! The nightly close: each day's loose backups become `backup/backup_YYYYMMDD.zip`.
 //!
-//! Written to a temporary name unique to the process, read back (every entry's CRC and
-//! size checked), renamed over the old zip, and only then may the caller remove the
-//! loose copies. A second close of the same day copies the old entries into the new zip
-//! first. Only finished files are zipped: a file still being moved in has a temporary
-//! name (`shared::local::paths::is_temporary`) until it is complete.
+//! Written to a temporary name unique to the process and read back (every entry's CRC
+//! and size checked) by [`prepare`]; installed by [`Prepared::install`], which never
+//! replaces a zip holding an entry the new one lacks (a newer close's). The caller holds
+//! the backup directory's lock ([`DirLock`]) and proves its lease around the install,
+//! the removal of the loose copies and retention, so a stale close changes nothing. A
+//! second close of the same day copies the old entries into the new zip first. Only
+//! finished files are zipped: a file still being moved in has a temporary name
+//! (`shared::local::paths::is_temporary`) until it is complete. Each entry is dated by
+//! its file's mtime ([`Dating`]).
 
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
+use chrono_tz::Tz;
 use shared::local::paths::{is_temporary, sync_dir, temporary_name};
-use std::collections::BTreeMap;
-use std::fs::File;
+use std::collections::{BTreeMap, HashMap};
+use std::fs::{File, TryLockError};
 use std::io::{self, BufWriter};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
-use zip::write::SimpleFileOptions;
+use std::time::{Duration, Instant, SystemTime};
+use zip::write::FullFileOptions;
 use zip::{CompressionMethod, ZipArchive, ZipWriter};
 
 /// Test-only fault hook (`fault-hooks` builds only): when set, the temporary zip is
@@ -47,6 +52,29 @@ pub enum ArchiveError {
         /// What disagreed.
         reason: String,
     },
+    /// The zip in place holds an entry the new one lacks: another close installed it
+    /// since this one read it. Nothing is replaced.
+    #[error(
+        "{zip} now holds {entry}, which this close's zip lacks (another close installed it meanwhile): not replaced"
+    )]
+    Newer {
+        /// The day's zip.
+        zip: String,
+        /// The entry the new zip lacks (or holds otherwise).
+        entry: String,
+    },
+    /// Another process holds the backup directory's lock.
+    #[error(
+        "{lock} is held by another process (a close still running, or stalled) for over {} s: \
+         nothing installed or removed",
+        waited.as_secs()
+    )]
+    Busy {
+        /// The lock file.
+        lock: String,
+        /// How long this close waited.
+        waited: Duration,
+    },
 }
 
 /// A day consolidated into its zip.
@@ -56,6 +84,123 @@ pub struct Archived {
     pub zip: PathBuf,
     /// Loose file → entry name, for every loose file now safely in the zip.
     pub moved: Vec<(PathBuf, String)>,
+}
+
+/// A zip entry as its central directory records it: size and CRC-32.
+type EntryFacts = (u64, u32);
+
+/// A day's zip written and verified under its temporary name, not installed yet.
+#[derive(Debug)]
+pub struct Prepared {
+    /// The zip and the loose files it takes.
+    pub archived: Archived,
+    tmp: PathBuf,
+    entries: BTreeMap<String, EntryFacts>,
+}
+
+/// How the entries of a zip are dated: by their file's mtime, written in the business
+/// time zone (the zip's own date fields have none; operators read them there) and as
+/// UTC in an extended timestamp field. An mtime the zip format cannot hold (before
+/// 1980, after 2106) or cannot be read takes the entry's load time instead.
+#[derive(Debug, Clone)]
+pub struct Dating {
+    /// The business time zone.
+    pub tz: Tz,
+    /// Load time (the audit row's `fin`) by entry name, where known.
+    pub loaded_at: HashMap<String, DateTime<Utc>>,
+    /// The close's clock, for an entry whose load time is unknown too.
+    pub now: DateTime<Utc>,
+}
+
+impl Dating {
+    /// The options of entry `name`, whose file's mtime is `mtime`.
+    fn options(
+        &self,
+        name: &str,
+        mtime: Option<SystemTime>,
+        size: u64,
+    ) -> zip::result::ZipResult<FullFileOptions<'static, 'static>> {
+        let at = mtime
+            .map(DateTime::<Utc>::from)
+            .filter(|at| self.fits(at))
+            .or_else(|| self.loaded_at.get(name).copied())
+            .unwrap_or(self.now);
+        let local = at.with_timezone(&self.tz).naive_local();
+        let options = FullFileOptions::default()
+            .compression_method(CompressionMethod::Deflated)
+            .large_file(size >= u64::from(u32::MAX));
+        let Some(dos) = dos_time(&local) else {
+            return Ok(options);
+        };
+        options.last_modified_time(dos).with_extended_timestamp(
+            u32::try_from(at.timestamp()).ok(),
+            None,
+            None,
+        )
+    }
+
+    /// Whether both of the zip's date fields can hold `at`.
+    fn fits(&self, at: &DateTime<Utc>) -> bool {
+        u32::try_from(at.timestamp()).is_ok()
+            && dos_time(&at.with_timezone(&self.tz).naive_local()).is_some()
+    }
+}
+
+/// The zip format's local date and time (1980 to 2107, two-second steps).
+fn dos_time(local: &chrono::NaiveDateTime) -> Option<zip::DateTime> {
+    use chrono::{Datelike, Timelike};
+    zip::DateTime::from_date_and_time(
+        u16::try_from(local.year()).ok()?,
+        local.month() as u8,
+        local.day() as u8,
+        local.hour() as u8,
+        local.minute() as u8,
+        local.second() as u8,
+    )
+    .ok()
+}
+
+/// The backup directory's lock (`backup/close.lock`, an `flock`): a zip is installed,
+/// its loose copies removed and old zips retired by one process at a time, whatever the
+/// dispatcher's lease says (a close stalled past its lease may still be running).
+/// Released when dropped.
+#[derive(Debug)]
+pub struct DirLock {
+    _file: File,
+}
+
+/// The lock file's name in `backup/` (neither a zip's nor a day's: never a backup).
+const LOCK_FILE: &str = "close.lock";
+
+impl DirLock {
+    /// Takes the lock, waiting up to `patience` for another holder.
+    pub async fn take(backup: &Path, patience: Duration) -> Result<DirLock, ArchiveError> {
+        let path = backup.join(LOCK_FILE);
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io_err(format!("opening {}", path.display())))?;
+        let started = Instant::now();
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(DirLock { _file: file }),
+                Err(TryLockError::WouldBlock) if started.elapsed() < patience => {
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+                Err(TryLockError::WouldBlock) => {
+                    return Err(ArchiveError::Busy {
+                        lock: path.display().to_string(),
+                        waited: started.elapsed(),
+                    });
+                }
+                Err(TryLockError::Error(e)) => {
+                    return Err(io_err(format!("locking {}", path.display()))(e));
+                }
+            }
+        }
+    }
 }
 
 /// The loose backup directories (`backup/YYYYMMDD/`), oldest first.
@@ -80,47 +225,148 @@ pub fn zip_path(backup: &Path, day: NaiveDate) -> PathBuf {
     backup.join(format!("backup_{}.zip", day.format("%Y%m%d")))
 }
 
-/// Writes, verifies and installs the zip of `day` holding its old entries and the loose
-/// files; writes nothing when no loose file is finished.
-pub fn archive_day(
+/// The day of a `backup_YYYYMMDD.zip` name.
+pub fn zip_day(name: &str) -> Option<NaiveDate> {
+    name.strip_prefix("backup_")
+        .and_then(|s| s.strip_suffix(".zip"))
+        .and_then(|s| NaiveDate::parse_from_str(s, "%Y%m%d").ok())
+}
+
+/// The `bitacora_control.id` a backup copy is named after (`<id>-<file name>`).
+pub fn entry_id(name: &str) -> Option<i64> {
+    name.split_once('-').and_then(|(id, _)| id.parse().ok())
+}
+
+/// The names of the finished loose files of a day directory (what [`prepare`] takes).
+pub fn loose_names(loose_dir: &Path) -> io::Result<Vec<String>> {
+    Ok(finished_files(loose_dir)?
+        .iter()
+        .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .collect())
+}
+
+/// The zip at `zip`, open for reading; `None` when there is none.
+fn open_existing(zip: &Path) -> Result<Option<ZipArchive<File>>, ArchiveError> {
+    match File::open(zip) {
+        Ok(file) => ZipArchive::new(file)
+            .map(Some)
+            .map_err(zip_err(format!("reading {}", zip.display()))),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_err(format!("opening {}", zip.display()))(e)),
+    }
+}
+
+/// Entry `i` of `archive` (the zip at `zip`), undecompressed, and its name.
+fn raw_entry<'a>(
+    archive: &'a mut ZipArchive<File>,
+    i: usize,
+    zip: &Path,
+) -> Result<(zip::read::ZipFile<'a, File>, String), ArchiveError> {
+    let entry = archive
+        .by_index_raw(i)
+        .map_err(zip_err(format!("reading {}", zip.display())))?;
+    let name = entry.name().map_err(zip_err("entry name"))?.to_string();
+    Ok((entry, name))
+}
+
+/// The entry names of a zip.
+pub fn entry_names(zip: &Path) -> Result<Vec<String>, ArchiveError> {
+    let archive = open_existing(zip)?.ok_or_else(|| {
+        io_err(format!("opening {}", zip.display()))(io::ErrorKind::NotFound.into())
+    })?;
+    archive
+        .file_names()
+        .map(|n| n.map(std::borrow::Cow::into_owned))
+        .collect::<Result<_, _>>()
+        .map_err(zip_err(format!("reading {}", zip.display())))
+}
+
+/// Writes and verifies the zip of `day` holding its old entries and the loose files,
+/// under a temporary name; `None` when no loose file is finished.
+pub fn prepare(
     backup: &Path,
     day: NaiveDate,
     loose_dir: &Path,
-) -> Result<Archived, ArchiveError> {
+    dating: &Dating,
+) -> Result<Option<Prepared>, ArchiveError> {
     let zip = zip_path(backup, day);
     let finished =
         finished_files(loose_dir).map_err(io_err(format!("listing {}", loose_dir.display())))?;
     if finished.is_empty() {
         // Only moves in progress (or nothing): no zip to write yet.
-        return Ok(Archived {
-            zip,
-            moved: Vec::new(),
-        });
+        return Ok(None);
     }
     let tmp = backup.join(temporary_name(&zip));
-    let result = write_and_verify(&zip, &tmp, loose_dir);
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp).and_then(|()| sync_dir(backup));
-        return result;
+    match write_and_verify(&zip, &tmp, loose_dir, dating) {
+        Ok((archived, entries)) => Ok(Some(Prepared {
+            archived,
+            tmp,
+            entries,
+        })),
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp).and_then(|()| sync_dir(backup));
+            Err(e)
+        }
     }
-    std::fs::rename(&tmp, &zip).map_err(io_err(format!(
-        "renaming {} to {}",
-        tmp.display(),
-        zip.display()
-    )))?;
-    sync_dir(backup).map_err(io_err(format!("syncing {}", backup.display())))?;
-    result
+}
+
+impl Prepared {
+    /// Puts the verified zip in place of the day's zip, durably, unless the zip now in
+    /// place holds an entry (by name, size and CRC) the new one lacks: the caller holds
+    /// the [`DirLock`], and this is the last look before the rename.
+    pub fn install(&self) -> Result<(), ArchiveError> {
+        let zip = &self.archived.zip;
+        if let Some(entry) = self.lacks_an_entry_of(zip)? {
+            return Err(ArchiveError::Newer {
+                zip: zip.display().to_string(),
+                entry,
+            });
+        }
+        std::fs::rename(&self.tmp, zip).map_err(io_err(format!(
+            "renaming {} to {}",
+            self.tmp.display(),
+            zip.display()
+        )))?;
+        let backup = zip.parent().expect("a zip lives in backup/");
+        sync_dir(backup).map_err(io_err(format!("syncing {}", backup.display())))
+    }
+
+    /// An entry of the zip at `zip` that the new one lacks or holds otherwise.
+    fn lacks_an_entry_of(&self, zip: &Path) -> Result<Option<String>, ArchiveError> {
+        let Some(mut current) = open_existing(zip)? else {
+            return Ok(None);
+        };
+        for i in 0..current.len() {
+            let (entry, name) = raw_entry(&mut current, i, zip)?;
+            if self.entries.get(&name) != Some(&(entry.size(), entry.crc32())) {
+                return Ok(Some(name));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Removes the temporary zip (not installed).
+    pub fn discard(self) {
+        if std::fs::remove_file(&self.tmp).is_ok()
+            && let Some(backup) = self.tmp.parent()
+        {
+            let _ = sync_dir(backup);
+        }
+    }
 }
 
 /// Removes temporary zips (`.backup_*.tmp`) left by a close that died; returns how many.
-/// Only the holder of the dispatcher's lock writes zips, so under it they are all stale.
+/// Only the holder of the dispatcher's lock writes zips, so under it they are all stale
+/// (a stale close still writing one finds it gone, or is refused at its install).
 pub fn remove_stale_zips(backup: &Path) -> io::Result<usize> {
     let mut removed = 0;
     for entry in std::fs::read_dir(backup)? {
         let name = entry?.file_name().to_string_lossy().into_owned();
         if is_temporary(&name) && name.starts_with(".backup_") && name.ends_with(".tmp") {
-            std::fs::remove_file(backup.join(&name))?;
-            removed += 1;
+            match std::fs::remove_file(backup.join(&name)) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => removed += 1,
+            }
         }
     }
     if removed > 0 {
@@ -158,22 +404,23 @@ fn finished_files(loose_dir: &Path) -> io::Result<Vec<PathBuf>> {
 /// How long a temporary file may stay untouched before it counts as abandoned.
 const STALE_MOVE: Duration = Duration::from_secs(3600);
 
-fn write_and_verify(zip: &Path, tmp: &Path, loose_dir: &Path) -> Result<Archived, ArchiveError> {
+fn write_and_verify(
+    zip: &Path,
+    tmp: &Path,
+    loose_dir: &Path,
+    dating: &Dating,
+) -> Result<(Archived, BTreeMap<String, EntryFacts>), ArchiveError> {
     let loose =
         finished_files(loose_dir).map_err(io_err(format!("listing {}", loose_dir.display())))?;
     let out = File::create(tmp).map_err(io_err(format!("creating {}", tmp.display())))?;
     let mut writer = ZipWriter::new(BufWriter::new(out));
     let mut expected: BTreeMap<String, u64> = BTreeMap::new();
-    if zip.exists() {
-        let file = File::open(zip).map_err(io_err(format!("opening {}", zip.display())))?;
-        let mut old =
-            ZipArchive::new(file).map_err(zip_err(format!("reading {}", zip.display())))?;
+    let mut old_crc: HashMap<String, u32> = HashMap::new();
+    if let Some(mut old) = open_existing(zip)? {
         for i in 0..old.len() {
-            let entry = old
-                .by_index_raw(i)
-                .map_err(zip_err(format!("reading {}", zip.display())))?;
-            let name = entry.name().map_err(zip_err("entry name"))?.to_string();
-            expected.insert(name, entry.size());
+            let (entry, name) = raw_entry(&mut old, i, zip)?;
+            expected.insert(name.clone(), entry.size());
+            old_crc.insert(name, entry.crc32());
             writer
                 .raw_copy_file(entry)
                 .map_err(zip_err(format!("copying into {}", tmp.display())))?;
@@ -186,22 +433,24 @@ fn write_and_verify(zip: &Path, tmp: &Path, loose_dir: &Path) -> Result<Archived
             .expect("a file")
             .to_string_lossy()
             .into_owned();
-        let size = std::fs::metadata(&path)
-            .map_err(io_err(format!("reading {}", path.display())))?
-            .len();
+        let meta =
+            std::fs::metadata(&path).map_err(io_err(format!("reading {}", path.display())))?;
+        let size = meta.len();
         match expected.get(&name) {
-            // Already archived by a close that stopped before removing the loose copy.
-            Some(&archived) if archived == size => {}
+            // Already archived by a close that stopped before removing the loose copy:
+            // the same bytes (size and CRC-32), or the loose copy is not the zip's to retire.
+            Some(&archived)
+                if archived == size && Some(&crc32_of(&path)?) == old_crc.get(&name) => {}
             Some(_) => {
                 return Err(ArchiveError::Verify {
                     zip: zip.display().to_string(),
-                    reason: format!("{name} is already archived with another size"),
+                    reason: format!("{name} is already archived with other content"),
                 });
             }
             None => {
-                let options = SimpleFileOptions::default()
-                    .compression_method(CompressionMethod::Deflated)
-                    .large_file(size >= u64::from(u32::MAX));
+                let options = dating
+                    .options(&name, meta.modified().ok(), size)
+                    .map_err(zip_err(format!("dating {name}")))?;
                 writer
                     .start_file(name.as_str(), options)
                     .map_err(zip_err(format!("adding {name}")))?;
@@ -226,15 +475,37 @@ fn write_and_verify(zip: &Path, tmp: &Path, loose_dir: &Path) -> Result<Archived
     if shared::local::fault::armed(CORRUPT_HOOK) {
         corrupt(tmp);
     }
-    verify(tmp, &expected)?;
-    Ok(Archived {
-        zip: zip.to_path_buf(),
-        moved,
-    })
+    let entries = verify(tmp, &expected)?;
+    Ok((
+        Archived {
+            zip: zip.to_path_buf(),
+            moved,
+        },
+        entries,
+    ))
 }
 
-/// Reads every entry back to its end (the zip reader checks the CRC there) and compares sizes.
-fn verify(tmp: &Path, expected: &BTreeMap<String, u64>) -> Result<(), ArchiveError> {
+/// The CRC-32 of a file's bytes, as a zip entry records it.
+fn crc32_of(path: &Path) -> Result<u32, ArchiveError> {
+    let mut file = File::open(path).map_err(io_err(format!("reading {}", path.display())))?;
+    let mut crc = crc32fast::Hasher::new();
+    let mut buffer = vec![0; 1 << 16];
+    loop {
+        match io::Read::read(&mut file, &mut buffer) {
+            Ok(0) => return Ok(crc.finalize()),
+            Ok(n) => crc.update(&buffer[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(io_err(format!("reading {}", path.display()))(e)),
+        }
+    }
+}
+
+/// Reads every entry back to its end (the zip reader checks the CRC there) and compares
+/// sizes; returns each entry's size and CRC.
+fn verify(
+    tmp: &Path,
+    expected: &BTreeMap<String, u64>,
+) -> Result<BTreeMap<String, EntryFacts>, ArchiveError> {
     let fail = |reason: String| ArchiveError::Verify {
         zip: tmp.display().to_string(),
         reason,
@@ -248,6 +519,7 @@ fn verify(tmp: &Path, expected: &BTreeMap<String, u64>) -> Result<(), ArchiveErr
             expected.len()
         )));
     }
+    let mut entries = BTreeMap::new();
     for i in 0..archive.len() {
         let mut entry = archive.by_index(i).map_err(|e| fail(e.to_string()))?;
         let name = entry.name().map_err(|e| fail(e.to_string()))?.to_string();
@@ -259,8 +531,9 @@ fn verify(tmp: &Path, expected: &BTreeMap<String, u64>) -> Result<(), ArchiveErr
                 expected.get(&name)
             )));
         }
+        entries.insert(name, (read, entry.crc32()));
     }
-    Ok(())
+    Ok(entries)
 }
 
 /// Flips bytes in the middle of the file (test-only hook).
@@ -281,6 +554,27 @@ fn io_err(context: impl Into<String>) -> impl FnOnce(io::Error) -> ArchiveError 
 fn zip_err(context: impl Into<String>) -> impl FnOnce(zip::result::ZipError) -> ArchiveError {
     let context = context.into();
     move |source| ArchiveError::Zip { context, source }
+}
+
+/// Writes, verifies and installs the zip of `day` holding its old entries and the loose
+/// files; writes nothing when no loose file is finished.
+#[cfg(test)]
+fn archive_day(backup: &Path, day: NaiveDate, loose_dir: &Path) -> Result<Archived, ArchiveError> {
+    let dating = Dating {
+        tz: chrono_tz::UTC,
+        loaded_at: HashMap::new(),
+        now: Utc::now(),
+    };
+    match prepare(backup, day, loose_dir, &dating)? {
+        None => Ok(Archived {
+            zip: zip_path(backup, day),
+            moved: Vec::new(),
+        }),
+        Some(prepared) => {
+            prepared.install()?;
+            Ok(prepared.archived)
+        }
+    }
 }
 
 #[cfg(test)]
@@ -356,6 +650,57 @@ mod tests {
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
         assert!(names.iter().all(|n| !is_temporary(n)), "{names:?}");
+        std::fs::remove_dir_all(&backup).unwrap();
+    }
+
+    #[test]
+    fn an_install_never_replaces_a_zip_holding_an_entry_it_lacks() {
+        let backup = scratch("newer");
+        let day = NaiveDate::from_ymd_opt(2026, 11, 24).unwrap();
+        let loose = backup.join("20261124");
+        std::fs::create_dir_all(&loose).unwrap();
+        std::fs::write(loose.join("1-report_1.txt"), b"one").unwrap();
+        archive_day(&backup, day, &loose).unwrap();
+        std::fs::write(loose.join("2-report_2.txt"), b"two").unwrap();
+        let dating = Dating {
+            tz: chrono_tz::UTC,
+            loaded_at: HashMap::new(),
+            now: Utc::now(),
+        };
+        let stale = prepare(&backup, day, &loose, &dating).unwrap().unwrap();
+        // Meanwhile another close installs {1, 2, 3}.
+        std::fs::write(loose.join("3-report_3.txt"), b"three").unwrap();
+        let newer = archive_day(&backup, day, &loose).unwrap();
+        assert_eq!(newer.moved.len(), 3);
+        let installed = std::fs::read(zip_path(&backup, day)).unwrap();
+        let refused = stale.install().unwrap_err();
+        assert!(
+            matches!(&refused, ArchiveError::Newer { entry, .. } if entry == "3-report_3.txt"),
+            "{refused}"
+        );
+        assert_eq!(std::fs::read(zip_path(&backup, day)).unwrap(), installed);
+        stale.discard();
+        let names: Vec<String> = std::fs::read_dir(&backup)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(names.iter().all(|n| !n.ends_with(".tmp")), "{names:?}");
+        std::fs::remove_dir_all(&backup).unwrap();
+    }
+
+    #[test]
+    fn a_loose_copy_unlike_its_archived_entry_is_never_retired() {
+        let backup = scratch("unlike");
+        let day = NaiveDate::from_ymd_opt(2026, 11, 24).unwrap();
+        let loose = backup.join("20261124");
+        std::fs::create_dir_all(&loose).unwrap();
+        std::fs::write(loose.join("1-report_1.txt"), b"one").unwrap();
+        archive_day(&backup, day, &loose).unwrap();
+        // Same name, same size, other bytes: not the zip's copy.
+        std::fs::write(loose.join("1-report_1.txt"), b"uno").unwrap();
+        let refused = archive_day(&backup, day, &loose).unwrap_err();
+        assert!(refused.to_string().contains("other content"), "{refused}");
+        assert_eq!(std::fs::read(loose.join("1-report_1.txt")).unwrap(), b"uno");
         std::fs::remove_dir_all(&backup).unwrap();
     }
 }

@@ -5,18 +5,25 @@
 //! never overlap; performers may run meanwhile (an undrained night), so a loose copy is
 //! removed only once its audit row points into the verified zip, and files still being
 //! moved (temporary names) are left alone. Every directory changed is fsynced.
+//!
+//! A close can outlive its lease and not know it yet (frozen, cut off from the
+//! database): every destructive step — installing a zip, removing loose copies, retention
+//! — runs under the backup directory's lock ([`archive::DirLock`]) and right after the
+//! lease was proven by the database itself ([`Lease::prove`]). A close that cannot prove
+//! it stops, changing nothing more.
 
-use crate::archive::{self, ArchiveError};
+use crate::archive::{self, ArchiveError, Dating};
 use crate::retention::{self, Removed};
-use chrono::NaiveDate;
+use chrono::{NaiveDate, Utc};
 use shared::config::Config;
 use shared::local::paths::{Dirs, sync_dir};
 use shared::observe::alert;
 use shared::store::alerts::Which;
-use shared::store::locks::Lease;
-use shared::store::queue;
+use shared::store::locks::{LEASE, Lease, ProveError};
+use shared::store::{audit, queue};
 use shared::types::AlertKind;
 use sqlx::PgPool;
+use std::path::Path;
 use tracing::{error, info, warn};
 
 /// What a close did.
@@ -48,6 +55,12 @@ impl Closed {
             self.removed.backups,
             self.removed.log_days
         );
+        if self.removed.kept_unknown > 0 {
+            s.push_str(&format!(
+                ", kept {} zip(s) past their retention: they hold copies no audit row names (see the log)",
+                self.removed.kept_unknown
+            ));
+        }
         if !self.partitions_created.is_empty() {
             s.push_str(&format!(
                 ", partitions created: {}",
@@ -88,20 +101,28 @@ pub async fn close_day(
     let dirs = Dirs::new(&config.paths.root);
     dirs.create()?;
     let mut closed = Closed::default();
-    shared::local::fault::pause("close").await;
     // Only a lock holder writes zips: any temporary zip left is from a close that died.
+    lease.prove().await?;
     archive::remove_stale_zips(&dirs.backup())?;
+    shared::local::fault::pause("close").await;
     for (day, loose) in archive::loose_days(&dirs.backup())? {
         lease.ensure_held()?;
-        match archive_one(pool, &dirs, day, &loose).await {
+        match archive_one(config, pool, lease, &dirs, day, &loose).await {
             Ok(None) => {}
             Ok(Some(n)) => {
                 closed.zips += 1;
                 closed.archived_files += n;
             }
+            // Not this close's to do any more: it stops here.
+            Err(e) if e.is::<ProveError>() => return Err(e),
             Err(e) => {
                 error!(day = %day, error = %e, "the day's zip could not be written or verified; loose copies kept");
                 closed.failed_days.push(format!("{day}: {e}"));
+                if matches!(e.downcast_ref(), Some(ArchiveError::Busy { .. })) {
+                    // Another process holds the backup directory: the other days would
+                    // wait for it as long; they wait for the next close instead.
+                    break;
+                }
             }
         }
     }
@@ -120,12 +141,11 @@ pub async fn close_day(
         )
         .await;
     }
-    closed.removed = retention::apply(
-        &dirs,
-        today,
-        config.dispatcher.backup_retention_days,
-        config.dispatcher.log_retention_days,
-    )?;
+    info!(day = %today, "day closed; retention counts from when each copy was written");
+    match archive::DirLock::take(&dirs.backup(), LEASE).await {
+        Ok(_locked) => closed.removed = retention::apply(pool, &dirs, lease, config).await?,
+        Err(e) => warn!(error = %e, "retention left for the next close"),
+    }
     if closed.removed.backups + closed.removed.log_days > 0 {
         info!(
             backups = closed.removed.backups,
@@ -136,43 +156,84 @@ pub async fn close_day(
     Ok(closed)
 }
 
+/// Zips one day: written and verified without the backup directory's lock, installed
+/// and its loose copies retired under it, right after the lease was proven.
 async fn archive_one(
+    config: &Config,
     pool: &PgPool,
+    lease: &Lease,
     dirs: &Dirs,
     day: NaiveDate,
-    loose: &std::path::Path,
+    loose: &Path,
 ) -> anyhow::Result<Option<usize>> {
-    let archived = tokio::task::spawn_blocking({
+    let dating = dating(config, pool, loose).await?;
+    let prepared = tokio::task::spawn_blocking({
         let (backup, loose) = (dirs.backup(), loose.to_path_buf());
-        move || archive::archive_day(&backup, day, &loose)
+        move || archive::prepare(&backup, day, &loose, &dating)
     })
     .await?
     .map_err(|e: ArchiveError| anyhow::anyhow!(e))?;
-    if archived.moved.is_empty() {
+    let Some(prepared) = prepared else {
         remove_if_empty(dirs, loose)?;
         return Ok(None);
+    };
+    shared::local::fault::pause("zipped").await;
+    let locked = match archive::DirLock::take(&dirs.backup(), LEASE).await {
+        Ok(locked) => locked,
+        Err(e) => {
+            prepared.discard();
+            return Err(e.into());
+        }
+    };
+    if let Err(e) = lease.prove().await {
+        prepared.discard();
+        return Err(e.into());
     }
+    if let Err(e) = prepared.install() {
+        prepared.discard();
+        return Err(e.into());
+    }
+    let archived = prepared.archived;
     let mut removed = 0;
     for (path, entry) in &archived.moved {
         // The audit row follows the file into the zip before the loose copy goes; a copy
         // no row names yet (its performer is between the move and the record) stays.
         let zip_entry = format!("{}#{entry}", archived.zip.display());
-        if shared::store::audit::record_archived(pool, &path.display().to_string(), &zip_entry)
-            .await?
-            == 0
-        {
+        if audit::record_archived(pool, &path.display().to_string(), &zip_entry).await? == 0 {
             warn!(file = %path.display(), "loose copy kept: no audit row names it yet; a later close retires it");
             continue;
         }
-        std::fs::remove_file(path)?;
-        removed += 1;
+        match std::fs::remove_file(path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+            _ => removed += 1,
+        }
     }
     if removed > 0 {
         sync_dir(loose)?;
     }
     remove_if_empty(dirs, loose)?;
+    drop(locked);
     info!(day = %day, zip = %archived.zip.display(), files = removed, "day archived and verified");
     Ok(Some(removed))
+}
+
+/// How the day's new entries are dated: their load times, from their audit rows.
+async fn dating(config: &Config, pool: &PgPool, loose: &Path) -> anyhow::Result<Dating> {
+    let names = archive::loose_names(loose)?;
+    let ids: Vec<i64> = names.iter().filter_map(|n| archive::entry_id(n)).collect();
+    let finished = audit::finished_at(pool, &ids).await?;
+    let loaded_at = names
+        .into_iter()
+        .filter_map(|name| {
+            let at = archive::entry_id(&name).and_then(|id| finished.get(&id).copied().flatten());
+            at.map(|at| (name, at))
+        })
+        .collect();
+    Ok(Dating {
+        tz: config.business.time_zone,
+        loaded_at,
+        now: Utc::now(),
+    })
 }
 
 /// Removes a day directory left empty (durably).

@@ -62,7 +62,9 @@ enum Command {
     /// Close the day now: zip loose backups, sweep staging, apply retention. Holds the
     /// same lock as `run`: while a run or another close holds it, says so and exits 0.
     Close {
-        /// Business date for retention (default: today in business.time_zone).
+        /// The business day being closed (default: today in business.time_zone); a day
+        /// in the future is refused. Retention counts from when each backup was written,
+        /// never from this date.
         #[arg(long, value_name = "YYYY-MM-DD")]
         as_of: Option<NaiveDate>,
     },
@@ -154,7 +156,19 @@ async fn main() -> anyhow::Result<ExitCode> {
         tz: config.business.time_zone,
     }));
     let pool = shared::store::connect::sqlx_pool(&config.database).await?;
-    let today = |as_of| Ok::<_, anyhow::Error>(business_date(as_of, config.business.time_zone));
+    let tz = config.business.time_zone;
+    // Commands that write to the ETL root work only with the service's own (several hosts
+    // share one root: a root of this host's own would strand what is written there).
+    if matches!(
+        cli.command,
+        Command::Run { .. }
+            | Command::Close { .. }
+            | Command::Reload(_)
+            | Command::Quarantine(QuarantineCommand::Retry { .. })
+            | Command::Quarantine(QuarantineCommand::Discard { .. })
+    ) {
+        shared::store::root::check(&pool, &config.paths.root, &shared::local::host::name()).await?;
+    }
     // Whichever command runs next sends what the alerts' outbox holds (run and close may
     // have queued notices; check, quarantine and alerts settle alerts).
     let sends = matches!(
@@ -165,7 +179,7 @@ async fn main() -> anyhow::Result<ExitCode> {
             | Command::Quarantine(_)
             | Command::Alerts(_)
     );
-    let code = command(&config, &pool, cli.command, today).await;
+    let code = command(&config, &pool, cli.command, tz).await;
     if sends {
         shared::observe::deliver::flush(&pool, &config).await;
     }
@@ -176,24 +190,39 @@ async fn command(
     config: &Config,
     pool: &sqlx::PgPool,
     command: Command,
-    today: impl Fn(Option<NaiveDate>) -> anyhow::Result<NaiveDate>,
+    tz: chrono_tz::Tz,
 ) -> anyhow::Result<ExitCode> {
     let (config, pool) = (config.clone(), pool.clone());
+    let today = |as_of| Ok::<_, anyhow::Error>(business_date(as_of, tz));
+    // A day is closed once it has begun: a typo far ahead must not close (nor date) anything.
+    let closing = |as_of: Option<NaiveDate>| {
+        let today = business_date(None, tz);
+        match as_of {
+            Some(day) if day > today => anyhow::bail!(
+                "--as-of {day} is in the future (today is {today} in business.time_zone {tz}): \
+                 a day cannot be closed before it begins; nothing done"
+            ),
+            day => Ok(day.unwrap_or(today)),
+        }
+    };
     match command {
         Command::Migrate => {
             shared::store::connect::migrate(&pool).await?;
             info!("migrations applied");
         }
         Command::Run { no_wait, as_of } => {
-            if night::run(&config, &pool, !no_wait, today(as_of)?).await?
-                == night::Outcome::NotDrained
-            {
+            let day = if no_wait {
+                today(as_of)?
+            } else {
+                closing(as_of)?
+            };
+            if night::run(&config, &pool, !no_wait, day).await? == night::Outcome::NotDrained {
                 return Ok(ExitCode::from(EXIT_NOT_DRAINED));
             }
         }
         Command::Close { as_of } => {
             // Busy (a run or another close holds the lock): said, exit 0, like `run`.
-            if let Some(closed) = close::close_locked(&config, &pool, today(as_of)?).await?
+            if let Some(closed) = close::close_locked(&config, &pool, closing(as_of)?).await?
                 && !closed.failed_days.is_empty()
             {
                 return Ok(ExitCode::from(EXIT_CLOSE_FAILED));

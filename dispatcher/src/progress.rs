@@ -4,6 +4,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use shared::config::Config;
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
+use tracing::{info, warn};
 
 /// A bar on stderr when it is a terminal; hidden otherwise (cron, systemd, pipes).
 pub fn bar(what: &str) -> ProgressBar {
@@ -24,6 +25,8 @@ pub fn bar(what: &str) -> ProgressBar {
 /// Waits until `open()` counts no open item, or `dispatcher.drain_timeout_secs` passes
 /// (polling every `dispatcher.wait_poll_secs`); returns whether everything finished. On a
 /// terminal a bar labelled `what` shows the open items (scripts and journald see nothing).
+/// A database that is away (a failover, a restart) is waited for like the performers:
+/// the wait goes on, saying so, until it answers or the deadline passes.
 pub async fn drain(
     what: &str,
     config: &Config,
@@ -31,10 +34,31 @@ pub async fn drain(
 ) -> sqlx::Result<bool> {
     let deadline = Instant::now() + Duration::from_secs(config.dispatcher.drain_timeout_secs);
     let poll = Duration::from_secs(config.dispatcher.wait_poll_secs.max(1));
+    let unanswered = config.database.timeouts().unanswered();
     let progress = bar(what);
     let mut first_open = None;
+    let mut away_since = None;
     loop {
-        let open = open().await?;
+        let open = match shared::store::connect::bounded(unanswered, open()).await {
+            Ok(open) => {
+                if let Some(since) = away_since.take() {
+                    info!(
+                        waited_secs = Instant::elapsed(&since).as_secs(),
+                        "the database is back; still waiting for the performers"
+                    );
+                }
+                open
+            }
+            Err(e) if shared::store::connect::is_outage_sqlx(&e) && Instant::now() < deadline => {
+                let since = *away_since.get_or_insert_with(Instant::now);
+                warn!(error = %e, away_secs = since.elapsed().as_secs(),
+                      "the database is unavailable (a failover or a restart?): still waiting");
+                progress.set_message("the database is unavailable; waiting");
+                tokio::time::sleep(poll).await;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         let total = *first_open.get_or_insert(open.max(1) as u64);
         progress.set_length(total.max(open as u64));
         progress.set_position(total.saturating_sub(open as u64));

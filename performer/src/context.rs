@@ -45,4 +45,32 @@ impl Context {
             .with_max_times(self.config.performer.step_tries.saturating_sub(1))
             .with_jitter()
     }
+
+    /// How long one step waits out a database outage: `database.outage_budget_secs`, but
+    /// at most half the lease, so an attempt that waited can still prove its lease after
+    /// (the heartbeats fail meanwhile, and the lease runs from the last one that passed).
+    pub fn outage_budget(&self) -> Duration {
+        self.config
+            .database
+            .timeouts()
+            .outage_budget
+            .min(self.config.lease() / 2)
+    }
+
+    /// Drops the pools' idle connections (after a write reached a standby: they may all
+    /// lead there); new ones go to the primary (`target_session_attrs=read-write`).
+    pub fn forget_idle_connections(&self) {
+        self.pool.retain(|_, _| false);
+        self.leases.retain(|_, _| false);
+    }
+
+    /// The waits between looks at a database that is away: from a quarter of a second,
+    /// doubling, at most five seconds apart, with jitter; as many as the budget allows.
+    pub fn outage_backoff(&self) -> ExponentialBuilder {
+        ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(250))
+            .with_max_delay(Duration::from_secs(5))
+            .without_max_times()
+            .with_jitter()
+    }
 }

@@ -49,9 +49,14 @@ pub fn spawn_heartbeat(
     )
 }
 
-/// Proves the attempt still holds its item, for at least one more lease.
+/// Proves the attempt still holds its item, for at least one more lease (waiting through
+/// a database outage: the proof is made once it answers).
 pub async fn still_ours(ctx: &Context, item: &Claimed) -> Result<(), ItemError> {
-    if queue::heartbeat(&ctx.leases.get().await?, item, ctx.config.lease()).await? {
+    let held = crate::step::retried_db(ctx, "prove the lease", || async {
+        Ok(queue::heartbeat(&ctx.leases.get().await?, item, ctx.config.lease()).await?)
+    })
+    .await?;
+    if held {
         Ok(())
     } else {
         Err(ItemError::LeaseLost)

@@ -12,7 +12,7 @@ use crate::lease::{spawn_heartbeat, still_ours};
 use crate::metrics;
 use crate::origin::{self, Taken};
 use crate::retry::{self, Decision};
-use crate::step::retried;
+use crate::step::{retried, retried_db};
 use shared::feed::{LayoutError, VISITS};
 use shared::local::paths::durable_move;
 use shared::local::staged;
@@ -38,6 +38,9 @@ struct Attempt {
     verified: Mutex<Option<FileFacts>>,
     /// The item's load committed (in this attempt or an earlier one).
     committed: AtomicBool,
+    /// Where this attempt's tier 3 put the staged copy, once moved (a failure recorded
+    /// again after an outage names the same copy).
+    quarantined: Mutex<Option<PathBuf>>,
 }
 
 impl Attempt {
@@ -51,6 +54,7 @@ impl Attempt {
             )),
             verified: Mutex::new(None),
             committed: AtomicBool::new(item.prior_status.is_final()),
+            quarantined: Mutex::new(None),
         }
     }
 }
@@ -90,8 +94,11 @@ pub async fn process(ctx: &Context, worker: &str, item: Claimed) {
     .await
 }
 
-/// Records the failure (tier 2 or 3); returns the alert of a `FALLO_SISTEMA`, raised once
-/// the item's heartbeat has stopped.
+/// Records what a failed attempt leads to (`retry::decide`); returns the alert of a
+/// `FALLO_SISTEMA`, raised once the item's heartbeat has stopped. When the database is
+/// away even that cannot be written: it is tried again as soon as the database answers,
+/// for as long as the lease could still be this attempt's (then a rescue hands the item
+/// back), so the item never waits out its lease for nothing.
 async fn on_failure(
     ctx: &Context,
     item: &Claimed,
@@ -99,56 +106,97 @@ async fn on_failure(
     e: ItemError,
 ) -> Option<Alert> {
     let message = storable::message(&e.to_string()).into_owned();
-    let outcome = async {
-        let mut committed = attempt.committed.load(Ordering::SeqCst);
-        let mut decision = retry::decide(&e, item.attempts, item.max_attempts, committed);
-        if decision == Decision::GiveUp {
-            // A load whose COMMIT acknowledgement was lost on its last try did commit:
-            // such an item is never made a failure.
-            let client = ctx.pool.get().await?;
-            if audit::committed_outcome(&client, item.into())
-                .await?
-                .is_some()
-            {
-                committed = true;
-                decision = retry::decide(&e, item.attempts, item.max_attempts, committed);
+    let deadline = Instant::now() + ctx.config.lease();
+    let mut waits = backon::BackoffBuilder::build(ctx.outage_backoff());
+    loop {
+        match record_failure(ctx, item, attempt, &e, &message).await {
+            Ok(alert) => return alert,
+            Err(lost) if retry::is_outage(&lost) && Instant::now() < deadline => {
+                let wait = waits.next().unwrap_or(Duration::from_secs(5));
+                warn!(error = %lost, retry_in_ms = wait.as_millis() as u64,
+                      "could not record the failure: the database is away; trying again as soon as it answers");
+                tokio::time::sleep(wait).await;
+            }
+            Err(lost) => {
+                // The lease will expire and another attempt will pick the item up.
+                error!(error = %lost, "could not record the failure");
+                return None;
             }
         }
-        match decision {
-            Decision::Abandon => {
-                warn!(error = %message, "this attempt lost its item: it changes nothing more");
-            }
-            Decision::RetryLater => {
-                let delay = Duration::from_secs(ctx.config.performer.retry_delay_secs);
-                let what = if committed {
-                    "loaded; the backup and the delete at the origin will be retried"
-                } else {
-                    "attempt failed; the item will be retried"
-                };
-                warn!(error = %message, attempt = item.attempts, max_attempts = item.max_attempts,
-                      retry_in_secs = delay.as_secs(), next_attempt_at = %(chrono::Utc::now() + delay), "{what}");
-                metrics::retry("2");
-                let message = if committed {
-                    format!("loaded; left to do: backup and delete at the origin ({message})")
-                } else {
-                    message.clone()
-                };
-                let mut client = ctx.pool.get().await?;
-                if !attempt::retry_later(&mut client, item, &message, delay).await? {
-                    warn!("lease lost: the item was taken back; nothing recorded");
-                }
-            }
-            Decision::GiveUp => {
-                return give_up(ctx, item, attempt, &message, retry::is_transient(&e)).await;
+    }
+}
+
+async fn record_failure(
+    ctx: &Context,
+    item: &Claimed,
+    attempt: &Attempt,
+    e: &ItemError,
+    message: &str,
+) -> Result<Option<Alert>, ItemError> {
+    let mut committed = attempt.committed.load(Ordering::SeqCst);
+    let mut decision = retry::decide(e, item.attempts, item.max_attempts, committed);
+    if decision == Decision::GiveUp {
+        // A load whose COMMIT acknowledgement was lost on its last try did commit:
+        // such an item is never made a failure.
+        let outcome = retried_db(ctx, "check for a commit", || async {
+            Ok(audit::committed_outcome(&ctx.pool.get().await?, item.into()).await?)
+        })
+        .await?;
+        if outcome.is_some() {
+            committed = true;
+            decision = retry::decide(e, item.attempts, item.max_attempts, committed);
+        }
+    }
+    match decision {
+        Decision::Abandon => {
+            warn!(error = %message, "this attempt lost its item: it changes nothing more");
+        }
+        Decision::HandBack => {
+            warn!(error = %message, "the database was away too long for this attempt: the item goes \
+                  back to the queue now, without using an attempt");
+            let why = format!("handed back, no attempt used: the database was away ({message})");
+            let ours = retried_db(ctx, "hand back", || async {
+                Ok(attempt::give_back(&mut ctx.pool.get().await?, item, &why).await?)
+            })
+            .await?;
+            if !ours {
+                warn!(
+                    "lease lost: the item is no longer this attempt's (taken back, or this very write went \
+                      through before its answer was lost); nothing more recorded"
+                );
             }
         }
-        Ok::<_, ItemError>(None)
-    };
-    outcome.await.unwrap_or_else(|e| {
-        // The lease will expire and another attempt will pick the item up.
-        error!(error = %e, "could not record the failure");
-        None
-    })
+        Decision::RetryLater => {
+            let delay = Duration::from_secs(ctx.config.performer.retry_delay_secs);
+            let what = if committed {
+                "loaded; the backup and the delete at the origin will be retried"
+            } else {
+                "attempt failed; the item will be retried"
+            };
+            warn!(error = %message, attempt = item.attempts, max_attempts = item.max_attempts,
+                  retry_in_secs = delay.as_secs(), next_attempt_at = %(chrono::Utc::now() + delay), "{what}");
+            metrics::retry("2");
+            let message = if committed {
+                format!("loaded; left to do: backup and delete at the origin ({message})")
+            } else {
+                message.to_string()
+            };
+            let ours = retried_db(ctx, "retry later", || async {
+                Ok(attempt::retry_later(&mut ctx.pool.get().await?, item, &message, delay).await?)
+            })
+            .await?;
+            if !ours {
+                warn!(
+                    "lease lost: the item is no longer this attempt's (taken back, or this very write went \
+                      through before its answer was lost); nothing more recorded"
+                );
+            }
+        }
+        Decision::GiveUp => {
+            return give_up(ctx, item, attempt, message, retry::is_transient(e)).await;
+        }
+    }
+    Ok(None)
 }
 
 /// Tier 3: `FALLO_SISTEMA` and the item failed (returning its alert); a verified whole
@@ -161,21 +209,31 @@ async fn give_up(
     transient: bool,
 ) -> Result<Option<Alert>, ItemError> {
     let copy = attempt.verified.lock().expect("not poisoned").clone();
-    let quarantined = if copy.is_some() && attempt.staged.exists() {
-        let to = ctx.dirs.quarantine().join(local_name(item));
-        match durable_move(&attempt.staged, &to) {
-            Ok(()) => Some(to),
-            Err(e) => {
-                error!(error = %e, "could not move the local copy to quarantine");
-                None
+    let moved = attempt.quarantined.lock().expect("not poisoned").clone();
+    let quarantined = match moved {
+        Some(to) => Some(to),
+        None if copy.is_some() && attempt.staged.exists() => {
+            let to = ctx.dirs.quarantine().join(local_name(item));
+            match durable_move(&attempt.staged, &to) {
+                Ok(()) => {
+                    *attempt.quarantined.lock().expect("not poisoned") = Some(to.clone());
+                    Some(to)
+                }
+                Err(e) => {
+                    error!(error = %e, "could not move the local copy to quarantine");
+                    None
+                }
             }
         }
-    } else {
-        None
+        None => None,
     };
-    let mut client = ctx.pool.get().await?;
     let at = quarantined.as_ref().map(|to| to.display().to_string());
-    if !attempt::fail(&mut client, item, message, copy.as_ref(), at.as_deref()).await? {
+    let ours = retried_db(ctx, "record the failure", || async {
+        let mut client = ctx.pool.get().await?;
+        Ok(attempt::fail(&mut client, item, message, copy.as_ref(), at.as_deref()).await?)
+    })
+    .await?;
+    if !ours {
         if let Some(to) = quarantined {
             let _ = std::fs::remove_file(to);
         }
@@ -244,10 +302,20 @@ async fn handle_connected(
     match check_layout(&attempt.staged, facts.encoding).await? {
         Err(layout) => {
             let message = storable::message(&format!("{}: {layout}", item.file_name)).into_owned();
-            let client = ctx.pool.get().await?;
-            if !audit::record_unloaded(&client, item.into(), &facts, Unloaded::Layout, &message)
-                .await?
-            {
+            let recorded =
+                retried_db(ctx, "record the layout failure", || async {
+                    let client = ctx.pool.get().await?;
+                    Ok(audit::record_unloaded(
+                        &client,
+                        item.into(),
+                        &facts,
+                        Unloaded::Layout,
+                        &message,
+                    )
+                    .await?)
+                })
+                .await?;
+            if !recorded {
                 return Err(ItemError::LeaseLost);
             }
             attempt.committed.store(true, Ordering::SeqCst);
@@ -261,7 +329,7 @@ async fn handle_connected(
         }
         Ok(()) => {
             let loading = Instant::now();
-            let outcome = retried(ctx, "load (rolled back)", retry::is_transient, || async {
+            let outcome = retried_db(ctx, "load (rolled back)", || async {
                 let mut client = ctx.pool.get().await?;
                 let batch_rows = ctx.config.performer.batch_rows;
                 Ok::<_, ItemError>(
@@ -395,10 +463,7 @@ async fn finish_committed(
     info!(status = %item.prior_status, "already committed by an earlier attempt; finishing backup and delete");
     let Some(taken) = origin::find_committed(ctx, source, item).await? else {
         // Gone from the origin, which happens only after the local copy was durable.
-        let client = ctx.pool.get().await?;
-        if !queue::finish(&client, item, state, None).await? {
-            return Err(ItemError::LeaseLost);
-        }
+        finish(ctx, item, state).await?;
         info!("already gone from the origin; item finished");
         return Ok(());
     };
@@ -418,11 +483,7 @@ async fn finish_committed(
                 loaded, "the file at the origin is not what was loaded; set aside"
             );
             origin::delete(ctx, source, item, &taken).await?;
-            let client = ctx.pool.get().await?;
-            if !queue::finish(&client, item, state, None).await? {
-                return Err(ItemError::LeaseLost);
-            }
-            return Ok(());
+            return finish(ctx, item, state).await;
         }
         bytes = loaded_size;
     }
@@ -477,16 +538,32 @@ async fn set_aside(
         to.display()
     )))?;
     metrics::stage("backup", backing_up.elapsed());
-    let client = ctx.pool.get().await?;
-    if !audit::record_local_copy(&client, item.into(), &to.display().to_string()).await? {
+    let at = to.display().to_string();
+    let recorded = retried_db(ctx, "record the local copy", || async {
+        Ok(audit::record_local_copy(&ctx.pool.get().await?, item.into(), &at).await?)
+    })
+    .await?;
+    if !recorded {
         return Err(ItemError::LeaseLost);
     }
     shared::local::fault::pause("before_delete").await;
     still_ours(ctx, item).await?;
     origin::delete(ctx, source, item, taken).await?;
-    if !queue::finish(&client, item, state, None).await? {
-        return Err(ItemError::LeaseLost);
-    }
+    finish(ctx, item, state).await?;
     info!(local_copy = %to.display(), "deleted at the origin; item finished");
     Ok(())
+}
+
+/// Makes the item final (fenced; waited through an outage, and a repeat after a lost
+/// COMMIT acknowledgement finds it made so by this attempt).
+async fn finish(ctx: &Context, item: &Claimed, state: Final) -> Result<(), ItemError> {
+    let finished = retried_db(ctx, "finish the item", || async {
+        Ok(queue::finish(&ctx.pool.get().await?, item, state, None).await?)
+    })
+    .await?;
+    if finished {
+        Ok(())
+    } else {
+        Err(ItemError::LeaseLost)
+    }
 }

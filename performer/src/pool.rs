@@ -42,9 +42,42 @@ pub async fn run(
         ));
     }
     while let Some(done) = workers.join_next().await {
-        done?;
+        done??;
     }
     listener.abort();
+    Ok(())
+}
+
+/// Proves, before a worker's first claim, that `paths.root` is the service's ETL root
+/// (`shared::store::root`): a root of this host's own would strand every copy made
+/// there, so it stops the performer, saying what to change. A database that does not
+/// answer yet is waited for, as claims are.
+async fn prove_root(
+    ctx: &Context,
+    worker: &str,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<()> {
+    use shared::store::root::{RootError, check};
+    let poll = Duration::from_secs(ctx.config.performer.poll_secs.max(1));
+    while !shutdown.is_cancelled() {
+        match check(
+            &ctx.db,
+            &ctx.config.paths.root,
+            &shared::local::host::name(),
+        )
+        .await
+        {
+            Ok(()) => return Ok(()),
+            Err(RootError::Db(e)) => {
+                warn!(%worker, error = %e, "could not claim; trying again");
+                tokio::select! {
+                    _ = tokio::time::sleep(poll) => {}
+                    _ = shutdown.cancelled() => {}
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
     Ok(())
 }
 
@@ -54,12 +87,25 @@ async fn work(
     once: bool,
     wake: Arc<Notify>,
     shutdown: CancellationToken,
-) {
+) -> anyhow::Result<()> {
+    prove_root(&ctx, &worker, &shutdown).await?;
     let poll = Duration::from_secs(ctx.config.performer.poll_secs.max(1));
     let lease = ctx.config.lease();
+    let unanswered = ctx.config.database.timeouts().unanswered();
+    // A claim that failed may have committed all the same (its acknowledgement lost with
+    // the connection): such an item is this worker's, and is handed back before the next.
+    let mut claim_unknown = false;
     while !shutdown.is_cancelled() {
         let next = async {
             let mut client = ctx.pool.get().await?;
+            if claim_unknown {
+                let released = attempt::release_unknown_claims(&mut client, &worker).await?;
+                if !released.is_empty() {
+                    warn!(%worker, items = ?released, "handed back, no attempt used: items whose \
+                          claim went through while its answer was lost with the connection");
+                }
+                claim_unknown = false;
+            }
             let rescued = Rescuer::run_once(&client).await?.rescued;
             if rescued > 0 {
                 crate::metrics::rescued(rescued);
@@ -70,7 +116,9 @@ async fn work(
                     .await?;
             let open = match claimed {
                 Some(_) => 1,
-                None => queue::open_items(&ctx.db).await?,
+                None => {
+                    shared::store::connect::bounded(unanswered, queue::open_items(&ctx.db)).await?
+                }
             };
             Ok::<_, crate::error::ItemError>((claimed, open))
         };
@@ -85,6 +133,7 @@ async fn work(
                 }
             }
             Err(e) => {
+                claim_unknown = true;
                 warn!(%worker, error = %e, "could not claim; trying again");
                 tokio::select! {
                     _ = tokio::time::sleep(poll) => {}
@@ -94,6 +143,7 @@ async fn work(
         }
     }
     info!(%worker, "worker stopped");
+    Ok(())
 }
 
 /// Processes an item; after a shutdown request waits at most `shutdown_grace_secs`,
@@ -133,15 +183,16 @@ async fn process_or_abandon(
     }
 }
 
-/// Wakes idle workers on NOTIFY; reconnects after a lost connection.
+/// Wakes idle workers on NOTIFY; reconnects after a lost connection. Its connection is
+/// made like every other (the `[database]` TLS settings and time limits).
 async fn listen(ctx: Arc<Context>, wake: Arc<Notify>, shutdown: CancellationToken) {
-    let url = match ctx.config.database_url() {
-        Ok(url) => url,
+    let pool = match shared::store::connect::listener_pool(&ctx.config.database) {
+        Ok(pool) => pool,
         Err(e) => return warn!(error = %e, "LISTEN disabled; polling only"),
     };
     while !shutdown.is_cancelled() {
         let listening = async {
-            let mut listener = sqlx::postgres::PgListener::connect(url.expose()).await?;
+            let mut listener = sqlx::postgres::PgListener::connect_with(&pool).await?;
             listener.listen(queue::CHANNEL).await?;
             loop {
                 listener.recv().await?;

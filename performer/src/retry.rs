@@ -6,6 +6,9 @@ use shared::store::load::LoadError;
 /// What becomes of an item after a failed attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {
+    /// The database was away longer than a step may wait: back to the queue at once,
+    /// the attempt not counted (an outage is never the file's fault).
+    HandBack,
     /// Tier 2: back to the queue for a later attempt.
     RetryLater,
     /// Tier 3: `FALLO_SISTEMA`, quarantine, alert.
@@ -41,6 +44,34 @@ pub fn is_transient(e: &ItemError) -> bool {
     }
 }
 
+/// Whether the database is away (unreachable, restarting, or read-only: a failover or a
+/// switchover) rather than anything about the item: waited out, never an attempt spent.
+pub fn is_outage(e: &ItemError) -> bool {
+    use shared::store::connect::{is_outage as db, is_outage_pool, is_outage_sqlx};
+    match e {
+        ItemError::Db(e) | ItemError::Load(LoadError::Db(e)) => db(e),
+        ItemError::Load(LoadError::Copy(e)) => {
+            e.downcast_ref::<tokio_postgres::Error>().is_some_and(db)
+        }
+        ItemError::Query(e) => is_outage_sqlx(e),
+        ItemError::Pool(e) => is_outage_pool(e),
+        _ => false,
+    }
+}
+
+/// Whether a write reached a standby (SQLSTATE 25006).
+pub fn is_read_only(e: &ItemError) -> bool {
+    use shared::store::connect::is_read_only as read_only;
+    match e {
+        ItemError::Db(e) | ItemError::Load(LoadError::Db(e)) => read_only(e),
+        ItemError::Load(LoadError::Copy(e)) => e
+            .downcast_ref::<tokio_postgres::Error>()
+            .is_some_and(read_only),
+        ItemError::Pool(deadpool_postgres::PoolError::Backend(e)) => read_only(e),
+        _ => false,
+    }
+}
+
 /// Whether the error says the attempt no longer holds its item.
 fn lost_lease(e: &ItemError) -> bool {
     matches!(
@@ -51,9 +82,12 @@ fn lost_lease(e: &ItemError) -> bool {
 
 /// The tier after attempt `attempt` of `max` failed with `e`. An item whose load
 /// `committed` is never given up: what is left (backup, delete) is retried until done.
+/// A database outage spends no attempt.
 pub fn decide(e: &ItemError, attempt: i32, max: i32, committed: bool) -> Decision {
     if lost_lease(e) {
         Decision::Abandon
+    } else if is_outage(e) {
+        Decision::HandBack
     } else if committed || (is_transient(e) && attempt < max) {
         Decision::RetryLater
     } else {
@@ -165,6 +199,25 @@ mod tests {
             ),
             ("exhausted", ItemError::Exhausted { attempts: 3 }, false),
             ("lease lost", ItemError::LeaseLost, false),
+            (
+                "side read, database unreachable",
+                ItemError::Query(sqlx::Error::Io(std::io::Error::from(
+                    std::io::ErrorKind::ConnectionRefused,
+                ))),
+                true,
+            ),
+            (
+                "side read, bad column",
+                ItemError::Query(sqlx::Error::ColumnNotFound("x".into())),
+                true,
+            ),
+            (
+                "pool, no connection made in time",
+                ItemError::Pool(deadpool_postgres::PoolError::Timeout(
+                    deadpool_postgres::TimeoutType::Create,
+                )),
+                true,
+            ),
         ]
     }
 
@@ -173,9 +226,13 @@ mod tests {
         for (name, e, transient) in every_kind() {
             assert_eq!(is_transient(&e), transient, "{name}");
             let lost = lost_lease(&e);
+            let outage = name.contains("unreachable") || name.contains("no connection");
+            assert_eq!(is_outage(&e), outage, "{name}");
             for (attempt, max) in [(1, 3), (2, 3), (3, 3), (4, 3), (1, 1)] {
                 let expected = if lost {
                     Decision::Abandon
+                } else if outage {
+                    Decision::HandBack
                 } else if transient && attempt < max {
                     Decision::RetryLater
                 } else {
@@ -188,6 +245,8 @@ mod tests {
                 );
                 let after_commit = if lost {
                     Decision::Abandon
+                } else if outage {
+                    Decision::HandBack
                 } else {
                     Decision::RetryLater
                 };

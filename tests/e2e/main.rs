@@ -2,8 +2,10 @@
 //! sshd (started by `ops/testbed.sh`). Each test gets its own database and directories.
 
 mod alerts;
+mod copies;
 mod corpus;
 mod dashboard;
+mod failover;
 mod faults;
 mod helpers;
 mod history;

@@ -346,36 +346,84 @@ async fn a_fallo_sistema_file_is_retried_by_the_next_two_runs_and_not_the_third(
 }
 
 #[tokio::test]
-async fn close_applies_retention_to_old_backups_and_logs_only() {
+async fn close_applies_retention_to_backups_and_logs_written_long_enough_ago_only() {
     let app = spawn(Origin::Local).await;
-    let today = chrono::NaiveDate::from_ymd_opt(2026, 11, 24).unwrap();
-    let day = |n: i64| {
-        (today - chrono::Duration::days(n))
-            .format("%Y%m%d")
-            .to_string()
-    };
-    std::fs::create_dir_all(app.root.join("backup")).unwrap();
-    for n in [90, 91] {
-        std::fs::write(
-            app.root.join(format!("backup/backup_{}.zip", day(n))),
-            b"old",
+    let now = std::time::SystemTime::now();
+    let ago = |days: u64| now - Duration::from_secs(days * 86_400);
+    let set_mtime =
+        |path: &std::path::Path, at| std::fs::File::open(path).unwrap().set_modified(at).unwrap();
+    // Two old business days, each zipped; what counts is when their copies were written.
+    for (n, day) in [(1, "2026-08-01"), (2, "2026-08-02")] {
+        app.put(
+            &format!("report_{n}.txt"),
+            &generate(&FileSpec {
+                rows: 20,
+                seed: n,
+                ..Default::default()
+            })
+            .bytes,
+        );
+        app.enqueue();
+        app.perform(day);
+    }
+    app.run_ok("dispatcher", &["close"]);
+    let zip = |day: &str| app.root.join(format!("backup/backup_{day}.zip"));
+    // report_1 was loaded 91 days ago, report_2 89 days ago; both zips last written 91 days ago.
+    for (archivo, days) in [("report_1.txt", 91), ("report_2.txt", 89)] {
+        sqlx::query(
+            "UPDATE bitacora_control SET fin = now() - make_interval(days => $2) WHERE archivo = $1",
         )
+        .bind(archivo)
+        .bind(days)
+        .execute(&app.db)
+        .await
         .unwrap();
     }
-    for n in [30, 31] {
-        std::fs::create_dir_all(app.root.join(format!("logs/{}", day(n)))).unwrap();
-    }
-    app.run_ok("dispatcher", &["close", "--as-of", "2026-11-24"]);
+    set_mtime(&zip("20260801"), ago(91));
+    set_mtime(&zip("20260802"), ago(91));
+    // A zip named for an old day whose content no audit row knows: it may be all there is.
+    let unknown = zip("20250101");
+    std::fs::write(&unknown, b"not a zip this service wrote").unwrap();
+    set_mtime(&unknown, ago(400));
+    // Log directories are named by the business day they were written (business.time_zone).
+    let today: chrono::NaiveDate =
+        sqlx::query_scalar("SELECT (now() AT TIME ZONE 'America/Mexico_City')::date")
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    let log_day = |n: i64| {
+        let dir = app.root.join(format!(
+            "logs/{}",
+            (today - chrono::Duration::days(n)).format("%Y%m%d")
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    };
+    let written = |dir: &std::path::Path, at| {
+        let log = dir.join("report_9.log");
+        std::fs::write(&log, b"{}\n").unwrap();
+        set_mtime(&log, at);
+        set_mtime(dir, at);
+    };
+    let (old, recent_name, rewritten) = (log_day(31), log_day(30), log_day(45));
+    written(&old, ago(31));
+    written(&recent_name, ago(31));
+    written(&rewritten, ago(1));
+
+    let said = app.run_ok("dispatcher", &["close"]);
     assert!(
-        app.root
-            .join(format!("backup/backup_{}.zip", day(90)))
-            .exists()
+        !zip("20260801").exists(),
+        "everything in it is 91 days old: {said}"
     );
+    assert!(zip("20260802").exists(), "report_2 was loaded 89 days ago");
+    assert!(unknown.exists(), "unknown content is kept");
     assert!(
-        !app.root
-            .join(format!("backup/backup_{}.zip", day(91)))
-            .exists()
+        said.contains("retention removed 1 zip(s) and 1 log day(s)")
+            && said.contains("kept 1 zip(s) past their retention"),
+        "{said}"
     );
-    assert!(app.root.join(format!("logs/{}", day(30))).exists());
-    assert!(!app.root.join(format!("logs/{}", day(31))).exists());
+    assert!(!old.exists());
+    assert!(recent_name.exists() && rewritten.exists());
+    // The data contract holds; report_1's copy is gone by retention, on purpose.
+    app.check_data_invariants().await;
 }

@@ -4,41 +4,12 @@
 //! Each ends with every item final and visible, every loaded file in the day's zip, and
 //! the invariants of docs/data-contract.md §5 holding.
 
-use crate::helpers::{Origin, Running, TestApp, spawn};
-use sha2::{Digest, Sha256};
-use shared::fixtures::{FileSpec, HEADER, generate, report_name};
+use crate::helpers::{Origin, Running, TestApp, put_files, spawn, text, zip_hashes};
+use shared::fixtures::{FileSpec, HEADER, generate};
 use sqlx::Connection;
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 const DAY: &str = "2026-11-24";
-
-fn sha256(bytes: &[u8]) -> String {
-    shared::local::hash::to_hex(&Sha256::digest(bytes))
-}
-
-/// Puts files `from..=to` at the origin; returns their SHA-256s.
-fn put_files(app: &TestApp, from: usize, to: usize, rows: usize) -> Vec<String> {
-    (from..=to)
-        .map(|n| {
-            let g = generate(&FileSpec {
-                rows,
-                seed: n as u64 * 7,
-                ..Default::default()
-            });
-            app.put(&report_name(n), &g.bytes);
-            sha256(&g.bytes)
-        })
-        .collect()
-}
-
-fn text(out: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
 
 fn zip_of_day(app: &TestApp) -> PathBuf {
     app.root.join("backup/backup_20261124.zip")
@@ -46,19 +17,6 @@ fn zip_of_day(app: &TestApp) -> PathBuf {
 
 fn loose_dir(app: &TestApp) -> PathBuf {
     app.root.join("backup/20261124")
-}
-
-/// Entry name → SHA-256 of its bytes.
-fn zip_hashes(zip: &Path) -> BTreeMap<String, String> {
-    let mut archive = zip::ZipArchive::new(std::fs::File::open(zip).unwrap()).unwrap();
-    (0..archive.len())
-        .map(|i| {
-            let mut entry = archive.by_index(i).unwrap();
-            let mut bytes = Vec::new();
-            std::io::Read::read_to_end(&mut entry, &mut bytes).unwrap();
-            (entry.name().unwrap().to_string(), sha256(&bytes))
-        })
-        .collect()
 }
 
 /// Every file under `dir` whose name is temporary (a move or zip in progress).
@@ -248,7 +206,7 @@ async fn the_read_only_role_holding_every_lock_it_can_take_stalls_nothing() {
         "VISITAS_DISPATCHER__DRAIN_TIMEOUT_SECS".into(),
         "120".into(),
     ));
-    let hashes = put_files(&app, 1, 2, 300);
+    let hashes: Vec<String> = put_files(&app, 1, 2, 300).into_values().collect();
     // A re-sent file: its load must see the first and end DUPLICADO.
     app.put(
         "report_3.txt",

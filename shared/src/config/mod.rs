@@ -89,6 +89,7 @@ impl Config {
             .extract()
             .map_err(Box::new)?;
         config.check()?;
+        crate::local::host::adopt(config.performer.host_name.as_deref());
         Ok(config)
     }
 
@@ -124,6 +125,14 @@ impl Config {
                 reason: format!("[expect.{feed}]: {}", e.reason),
                 ..e
             })?;
+        }
+        if let Some(name) = &self.performer.host_name
+            && (name.trim().is_empty() || name.trim() != name || name.chars().any(char::is_control))
+        {
+            return Err(InvalidSetting::new(
+                "performer.host_name",
+                "must be a name: not empty, no spaces around it, no control characters",
+            ));
         }
         self.sftp.check_for(&self.source.url)
     }
@@ -163,6 +172,7 @@ mod tests {
             .extract()
             .map_err(Box::new)?;
         config.check()?;
+        crate::local::host::adopt(config.performer.host_name.as_deref());
         Ok(config)
     }
 

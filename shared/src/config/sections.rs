@@ -115,6 +115,9 @@ pub struct PerformerConfig {
     pub batch_rows: usize,
     /// After SIGTERM, how long items in hand may take before they are abandoned (rolled back, handed back).
     pub shutdown_grace_secs: u64,
+    /// This host's identity (worker ids, and the local items only its performers take);
+    /// none: the kernel's host name.
+    pub host_name: Option<String>,
 }
 
 impl Default for PerformerConfig {
@@ -129,6 +132,7 @@ impl Default for PerformerConfig {
             step_backoff_ms: 1000,
             batch_rows: crate::local::staged::BATCH_ROWS,
             shutdown_grace_secs: 60,
+            host_name: None,
         }
     }
 }

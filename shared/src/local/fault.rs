@@ -10,7 +10,8 @@
 //! file staged and checked unchanged at the origin), `load` (rows copied, transaction
 //! not committed), `after_commit` (committed, not yet backed up or deleted),
 //! `before_delete` (backed up, not yet deleted at the origin), `close` (`dispatcher
-//! close` holding the dispatcher's lock, nothing archived yet).
+//! close` holding the dispatcher's lock, nothing archived yet), `zipped` (a close's new
+//! zip written and verified under its temporary name, not yet installed).
 //!
 //! `VISITAS_FAULT_PANIC_AT=validate` panics the validator's thread at its first batch;
 //! `VISITAS_FAULT_LOSE_COMMIT_ACK=load` cuts the loading connection right after its

@@ -181,9 +181,18 @@ pub async fn retry_later(
 /// Hands an item back at once without counting the attempt (graceful shutdown);
 /// `false` when the attempt no longer holds it.
 pub async fn release(client: &mut Client, item: &Claimed) -> Result<bool, tokio_postgres::Error> {
+    give_back(client, item, "handed back at shutdown").await
+}
+
+/// Hands an item back at once without counting the attempt, saying `why` (a shutdown, a
+/// database outage); `false` when the attempt no longer holds it.
+pub async fn give_back(
+    client: &mut Client,
+    item: &Claimed,
+    why: &str,
+) -> Result<bool, tokio_postgres::Error> {
     let tx = client.transaction().await?;
-    let ours =
-        queue::hand_back(&tx, item, "handed back at shutdown", Duration::ZERO, false).await?;
+    let ours = queue::hand_back(&tx, item, why, Duration::ZERO, false).await?;
     if ours {
         audit::back_to_pending(&tx, item.id, None).await?;
     }
@@ -191,9 +200,26 @@ pub async fn release(client: &mut Client, item: &Claimed) -> Result<bool, tokio_
     Ok(ours)
 }
 
+/// Hands back, uncounted, the items that worker `worker` holds without knowing it (see
+/// `queue::release_unknown_claims`); their audit rows show `PENDIENTE` again unless
+/// committed. Returns their ids.
+pub async fn release_unknown_claims(
+    client: &mut Client,
+    worker: &str,
+) -> Result<Vec<i64>, tokio_postgres::Error> {
+    let tx = client.transaction().await?;
+    let ids = queue::release_unknown_claims(&tx, worker).await?;
+    for id in &ids {
+        audit::back_to_pending(&tx, *id, None).await?;
+    }
+    tx.commit().await?;
+    Ok(ids)
+}
+
 /// Tier 3: `FALLO_SISTEMA` on the audit row (with what is known of a whole staged copy,
 /// and where it was quarantined) and the item failed, in one transaction; `false` (and
-/// nothing written) when the attempt no longer holds the item.
+/// nothing written) when the attempt no longer holds the item. Repeated after its COMMIT
+/// acknowledgement was lost, it finds the item failed by this attempt and says `true`.
 pub async fn fail(
     client: &mut Client,
     item: &Claimed,
@@ -210,8 +236,10 @@ pub async fn fail(
     ours &= queue::finish(&tx, item, Final::Failed, Some(message)).await?;
     if ours {
         tx.commit().await?;
+        return Ok(true);
     }
-    Ok(ours)
+    tx.rollback().await?;
+    queue::finished_by(&*client, item, Final::Failed).await
 }
 
 /// Tier 4: `FALLO_SISTEMA` items whose file is still at the origin — still as listed

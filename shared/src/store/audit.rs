@@ -415,6 +415,26 @@ pub async fn record_archived(
     Ok(done.rows_affected())
 }
 
+/// When each of the audit rows `ids` reached its final status (`fin`: the load's commit,
+/// before its backup copy was written); ids without a row are left out. What retention
+/// and the zip's dates count from.
+pub async fn finished_at(
+    pool: &sqlx::PgPool,
+    ids: &[i64],
+) -> sqlx::Result<std::collections::HashMap<i64, Option<chrono::DateTime<chrono::Utc>>>> {
+    #[derive(sqlx::FromRow)]
+    struct Finished {
+        id: i64,
+        fin: Option<chrono::DateTime<chrono::Utc>>,
+    }
+    let rows: Vec<Finished> =
+        sqlx::query_as("SELECT id, fin FROM bitacora_control WHERE id = ANY($1)")
+            .bind(ids)
+            .fetch_all(pool)
+            .await?;
+    Ok(rows.into_iter().map(|r| (r.id, r.fin)).collect())
+}
+
 /// An operator discarded a quarantined file, with a reason; `moved_to` is its copy's new place.
 pub(crate) async fn record_discard(
     tx: &mut sqlx::PgConnection,

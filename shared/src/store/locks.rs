@@ -62,6 +62,17 @@ pub struct LeaseLost {
     name: &'static str,
 }
 
+/// Why [`Lease::prove`] failed: either way, the step it guards must not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ProveError {
+    /// Another process holds the lease now.
+    #[error(transparent)]
+    Lost(#[from] LeaseLost),
+    /// The database did not answer: the lease cannot be proven.
+    #[error("could not prove the dispatcher's lock: {0}")]
+    Db(#[from] sqlx::Error),
+}
+
 /// A held lease; renewed in the background until released or dropped.
 pub struct Lease {
     pool: PgPool,
@@ -139,6 +150,32 @@ impl Lease {
         Ok(())
     }
 
+    /// Proves, by a write only the holder's token can make, that the lease is still this
+    /// one's, and extends it by a whole [`LEASE`]: call it right before a step that cannot
+    /// be undone. A holder that was frozen (or cut off from the database) past its lease
+    /// may not have heard from its heartbeat yet; this asks the database itself.
+    pub async fn prove(&self) -> Result<(), ProveError> {
+        self.ensure_held()?;
+        let renewed = super::connect::bounded(
+            LEASE / 3,
+            sqlx::query(
+                "UPDATE service_locks SET expires_at = now() + make_interval(secs => $3)
+                 WHERE name = $1 AND token = $2 AND holder IS NOT NULL",
+            )
+            .bind(self.name)
+            .bind(self.token)
+            .bind(LEASE.as_secs_f64())
+            .execute(&self.pool),
+        )
+        .await?;
+        if renewed.rows_affected() == 1 {
+            Ok(())
+        } else {
+            self.lost.store(true, Ordering::SeqCst);
+            Err(LeaseLost { name: self.name }.into())
+        }
+    }
+
     /// Frees the lease now (a lost lease is left to its new holder).
     pub async fn release(self) -> sqlx::Result<()> {
         sqlx::query(
@@ -159,14 +196,19 @@ async fn heartbeat(pool: PgPool, name: &'static str, token: i64, lost: Arc<Atomi
     let mut renewed = Instant::now();
     loop {
         tokio::time::sleep(LEASE / 3).await;
-        let beat = sqlx::query(
-            "UPDATE service_locks SET expires_at = now() + make_interval(secs => $3)
-             WHERE name = $1 AND token = $2 AND holder IS NOT NULL",
+        // Bounded: sqlx has no TCP keepalive, and a server gone without a word must not
+        // hold the heartbeat past the lease it is there to keep.
+        let beat = super::connect::bounded(
+            LEASE / 3,
+            sqlx::query(
+                "UPDATE service_locks SET expires_at = now() + make_interval(secs => $3)
+                 WHERE name = $1 AND token = $2 AND holder IS NOT NULL",
+            )
+            .bind(name)
+            .bind(token)
+            .bind(LEASE.as_secs_f64())
+            .execute(&pool),
         )
-        .bind(name)
-        .bind(token)
-        .bind(LEASE.as_secs_f64())
-        .execute(&pool)
         .await;
         match beat {
             Ok(done) if done.rows_affected() == 1 => renewed = Instant::now(),

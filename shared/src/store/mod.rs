@@ -12,6 +12,7 @@
 //! - [`runs`]: `dispatch_runs`; [`reports`]: the operators' views and reports;
 //! - [`alerts`]: `alerts`; [`notices`]: their outbox, `alert_notices`; [`file_checks`]:
 //!   each loaded file compared with its feed's history.
+//! - [`root`]: `etl_root`, the one ETL root every host shares.
 
 pub mod alerts;
 pub mod attempt;
@@ -24,6 +25,7 @@ pub mod notices;
 pub mod partitions;
 pub mod queue;
 pub mod reports;
+pub mod root;
 pub mod runs;
 pub mod settings;
 pub mod tls;

@@ -96,6 +96,10 @@ pub async fn list(pool: &PgPool) -> sqlx::Result<Vec<Partition>> {
     .await
 }
 
+/// Test-only fault hook (`fault-hooks` builds only): when set, `drop_before` may take
+/// the current month too, so a test can drop the month a load is writing into.
+pub const DROP_CURRENT_MONTH_HOOK: &str = "VISITAS_FAULT_DROP_CURRENT_MONTH";
+
 /// A partition retention dropped.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Dropped {
@@ -132,9 +136,14 @@ pub fn month_start(day: NaiveDate) -> NaiveDate {
 
 /// Drops, in one transaction, every partition of both tables for months before `before`
 /// (the first of a month, at most the current UTC month), recording each of their files
-/// in `detalle_depurado`; with `dry_run` it only counts and rolls back. Dropping a
-/// partition takes ACCESS EXCLUSIVE on its table for a moment: it waits (up to
-/// `lock_timeout`, 30 s) for running loads.
+/// in `detalle_depurado`; with `dry_run` it only counts.
+///
+/// The right to drop is proven before anything is counted: each partition is first
+/// locked `SHARE` (up to `lock_timeout`, 30 s), which waits for the loads still writing
+/// into it to commit or roll back and lets no new one in, while readers go on; only then
+/// are its rows and files counted and recorded, so every file whose rows go is named.
+/// The `DROP` then takes `ACCESS EXCLUSIVE` for a moment. A dry run takes no lock a load
+/// or a reader waits for: it counts what is committed now.
 pub async fn drop_before(
     pool: &PgPool,
     before: NaiveDate,
@@ -144,6 +153,14 @@ pub async fn drop_before(
         sqlx::query_scalar("SELECT date_trunc('month', now() AT TIME ZONE 'UTC')::date")
             .fetch_one(pool)
             .await?;
+    // Test hook: the fault suite drops the month a load is writing into now.
+    let current = if crate::local::fault::armed(DROP_CURRENT_MONTH_HOOK) {
+        current
+            .checked_add_months(chrono::Months::new(1))
+            .unwrap_or(current)
+    } else {
+        current
+    };
     if before > current {
         return Err(RetentionError::NotPast { before, current });
     }
@@ -152,41 +169,66 @@ pub async fn drop_before(
         .into_iter()
         .filter(|p| p.month < before)
         .collect();
+    if dry_run {
+        let mut conn = pool.acquire().await?;
+        let mut found = Vec::new();
+        for p in old {
+            found.push(counted(&mut conn, &p.name).await?);
+        }
+        return Ok(found);
+    }
     let mut tx = pool.begin().await?;
     sqlx::query("SET LOCAL lock_timeout = '30s'")
         .execute(&mut *tx)
         .await?;
+    for p in &old {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "LOCK TABLE {} IN SHARE MODE",
+            quoted(&p.name)
+        )))
+        .execute(&mut *tx)
+        .await?;
+    }
     let mut dropped = Vec::new();
     for p in old {
-        // The name comes from pg_class, quoted as an identifier: never data.
-        let table = format!("\"{}\"", p.name.replace('"', "\"\""));
-        let rows: i64 =
-            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
-                .fetch_one(&mut *tx)
-                .await?;
-        let files: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-            "WITH files AS (SELECT DISTINCT bitacora_id FROM {table}),
-                  recorded AS (INSERT INTO detalle_depurado (bitacora_id, particion)
-                               SELECT bitacora_id, $1 FROM files
-                               ON CONFLICT (bitacora_id) DO NOTHING)
-             SELECT count(*) FROM files"
+        let counts = counted(&mut tx, &p.name).await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO detalle_depurado (bitacora_id, particion)
+             SELECT DISTINCT bitacora_id, $1 FROM {}
+             ON CONFLICT (bitacora_id) DO NOTHING",
+            quoted(&p.name)
         )))
         .bind(&p.name)
-        .fetch_one(&mut *tx)
+        .execute(&mut *tx)
         .await?;
-        sqlx::query(sqlx::AssertSqlSafe(format!("DROP TABLE {table}")))
-            .execute(&mut *tx)
-            .await?;
-        dropped.push(Dropped {
-            name: p.name,
-            rows,
-            files,
-        });
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP TABLE {}",
+            quoted(&p.name)
+        )))
+        .execute(&mut *tx)
+        .await?;
+        dropped.push(counts);
     }
-    if dry_run {
-        tx.rollback().await?;
-    } else {
-        tx.commit().await?;
-    }
+    tx.commit().await?;
     Ok(dropped)
+}
+
+/// A partition's name (from pg_class) quoted as an identifier: never data.
+fn quoted(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// The rows and files partition `name` holds now (as this connection sees them).
+async fn counted(conn: &mut sqlx::PgConnection, name: &str) -> sqlx::Result<Dropped> {
+    let (rows, files): (i64, i64) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT count(*), count(DISTINCT bitacora_id) FROM {}",
+        quoted(name)
+    )))
+    .fetch_one(conn)
+    .await?;
+    Ok(Dropped {
+        name: name.to_string(),
+        rows,
+        files,
+    })
 }

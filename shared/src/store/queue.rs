@@ -239,20 +239,29 @@ pub(crate) async fn hand_back(
 }
 
 /// Makes an item final and drops its lease; `false` when the attempt no longer holds it.
+/// Repeated after its COMMIT acknowledgement was lost, it finds the item already made
+/// `state` under this attempt's token (no other attempt can) and says `true`, writing
+/// nothing more.
 pub async fn finish(
     client: &impl GenericClient,
     item: &Claimed,
     state: Final,
     error: Option<&str>,
 ) -> Result<bool, tokio_postgres::Error> {
-    let n = client
-        .execute(
+    let row = client
+        .query_one(
             &client
                 .prepare_cached(concat!(
-                    "UPDATE work_items SET state = $3, locked_by = NULL, locked_until = NULL,
-                         last_error = coalesce($4, last_error), updated_at = now()
-                     WHERE ",
-                    held_by_attempt!()
+                    "WITH finished AS (
+                         UPDATE work_items SET state = $3, locked_by = NULL, locked_until = NULL,
+                             last_error = coalesce($4, last_error), updated_at = now()
+                         WHERE ",
+                    held_by_attempt!(),
+                    " RETURNING id)
+                     SELECT (SELECT count(*) FROM finished)
+                          + (SELECT count(*) FROM work_items WHERE ",
+                    finished_by_attempt!(),
+                    ") AS n"
                 ))
                 .await?,
             &[
@@ -263,7 +272,61 @@ pub async fn finish(
             ],
         )
         .await?;
-    Ok(n == 1)
+    Ok(row.get::<_, i64>("n") == 1)
+}
+
+/// The attempt `($1, $2)` itself made the item final as `$3` (no other can under its token).
+macro_rules! finished_by_attempt {
+    () => {
+        "id = $1 AND claim_token = $2 AND state = $3"
+    };
+}
+use finished_by_attempt;
+
+/// Whether the attempt itself already made the item final as `state` (a write repeated
+/// after its COMMIT acknowledgement was lost).
+pub(crate) async fn finished_by(
+    client: &impl GenericClient,
+    item: &Claimed,
+    state: Final,
+) -> Result<bool, tokio_postgres::Error> {
+    let row = client
+        .query_one(
+            concat!(
+                "SELECT count(*) AS n FROM work_items WHERE ",
+                finished_by_attempt!()
+            ),
+            &[&item.id, &item.token, &ItemState::from(state).as_str()],
+        )
+        .await?;
+    Ok(row.get::<_, i64>("n") == 1)
+}
+
+/// Hands back, without counting their attempt, the items running under worker `worker`'s
+/// name that it does not know it holds: a claim whose COMMIT went through while its
+/// acknowledgement was lost (the connection broke). Called by the worker between items
+/// (it holds none then), in `tx`; returns their ids.
+pub(crate) async fn release_unknown_claims(
+    tx: &impl GenericClient,
+    worker: &str,
+) -> Result<Vec<i64>, tokio_postgres::Error> {
+    Ok(tx
+        .query(
+            concat!(
+                "UPDATE work_items
+                 SET state = ", sql_state!(Pending), ", locked_by = NULL, locked_until = NULL, run_at = now(),
+                     attempts = greatest(attempts - 1, 0), updated_at = now(),
+                     last_error = 'handed back, no attempt used: the answer to its claim was lost with the connection'
+                 WHERE id IN (SELECT id FROM work_items WHERE state = ", sql_state!(Running), " AND locked_by = $1
+                              FOR NO KEY UPDATE SKIP LOCKED)
+                 RETURNING id"
+            ),
+            &[&worker],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get("id"))
+        .collect())
 }
 
 /// Records that the file at the origin is not what was listed (it changed since):

@@ -5,6 +5,7 @@ use crate::types::{InvalidSetting, Secret};
 use serde::Deserialize;
 use std::fmt;
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// The database connection.
 #[derive(Debug, Clone, Deserialize)]
@@ -24,6 +25,17 @@ pub struct DatabaseConfig {
     pub sslcert: Option<PathBuf>,
     /// The client certificate's private key (libpq's `sslkey`).
     pub sslkey: Option<PathBuf>,
+    /// How long opening a connection may take.
+    pub connect_timeout_secs: u64,
+    /// Idle seconds before TCP keepalive probes start on a connection (then every third
+    /// of it, three probes): a server gone without a word is noticed.
+    pub keepalive_secs: u64,
+    /// How long data sent may stay unacknowledged before the connection is dropped
+    /// (`TCP_USER_TIMEOUT`): a query to a dead server fails instead of hanging.
+    pub tcp_user_timeout_secs: u64,
+    /// How long a database that is unreachable or read-only (a failover, a restart, a
+    /// switchover) is waited out, step by step, before the step fails.
+    pub outage_budget_secs: u64,
 }
 
 impl Default for DatabaseConfig {
@@ -36,6 +48,10 @@ impl Default for DatabaseConfig {
             sslrootcert: None,
             sslcert: None,
             sslkey: None,
+            connect_timeout_secs: 10,
+            keepalive_secs: 10,
+            tcp_user_timeout_secs: 20,
+            outage_budget_secs: 60,
         }
     }
 }
@@ -52,7 +68,28 @@ impl DatabaseConfig {
                 "must be at least 1",
             ));
         }
+        for (key, value) in [
+            ("database.connect_timeout_secs", self.connect_timeout_secs),
+            ("database.keepalive_secs", self.keepalive_secs),
+            ("database.tcp_user_timeout_secs", self.tcp_user_timeout_secs),
+        ] {
+            if value == 0 {
+                return Err(InvalidSetting::new(key, "must be at least 1"));
+            }
+        }
         Ok(())
+    }
+
+    /// The time limits of every connection (see [`Timeouts`]).
+    pub fn timeouts(&self) -> Timeouts {
+        let secs = Duration::from_secs;
+        Timeouts {
+            connect: secs(self.connect_timeout_secs),
+            keepalive_idle: secs(self.keepalive_secs),
+            keepalive_interval: secs(self.keepalive_secs.div_ceil(3)),
+            tcp_user: secs(self.tcp_user_timeout_secs),
+            outage_budget: secs(self.outage_budget_secs),
+        }
     }
 
     /// The database URL, from `database.url` or the file `database.url_file`.
@@ -62,6 +99,33 @@ impl DatabaseConfig {
             (None, Some(path)) => read_secret_file(path, "database.url_file"),
             (None, None) => Err(no_database_url()),
         }
+    }
+}
+
+/// How long a database that does not answer may hold a client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Opening a connection.
+    pub connect: Duration,
+    /// Idle time before keepalive probes.
+    pub keepalive_idle: Duration,
+    /// Between keepalive probes (three are sent).
+    pub keepalive_interval: Duration,
+    /// Unacknowledged data before the connection is dropped.
+    pub tcp_user: Duration,
+    /// How long an outage is waited out by one step.
+    pub outage_budget: Duration,
+}
+
+impl Timeouts {
+    /// Keepalive probes sent before a silent connection is dropped.
+    pub const KEEPALIVE_PROBES: u32 = 3;
+
+    /// The longest a query that runs in a loop (a heartbeat, a wait's poll) may go
+    /// unanswered through sqlx, which has no keepalive: what tokio-postgres' socket
+    /// options allow for a connection and its silence, and no more.
+    pub fn unanswered(&self) -> Duration {
+        self.connect + self.tcp_user
     }
 }
 

@@ -16,7 +16,7 @@ mod verifiers;
 
 pub use refused::{TlsRefusal, refusal};
 
-use super::settings::{DatabaseConfig, SslMode};
+use super::settings::{DatabaseConfig, SslMode, Timeouts};
 use crate::types::{InvalidSetting, Secret};
 use rustls::ClientConfig;
 use rustls::pki_types::PrivateKeyDer;
@@ -65,6 +65,8 @@ pub struct DbTarget {
     pub client_cert: Option<ClientCert>,
     /// What was asked for.
     pub mode: SslMode,
+    /// How long a silent server may hold a connection.
+    pub timeouts: Timeouts,
     loopback: bool,
 }
 
@@ -147,6 +149,7 @@ impl DbTarget {
             check,
             client_cert,
             mode,
+            timeouts: db.timeouts(),
         };
         // Fail at start-up, naming the key, rather than at the first connection.
         target.client_config()?;
@@ -226,7 +229,9 @@ impl DbTarget {
         })
     }
 
-    /// tokio-postgres's configuration and TLS connector.
+    /// tokio-postgres's configuration (with the time limits and, unless the URL says
+    /// otherwise, `target_session_attrs=read-write`: a standby is never connected to)
+    /// and TLS connector.
     pub fn tokio_postgres(
         &self,
     ) -> Result<
@@ -245,6 +250,16 @@ impl DbTarget {
             TlsCheck::IfOffered => PgSslMode::Prefer,
             _ => PgSslMode::Require,
         });
+        let t = &self.timeouts;
+        pg.connect_timeout(t.connect)
+            .keepalives(true)
+            .keepalives_idle(t.keepalive_idle)
+            .keepalives_interval(t.keepalive_interval)
+            .keepalives_retries(Timeouts::KEEPALIVE_PROBES)
+            .tcp_user_timeout(t.tcp_user);
+        if pg.get_target_session_attrs() == tokio_postgres::config::TargetSessionAttrs::Any {
+            pg.target_session_attrs(tokio_postgres::config::TargetSessionAttrs::ReadWrite);
+        }
         let tls = tokio_postgres_rustls::MakeRustlsConnect::new(self.client_config()?);
         Ok((pg, tls))
     }
@@ -387,13 +402,8 @@ yUzBJrIDgElLjqNz5d8N4Wj7jj2mLdqbn9Q=
 
     fn config() -> DatabaseConfig {
         DatabaseConfig {
-            url: None,
-            url_file: None,
             pool_size: 1,
-            sslmode: None,
-            sslrootcert: None,
-            sslcert: None,
-            sslkey: None,
+            ..DatabaseConfig::default()
         }
     }
 

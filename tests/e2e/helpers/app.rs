@@ -38,13 +38,20 @@ pub struct TestApp {
     pub config: PathBuf,
     /// Extra environment for the binaries.
     pub env: Vec<(String, String)>,
+    /// The admin URL of the server the test database lives on.
+    pub admin: String,
 }
 
 /// A fresh world for one test.
 pub async fn spawn(origin: Origin) -> TestApp {
+    spawn_on(origin, &admin_url()).await
+}
+
+/// A fresh world for one test, its database on the server of `admin` (an admin URL).
+pub async fn spawn_on(origin: Origin, admin_url: &str) -> TestApp {
     let id = format!("{:016x}", fastrand::u64(..));
     let name = format!("visitas_test_{id}");
-    let admin = PgPool::connect(&admin_url())
+    let admin = PgPool::connect(admin_url)
         .await
         .expect("PostgreSQL reachable (ops/testbed.sh)");
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
@@ -52,7 +59,7 @@ pub async fn spawn(origin: Origin) -> TestApp {
         .await
         .unwrap();
     admin.close().await;
-    let db_url = admin_url().rsplit_once('/').unwrap().0.to_string() + "/" + &name;
+    let db_url = admin_url.rsplit_once('/').unwrap().0.to_string() + "/" + &name;
     let db = PgPool::connect(&db_url).await.unwrap();
     shared::store::connect::MIGRATOR.run(&db).await.unwrap();
 
@@ -110,6 +117,7 @@ pub async fn spawn(origin: Origin) -> TestApp {
         root,
         config,
         env: Vec::new(),
+        admin: admin_url.to_string(),
     }
 }
 
@@ -147,6 +155,7 @@ impl TestApp {
             root: self.root.clone(),
             config: self.config.clone(),
             env: self.env.clone(),
+            admin: self.admin.clone(),
         }
     }
 
@@ -161,7 +170,7 @@ impl TestApp {
 
     /// URL of the test database.
     pub fn db_url(&self) -> String {
-        admin_url().rsplit_once('/').unwrap().0.to_string() + "/" + &self.db_name
+        self.admin.rsplit_once('/').unwrap().0.to_string() + "/" + &self.db_name
     }
 
     /// The test database's name.
@@ -237,6 +246,21 @@ impl TestApp {
         .collect()
     }
 
+    /// Invariants 1 and 2 and the visitor aggregate (the checks shared with
+    /// ops/bench.sh), without the local copies (which retention may have removed).
+    pub async fn check_data_invariants(&self) {
+        let checks: Vec<(String, i64)> =
+            sqlx::query_as(include_str!("../../../sql/checks/invariants.sql"))
+                .fetch_all(&self.db)
+                .await
+                .unwrap();
+        let broken: Vec<_> = checks.iter().filter(|(_, n)| *n != 0).collect();
+        assert!(
+            broken.is_empty(),
+            "invariants of docs/data-contract.md §5 broken: {broken:?}"
+        );
+    }
+
     /// The audit row of the last item for `archivo`.
     pub async fn audit_of(&self, archivo: &str) -> Audit {
         self.audit()
@@ -270,17 +294,7 @@ impl TestApp {
 
     /// docs/data-contract.md §5 invariants, checked from the outside after a run.
     pub async fn check_invariants(&self) {
-        // 1 and 2, and visitantes = aggregate: the checks shared with ops/bench.sh.
-        let checks: Vec<(String, i64)> =
-            sqlx::query_as(include_str!("../../../sql/checks/invariants.sql"))
-                .fetch_all(&self.db)
-                .await
-                .unwrap();
-        let broken: Vec<_> = checks.iter().filter(|(_, n)| *n != 0).collect();
-        assert!(
-            broken.is_empty(),
-            "invariants of docs/data-contract.md §5 broken: {broken:?}"
-        );
+        self.check_data_invariants().await;
         // 3. every loaded file has a durable local copy.
         for a in self.audit().await {
             if shared::types::AuditStatus::parse(&a.estatus).is_some_and(|s| s.is_final()) {

@@ -52,11 +52,7 @@ impl TestApp {
     /// Runs a binary and insists it exits 0.
     pub fn run_ok(&self, binary: &str, args: &[&str]) -> String {
         let out = self.run(binary, args);
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let text = super::files::text(&out);
         assert!(out.status.success(), "{binary} {args:?} failed: {text}");
         text
     }
@@ -175,6 +171,11 @@ impl Running {
             std::thread::sleep(Duration::from_millis(50));
         }
         panic!("no {needle:?} within {secs}s: {}", self.text());
+    }
+
+    /// The process id (to signal it).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Everything printed so far.
