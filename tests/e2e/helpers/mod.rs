@@ -12,8 +12,8 @@ mod sshd;
 
 pub use app::{Origin, TestApp, spawn, spawn_on};
 pub use bins::{Running, bin_dir, terminate};
+pub use files::{put_files, text, zip_hashes, zip_hashes_of};
 pub use mail::{
     Hooks, PrivateSmtp, email_section, mail_dir, mails_in, marker, smtp, wait_for_mails,
 };
-pub use files::{put_files, text, zip_hashes, zip_hashes_of};
 pub use sshd::{PrivateSshd, testbed};
