@@ -2,12 +2,14 @@
 //! and the operator commands.
 
 mod archive;
+mod aside;
 mod close;
 #[cfg(feature = "fixtures")]
 mod generate;
 mod listing;
 mod lock;
 mod night;
+mod origins;
 mod output;
 mod partitions;
 mod progress;
@@ -102,6 +104,9 @@ enum Command {
     /// The monthly partitions of estadisticas and errores; retention of old months.
     #[command(subcommand)]
     Partitions(partitions::Command),
+    /// Origins with open items; rebind the items of a retired origin, or cancel them.
+    #[command(subcommand)]
+    Origins(origins::Command),
     /// Write generated sample visit files into a directory.
     #[cfg(feature = "fixtures")]
     Generate(generate::Args),
@@ -204,6 +209,7 @@ async fn main() -> anyhow::Result<ExitCode> {
             )
         }
         Command::Partitions(command) => partitions::run(&pool, command).await?,
+        Command::Origins(command) => print!("{}", origins::run(&pool, command).await?),
         #[cfg(feature = "fixtures")]
         Command::Generate(_) => unreachable!("handled above"),
     }

@@ -37,6 +37,7 @@ pub fn is_transient(e: &ItemError) -> bool {
         | ItemError::Disk { .. }
         | ItemError::Unsettled(_) => true,
         ItemError::Name(_)
+        | ItemError::NotAsResolved(_)
         | ItemError::Engine(_)
         | ItemError::Exhausted { .. }
         | ItemError::LeaseLost => false,
@@ -166,6 +167,11 @@ mod tests {
                 false,
             ),
             ("exhausted", ItemError::Exhausted { attempts: 3 }, false),
+            (
+                "not as resolved",
+                ItemError::NotAsResolved("changed".into()),
+                false,
+            ),
             ("lease lost", ItemError::LeaseLost, false),
         ]
     }

@@ -3,12 +3,14 @@
 mod in_flight;
 mod local;
 pub mod location;
+pub mod marker;
 mod remote_name;
 pub mod settings;
 mod sftp;
 
 pub use in_flight::{in_flight_name, parse_in_flight};
 pub use location::{SourceLocation, SourceUrl};
+pub use marker::DoneMarker;
 pub use remote_name::{RemoteName, RemoteNameError};
 pub use settings::{Access, SftpConfig};
 
@@ -23,8 +25,44 @@ pub struct RemoteFile {
     pub name: String,
     /// Size in bytes.
     pub size: u64,
-    /// Modification time (whole seconds).
-    pub mtime: DateTime<Utc>,
+    /// Modification time (whole seconds); `None` when the origin shows none.
+    pub mtime: Option<DateTime<Utc>>,
+}
+
+impl RemoteFile {
+    /// Its size and mtime as a listing compares them.
+    pub fn seen(&self) -> (u64, Option<DateTime<Utc>>) {
+        (self.size, self.mtime)
+    }
+}
+
+/// A modification time as an origin reports it, in whole seconds since the epoch. None,
+/// or 0 (what servers that keep no times send), is unknown: never 1970.
+pub(crate) fn mtime_of(secs: Option<i64>) -> Option<DateTime<Utc>> {
+    secs.filter(|s| *s != 0)
+        .and_then(|s| DateTime::from_timestamp(s, 0))
+}
+
+/// What [`Source::delete_verified`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Deletion {
+    /// Deleted.
+    Deleted,
+    /// Not there any more: nothing to delete.
+    Gone,
+    /// Not what the caller holds (as found): left alone.
+    Changed(RemoteFile),
+}
+
+/// What [`Source::digest`] read of a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Digest {
+    /// SHA-256 (lower-case hex) of the bytes read.
+    pub sha256: String,
+    /// How many bytes were read.
+    pub bytes: u64,
+    /// The last byte read, if any (whether the part read ends at a line end).
+    pub last: Option<u8>,
 }
 
 /// Errors of the origin; [`SourceError::is_transient`] decides whether retrying can help.
@@ -52,13 +90,17 @@ pub enum SourceError {
         /// Remote path.
         path: String,
     },
-    /// The origin refused the operation (permissions): not retried in place.
-    #[error("{path}: {doing} refused by the origin (permission denied)")]
+    /// The origin refused the operation (no rights, or it does not support it): not
+    /// retried in place. A refused rename makes the file read in place; a refused
+    /// delete leaves it at the origin, shown to operators.
+    #[error("{path}: {doing} refused by the origin ({why})")]
     Denied {
         /// Remote path.
         path: String,
         /// What was refused.
         doing: String,
+        /// How the origin answered.
+        why: String,
     },
     /// A rename's target name is taken (renames never replace a file).
     #[error("{path}: already exists at the origin")]
@@ -189,6 +231,51 @@ impl Source {
         }
     }
 
+    /// Deletes `name` only if it is still what the caller holds a copy of: its size and
+    /// mtime `seen`, and, when `content` is given, its SHA-256 and length (read again
+    /// just before, then the size and mtime once more). What no origin lets a client
+    /// close is the instant between that last look and the delete itself.
+    pub async fn delete_verified(
+        &self,
+        name: &RemoteName,
+        seen: (u64, Option<DateTime<Utc>>),
+        content: Option<(&str, u64)>,
+    ) -> Result<Deletion, SourceError> {
+        let Some(now) = self.stat(name).await? else {
+            return Ok(Deletion::Gone);
+        };
+        if now.seen() != seen {
+            return Ok(Deletion::Changed(now));
+        }
+        if let Some((sha256, size)) = content {
+            let read = self.digest(name, None).await?;
+            if (read.sha256.as_str(), read.bytes) != (sha256, size) {
+                return Ok(Deletion::Changed(now));
+            }
+            match self.stat(name).await? {
+                None => return Ok(Deletion::Gone),
+                Some(again) if again.seen() != seen => return Ok(Deletion::Changed(again)),
+                Some(_) => {}
+            }
+        }
+        self.delete(name).await?;
+        Ok(Deletion::Deleted)
+    }
+
+    /// Reads `name` (its first `limit` bytes, or all of it) through SHA-256 without
+    /// keeping it: what the origin holds now, compared with what was loaded.
+    pub async fn digest(
+        &self,
+        name: &RemoteName,
+        limit: Option<u64>,
+    ) -> Result<Digest, SourceError> {
+        let limit = limit.unwrap_or(u64::MAX);
+        match self {
+            Source::Local(s) => s.digest(name, limit).await,
+            Source::Sftp(s) => s.digest(name, limit).await,
+        }
+    }
+
     /// The full origin path of `name`, as recorded in `ruta_origen`.
     pub fn path_of(&self, name: &str) -> String {
         match self {
@@ -220,4 +307,36 @@ pub(crate) async fn create_staged(
 
 pub(crate) fn staging_error(dest: &Path, e: std::io::Error) -> SourceError {
     SourceError::io(format!("writing {}", dest.display()), e)
+}
+
+/// Hashes up to `limit` bytes of `reader` (see [`Source::digest`]).
+pub(crate) async fn digest_of(
+    mut reader: impl tokio::io::AsyncRead + Unpin,
+    limit: u64,
+    path: &str,
+) -> Result<Digest, SourceError> {
+    use sha2::Digest as _;
+    use tokio::io::AsyncReadExt;
+    let (mut hasher, mut buf) = (sha2::Sha256::new(), vec![0u8; 1 << 20]);
+    let (mut bytes, mut last) = (0u64, None);
+    while bytes < limit {
+        let want = buf
+            .len()
+            .min((limit - bytes).min(usize::MAX as u64) as usize);
+        let n = reader
+            .read(&mut buf[..want])
+            .await
+            .map_err(|e| SourceError::io(format!("reading {path}"), e))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        bytes += n as u64;
+        last = Some(buf[n - 1]);
+    }
+    Ok(Digest {
+        sha256: crate::local::hash::to_hex(&hasher.finalize()),
+        bytes,
+        last,
+    })
 }

@@ -83,6 +83,8 @@ pub struct Prior {
     pub sha256: Option<String>,
     /// Size recorded by an earlier attempt (what a committed load read).
     pub size: Option<i64>,
+    /// Where an earlier attempt put the local copy, if it recorded one.
+    pub backup: Option<String>,
 }
 
 /// Marks the audit row of a just-claimed item in progress (in the claim's transaction);
@@ -96,7 +98,7 @@ pub(crate) async fn begin_attempt(
     let row = tx
         .query_one(
             &tx.prepare_cached(concat!(
-                "WITH prior AS (SELECT id, estatus, sha256, tamano_bytes, inicio, estatus IN ",
+                "WITH prior AS (SELECT id, estatus, sha256, tamano_bytes, ruta_backup, inicio, estatus IN ",
                 uncommitted_statuses!(),
                 " AS open FROM bitacora_control WHERE work_item_id = $1 FOR UPDATE)
                  UPDATE bitacora_control b
@@ -107,7 +109,7 @@ pub(crate) async fn begin_attempt(
                      -- Each attempt is timed anew; a committed one keeps its times.
                      inicio = CASE WHEN p.open THEN clock_timestamp() ELSE p.inicio END
                  FROM prior p WHERE b.id = p.id
-                 RETURNING p.id, p.estatus, p.sha256, p.tamano_bytes",
+                 RETURNING p.id, p.estatus, p.sha256, p.tamano_bytes, p.ruta_backup",
             ))
             .await?,
             &[&work_item_id, &attempt, &worker],
@@ -118,6 +120,7 @@ pub(crate) async fn begin_attempt(
         status: status_of(&row, "estatus").unwrap_or(AuditStatus::EnProceso),
         sha256: row.get("sha256"),
         size: row.get("tamano_bytes"),
+        backup: row.get("ruta_backup"),
     })
 }
 
@@ -341,11 +344,14 @@ const RECORD_LOCAL_COPY: &str = concat!(
      UPDATE bitacora_control b SET ruta_backup = $3
      FROM owner JOIN work_items w ON w.id = owner.id
      WHERE b.work_item_id = owner.id
-        OR (b.id = w.retry_of AND w.origin LIKE 'file://%')"
+        OR (b.id = w.retry_of AND w.origin LIKE 'file://%' AND b.estatus IN ",
+    failure_statuses!(),
+    ")"
 );
 
 /// Records where the attempt put the file's local copy (backup or quarantine). An
-/// operator's retry of a local (quarantined) copy took that copy: the retried row follows it.
+/// operator's retry of a local (quarantined) copy took that copy: the retried row follows
+/// it. (A retried loaded row, whose file was set aside at the origin, keeps its backup.)
 pub async fn record_local_copy(
     client: &impl GenericClient,
     fence: Fence,
@@ -434,6 +440,37 @@ pub(crate) async fn record_discard(
     Ok(())
 }
 
+/// An operator cancelled the items `work_item_ids` (pending, of a retired origin): a row
+/// nothing of which committed becomes `FALLO_SISTEMA`, discarded with `why`; a committed
+/// one keeps its status, with `why` as its message (its backup or delete was not done).
+pub(crate) async fn record_cancelled(
+    tx: &mut sqlx::PgConnection,
+    work_item_ids: &[i64],
+    why: &str,
+) -> sqlx::Result<()> {
+    sqlx::query(concat!(
+        "UPDATE bitacora_control
+         SET estatus = CASE WHEN estatus IN ",
+        uncommitted_statuses!(),
+        " THEN ",
+        sql_status!(FalloSistema),
+        " ELSE estatus END,
+             descartado_en = CASE WHEN estatus IN ",
+        uncommitted_statuses!(),
+        " THEN now() END,
+             motivo_descarte = CASE WHEN estatus IN ",
+        uncommitted_statuses!(),
+        " THEN $2 END,
+             mensaje_error = $2, fin = coalesce(fin, now())
+         WHERE work_item_id = ANY($1)"
+    ))
+    .bind(work_item_ids)
+    .bind(crate::types::storable::message(why))
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
 /// Files waiting for an operator: layout or system failures neither retried nor discarded.
 macro_rules! waiting {
     () => {
@@ -463,6 +500,22 @@ macro_rules! unfinished {
     };
 }
 
+/// Loaded files finished without a backup: no copy whose SHA-256 is what was loaded could
+/// be had (a crash between the commit and the backup, and the file at the origin changed
+/// since). Nothing was deleted at the origin; shown until an operator acknowledges it
+/// with a discard.
+macro_rules! backup_missing {
+    () => {
+        concat!(
+            "b.estatus IN ",
+            committed_statuses!(),
+            " AND w.state = ",
+            sql_state!(Done),
+            " AND b.ruta_backup IS NULL AND b.descartado_en IS NULL"
+        )
+    };
+}
+
 /// A line of the quarantine, as `quarantine list` shows it.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Quarantined {
@@ -481,15 +534,19 @@ pub struct Quarantined {
     pub message: String,
 }
 
-/// What waits for an operator, and loaded files not yet finished, by id.
+/// What waits for an operator, loaded files not yet finished, and loaded files whose
+/// backup is missing, by id. (Files set aside at the origin: `super::set_aside::waiting`.)
 pub async fn quarantined(pool: &sqlx::PgPool) -> sqlx::Result<Vec<Quarantined>> {
     sqlx::query_as(concat!(
         "SELECT b.id, b.archivo, b.estatus, coalesce(to_char(b.fin, 'YYYY-MM-DD HH24:MI'), '') AS failed_at,
                 coalesce(b.ruta_backup, '') AS local_copy,
                 CASE WHEN ", unfinished!(), " THEN coalesce(w.last_error, 'loaded; left to do: backup and delete at the origin')
+                     WHEN ", backup_missing!(), " THEN 'BACKUP MISSING: ' || coalesce(b.mensaje_error,
+                          'loaded, but no copy of what was loaded could be had for the backup')
+                          || ' (acknowledge with `dispatcher quarantine discard ' || b.id || ' --reason \"…\"`)'
                      ELSE coalesce(b.mensaje_error, '') END AS message
          FROM bitacora_control b JOIN work_items w ON w.id = b.work_item_id
-         WHERE (", waiting!(), ") OR (", unfinished!(), ") ORDER BY b.id"
+         WHERE (", waiting!(), ") OR (", unfinished!(), ") OR (", backup_missing!(), ") ORDER BY b.id"
     ))
     .fetch_all(pool)
     .await
@@ -557,15 +614,15 @@ pub struct DiscardCandidate {
     pub ruta_backup: Option<String>,
 }
 
-/// The audit row `id`, locked, if it waits in quarantine (after
-/// `super::queue::lock_item_of`).
+/// The audit row `id`, locked, if it waits in quarantine or is a loaded file whose
+/// backup is missing (a discard acknowledges it) (after `super::queue::lock_item_of`).
 pub async fn discard_candidate(
     tx: &mut sqlx::PgConnection,
     id: i64,
 ) -> sqlx::Result<Option<DiscardCandidate>> {
     sqlx::query_as(concat!(
         "SELECT b.archivo, b.ruta_backup FROM bitacora_control b JOIN work_items w ON w.id = b.work_item_id
-         WHERE b.id = $1 AND ", waiting!(), " FOR UPDATE OF b"
+         WHERE b.id = $1 AND ((", waiting!(), ") OR (", backup_missing!(), ")) FOR UPDATE OF b"
     ))
     .bind(id)
     .fetch_optional(tx)

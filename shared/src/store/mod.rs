@@ -9,7 +9,9 @@
 //! - [`load`]: the one load transaction (`estadisticas`, `errores`, `visitantes`,
 //!   `visitas_por_anio`); [`partitions`]: the detail tables' partitions;
 //! - [`locks`]: the service's row locks (`service_locks`, `content_locks`);
-//! - [`runs`]: `dispatch_runs`; [`reports`]: the operators' views and reports.
+//! - [`runs`]: `dispatch_runs`; [`reports`]: the operators' views and reports;
+//! - [`set_aside`]: `set_aside_files`, what the service leaves at the origin for an
+//!   operator; [`performers`]: the live performers and the origins they serve.
 
 pub mod attempt;
 pub mod audit;
@@ -17,8 +19,10 @@ pub mod connect;
 pub mod load;
 pub mod locks;
 pub mod partitions;
+pub mod performers;
 pub mod queue;
 pub mod reports;
 pub mod runs;
+pub mod set_aside;
 pub mod settings;
 pub mod tls;

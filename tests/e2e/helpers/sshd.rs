@@ -18,6 +18,13 @@ pub(super) fn sshd_port() -> u16 {
     port.trim().parse().expect("a port number")
 }
 
+/// The port of one of the test bed's extra sshds (`norename`, `readonly`).
+pub(super) fn sshd_port_of(name: &str) -> u16 {
+    let port = std::fs::read_to_string(testbed().join(format!("port_{name}")))
+        .unwrap_or_else(|_| panic!("run ops/testbed.sh first (no port_{name} file)"));
+    port.trim().parse().expect("a port number")
+}
+
 pub(super) fn chown_to_sftp_user(dir: &Path) {
     let status = Command::new("chown")
         .arg("visitas-sftp:")
