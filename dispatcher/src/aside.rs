@@ -131,7 +131,26 @@ pub async fn load(
         }
         _ => None,
     };
+    // Its item itself loaded only what followed an earlier item's part: a file that
+    // still begins with that part, but not with what the item read, may hold lines
+    // either loaded — no machine can tell which.
+    let earlier = match (&aside.item_prefix_sha256, aside.item_prefix_bytes) {
+        (Some(sha), Some(bytes)) if begins.is_none() && file.size >= bytes.max(0) as u64 => {
+            let read = source.digest(&name, Some(bytes as u64)).await?;
+            read.sha256 == *sha && read.bytes == bytes as u64
+        }
+        _ => false,
+    };
     source.close().await;
+    anyhow::ensure!(
+        !earlier,
+        "{archivo} (id {id}) at {}: it begins with the part an earlier item loaded, but no \
+         longer with what id {id} read after it: the lines in between may have been loaded. \
+         Nothing changed. Compare it with the backups of both, then discard it \
+         (`dispatcher quarantine discard {id} --reason \"…\"`) and have the sender resend \
+         what was not loaded.",
+        aside.path
+    );
     let before = match begins {
         None => LoadedBefore::Nothing,
         Some(_) if file.size == loaded_size => LoadedBefore::All,

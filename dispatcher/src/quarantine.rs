@@ -53,6 +53,8 @@ pub async fn list(pool: &PgPool, format: Format) -> anyhow::Result<()> {
 }
 
 /// What an operator's retry did.
+// `AlreadyRetried` is the name the console uses.
+#[allow(clippy::enum_variant_names)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Retried {
     /// A new item loads the file.
@@ -185,7 +187,8 @@ pub async fn retry(pool: &PgPool, config: &Config, id: i64) -> anyhow::Result<Re
                     0,
                 ),
                 done_marker: None,
-                loaded_prefix: None,
+                // A copy of a file whose beginning an earlier item loaded: still only the rest.
+                loaded_prefix: old.loaded_prefix(),
             }
         }
         None if estatus == AuditStatus::FalloLayout => {
@@ -196,14 +199,16 @@ pub async fn retry(pool: &PgPool, config: &Config, id: i64) -> anyhow::Result<Re
                 url: old.origin.clone(),
                 host: old.origin_host.clone(),
             };
-            at_origin(
+            let mut item = at_origin(
                 config,
                 &origin,
                 old.work_item,
                 &archivo,
                 old.source_name.clone(),
             )
-            .await?
+            .await?;
+            item.loaded_prefix = old.loaded_prefix();
+            item
         }
     };
     let Some(new_id) = attempt::enqueue_retry(&mut tx, id, &item, old.max_attempts).await? else {
@@ -287,6 +292,7 @@ pub async fn discard(
     let audit::DiscardCandidate {
         archivo,
         ruta_backup: copy,
+        loaded,
     } = audit::discard_candidate(&mut tx, id)
         .await?
         .ok_or_else(|| {
@@ -305,6 +311,11 @@ pub async fn discard(
     }
     attempt::discard(&mut tx, id, reason, moved_to.as_deref()).await?;
     tx.commit().await?;
+    if loaded {
+        return Ok(format!(
+            "{archivo} (id {id}): its missing backup acknowledged; its loaded rows stay: {reason}"
+        ));
+    }
     Ok(format!("{archivo} (id {id}) discarded: {reason}"))
 }
 

@@ -277,10 +277,21 @@ async fn changed(
     loaded: &Loaded,
     state: Final,
 ) -> Result<Settled, ItemError> {
+    let begins_with = async |sha256: &str, size: u64| {
+        Ok::<_, SourceError>(
+            now.size >= size
+                && digest(ctx, source, &taken.name, Some(size)).await?
+                    == (sha256.to_string(), size),
+        )
+    };
+    // What was loaded from this file: this item's content, and the beginning an earlier
+    // item loaded, if this one loaded only the rest.
     let begins_with_loaded = state == Final::Done
-        && now.size >= loaded.size
-        && digest(ctx, source, &taken.name, Some(loaded.size)).await?
-            == (loaded.sha256.clone(), loaded.size);
+        && (begins_with(&loaded.sha256, loaded.size).await?
+            || match &item.loaded_prefix {
+                Some(p) => begins_with(&p.sha256, p.bytes.max(0) as u64).await?,
+                None => false,
+            });
     if begins_with_loaded {
         // Appended to (a sender still holding it open): the bytes added since are
         // nobody's to delete, and loading it whole would load its beginning twice.

@@ -26,6 +26,32 @@ fn with_url(app: &TestApp, url: &str) -> TestApp {
     app.with_env(&[("VISITAS_SOURCE__URL", url)])
 }
 
+/// The same directory served by the test bed's sshd that refuses renames (2230): the
+/// world configured for it, and its origin URL.
+pub(crate) fn served_elsewhere(app: &TestApp) -> (TestApp, String) {
+    let port = std::fs::read_to_string(crate::helpers::testbed().join("port_norename")).unwrap();
+    let new = app
+        .origin_url()
+        .replace(":2222/", &format!(":{}/", port.trim()));
+    let mut served = with_url(app, &new);
+    let key = std::fs::read_to_string(crate::helpers::testbed().join("host_ed25519.pub")).unwrap();
+    let known = app.home.join("known_hosts_new");
+    std::fs::write(
+        &known,
+        format!(
+            "[127.0.0.1]:{} {}\n",
+            port.trim(),
+            key.split_whitespace().take(2).collect::<Vec<_>>().join(" ")
+        ),
+    )
+    .unwrap();
+    served.env.push((
+        "VISITAS_SFTP__KNOWN_HOSTS".into(),
+        known.display().to_string(),
+    ));
+    (served, new)
+}
+
 #[tokio::test]
 async fn items_enqueued_under_one_spelling_are_claimed_by_a_performer_configured_with_another() {
     let app = spawn(Origin::Sftp).await;
@@ -70,24 +96,7 @@ async fn items_of_a_retired_origin_are_alerted_by_the_night_and_rebound() {
     app.enqueue();
     let old = app.origin_url();
     // The same directory, served now by the sshd that refuses renames.
-    let port = std::fs::read_to_string(crate::helpers::testbed().join("port_norename")).unwrap();
-    let new = old.replace(":2222/", &format!(":{}/", port.trim()));
-    let mut served = with_url(&app, &new);
-    let key = std::fs::read_to_string(crate::helpers::testbed().join("host_ed25519.pub")).unwrap();
-    let known = app.home.join("known_hosts_new");
-    std::fs::write(
-        &known,
-        format!(
-            "[127.0.0.1]:{} {}\n",
-            port.trim(),
-            key.split_whitespace().take(2).collect::<Vec<_>>().join(" ")
-        ),
-    )
-    .unwrap();
-    served.env.push((
-        "VISITAS_SFTP__KNOWN_HOSTS".into(),
-        known.display().to_string(),
-    ));
+    let (served, new) = served_elsewhere(&app);
 
     let started = Instant::now();
     served.perform("2026-11-24");

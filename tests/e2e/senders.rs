@@ -10,7 +10,7 @@ use shared::fixtures::{FileSpec, Generated, generate};
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-fn file(rows: usize, seed: u64) -> Generated {
+pub(crate) fn file(rows: usize, seed: u64) -> Generated {
     generate(&FileSpec {
         rows,
         distinct_emails: 200,
@@ -25,7 +25,7 @@ fn sha(bytes: &[u8]) -> String {
 }
 
 /// The index just after the `n`th line end (the header is line 1).
-fn after_line(bytes: &[u8], n: usize) -> usize {
+pub(crate) fn after_line(bytes: &[u8], n: usize) -> usize {
     bytes
         .iter()
         .enumerate()
@@ -37,7 +37,7 @@ fn after_line(bytes: &[u8], n: usize) -> usize {
 }
 
 /// A performer service (one worker) with extra environment.
-fn performer(app: &TestApp, env: &[(&str, &str)]) -> Running {
+pub(crate) fn performer(app: &TestApp, env: &[(&str, &str)]) -> Running {
     let with = app.with_env(env);
     Running::new(with.spawn_bin(
         "performer",
@@ -46,7 +46,7 @@ fn performer(app: &TestApp, env: &[(&str, &str)]) -> Running {
 }
 
 /// A performer that pauses the first time it reaches `point`.
-fn paused_at(app: &TestApp, point: &str, secs: u32) -> Running {
+pub(crate) fn paused_at(app: &TestApp, point: &str, secs: u32) -> Running {
     let secs = secs.to_string();
     performer(
         app,
@@ -58,7 +58,7 @@ fn paused_at(app: &TestApp, point: &str, secs: u32) -> Running {
 }
 
 /// Short leases, so the item of a killed performer comes back within seconds.
-fn short_leases(app: &mut TestApp) {
+pub(crate) fn short_leases(app: &mut TestApp) {
     app.env
         .push(("VISITAS_PERFORMER__LEASE_SECS".into(), "3".into()));
 }
@@ -72,7 +72,7 @@ fn set_mtime(path: &Path, at: SystemTime) {
         .unwrap();
 }
 
-fn append(path: &Path, bytes: &[u8]) {
+pub(crate) fn append(path: &Path, bytes: &[u8]) {
     use std::io::Write;
     std::fs::OpenOptions::new()
         .append(true)
@@ -93,7 +93,7 @@ fn at_origin(app: &TestApp) -> Vec<String> {
 }
 
 /// The one file under an item's in-flight name.
-fn in_flight(app: &TestApp) -> std::path::PathBuf {
+pub(crate) fn in_flight(app: &TestApp) -> std::path::PathBuf {
     std::fs::read_dir(&app.origin)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -410,7 +410,12 @@ async fn with_a_done_marker_nothing_is_loaded_before_its_marker_read_in_place() 
 /// Loads part of `whole` (its first `cut` bytes), kills the performer after the commit,
 /// appends the rest at the origin, and lets a performer finish: the file is set aside.
 /// Returns the audit row of that load.
-async fn set_aside_after_a_crash(app: &TestApp, name: &str, whole: &[u8], cut: usize) -> i64 {
+pub(crate) async fn set_aside_after_a_crash(
+    app: &TestApp,
+    name: &str,
+    whole: &[u8],
+    cut: usize,
+) -> i64 {
     app.put(name, &whole[..cut]);
     app.enqueue();
     let mut doomed = paused_at(app, "after_commit", 60);

@@ -583,6 +583,23 @@ pub struct RetryCandidate {
     pub state: ItemState,
     /// The audit row an operator's retry of it made, if any.
     pub retried_as: Option<i64>,
+    /// The beginning of its file an earlier item loaded (only the rest is to be loaded).
+    pub loaded_prefix_bytes: Option<i64>,
+    /// That beginning's SHA-256.
+    pub loaded_prefix_sha256: Option<String>,
+    /// The audit row that loaded it.
+    pub loaded_prefix_of: Option<i64>,
+}
+
+impl RetryCandidate {
+    /// What a retry must not load again: the beginning an earlier item loaded.
+    pub fn loaded_prefix(&self) -> Option<crate::types::LoadedPrefix> {
+        Some(crate::types::LoadedPrefix {
+            bytes: self.loaded_prefix_bytes?,
+            sha256: self.loaded_prefix_sha256.clone()?,
+            loaded_by: self.loaded_prefix_of?,
+        })
+    }
 }
 
 /// The audit row `id` and its item, locked for an operator's retry (after
@@ -594,7 +611,7 @@ pub async fn retry_candidate(
     sqlx::query_as(
         "SELECT b.archivo, b.estatus, b.ruta_backup, b.descartado_en IS NOT NULL AS discarded, b.sha256,
                 w.id AS work_item, w.origin, w.origin_host, w.source_name, w.source_path, w.max_attempts,
-                w.state,
+                w.state, w.loaded_prefix_bytes, w.loaded_prefix_sha256, w.loaded_prefix_of,
                 (SELECT rb.id FROM work_items r JOIN bitacora_control rb ON rb.work_item_id = r.id
                  WHERE r.retry_of = b.id ORDER BY rb.id LIMIT 1) AS retried_as
          FROM bitacora_control b JOIN work_items w ON w.id = b.work_item_id
@@ -612,6 +629,8 @@ pub struct DiscardCandidate {
     pub archivo: String,
     /// Its local copy, if one was recorded.
     pub ruta_backup: Option<String>,
+    /// A loaded file whose backup is missing (the discard acknowledges it).
+    pub loaded: bool,
 }
 
 /// The audit row `id`, locked, if it waits in quarantine or is a loaded file whose
@@ -621,8 +640,15 @@ pub async fn discard_candidate(
     id: i64,
 ) -> sqlx::Result<Option<DiscardCandidate>> {
     sqlx::query_as(concat!(
-        "SELECT b.archivo, b.ruta_backup FROM bitacora_control b JOIN work_items w ON w.id = b.work_item_id
-         WHERE b.id = $1 AND ((", waiting!(), ") OR (", backup_missing!(), ")) FOR UPDATE OF b"
+        "SELECT b.archivo, b.ruta_backup, (",
+        backup_missing!(),
+        ") AS loaded
+         FROM bitacora_control b JOIN work_items w ON w.id = b.work_item_id
+         WHERE b.id = $1 AND ((",
+        waiting!(),
+        ") OR (",
+        backup_missing!(),
+        ")) FOR UPDATE OF b"
     ))
     .bind(id)
     .fetch_optional(tx)

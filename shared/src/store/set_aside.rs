@@ -125,6 +125,11 @@ pub struct SetAside {
     pub loaded_size: Option<i64>,
     /// Where that loaded content is backed up.
     pub ruta_backup: Option<String>,
+    /// The item itself loaded only what followed this many bytes (an earlier item loaded
+    /// them): a resolution of an operator's own resolution.
+    pub item_prefix_bytes: Option<i64>,
+    /// That beginning's SHA-256.
+    pub item_prefix_sha256: Option<String>,
     /// The origin (normalised URL).
     pub origin: String,
     /// Its host, for a local origin.
@@ -175,6 +180,7 @@ macro_rules! set_aside_columns {
     () => {
         "s.id, b.id AS bitacora_id, w.id AS work_item, w.state AS item_state, b.archivo, b.estatus,
          b.sha256 AS loaded_sha256, b.tamano_bytes AS loaded_size, b.ruta_backup,
+         w.loaded_prefix_bytes AS item_prefix_bytes, w.loaded_prefix_sha256 AS item_prefix_sha256,
          s.origin, s.origin_host, s.name, s.path, s.done_marker, s.reason, s.size_bytes,
          to_char(s.set_aside_at, 'YYYY-MM-DD HH24:MI') AS set_aside_at
          FROM set_aside_files s JOIN work_items w ON w.id = s.work_item_id
