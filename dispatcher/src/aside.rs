@@ -245,7 +245,9 @@ async fn discard_from(
     };
     let dir = Dirs::new(&config.paths.root).quarantine().join("discarded");
     shared::local::paths::create_dir_durable(&dir)?;
-    let to = dir.join(format!("{}-{}.set-aside", aside.bitacora_id, aside.archivo));
+    // The file's logical name was a listed name: still, only a safe one becomes a path.
+    let archivo = RemoteName::parse(&aside.archivo)?;
+    let to = dir.join(format!("{}-{archivo}.set-aside", aside.bitacora_id));
     let part = dir.join(shared::local::paths::temporary_name(&to));
     let copied = source.download(&name, &part).await;
     let kept = async {

@@ -212,8 +212,9 @@ async fn finish(
 async fn list_complete(config: &Config, pool: &PgPool) -> anyhow::Result<Listed> {
     let source_config = &config.source;
     let window = Duration::from_secs(source_config.stability_window_secs);
+    let pattern = Regex::new(&format!("^(?:{})$", source_config.pattern))?;
     let rules = Rules {
-        pattern: Regex::new(&format!("^(?:{})$", source_config.pattern))?,
+        pattern: pattern.clone(),
         min_age: Duration::from_secs(source_config.min_file_age_secs),
         window,
         listings_without_mtime: source_config.listings_without_mtime,
@@ -272,6 +273,17 @@ async fn list_complete(config: &Config, pool: &PgPool) -> anyhow::Result<Listed>
         match verdict {
             Verdict::Ready => {
                 let marker = watch.marker_of(&file.name);
+                // A marker is deleted with its file: it must never be a file itself.
+                if let Some(m) = marker
+                    .as_ref()
+                    .filter(|m| **m == file.name || pattern.is_match(m))
+                {
+                    anyhow::bail!(
+                        "source.done_marker makes `{m}` the marker of `{}`, but `{m}` is a file \
+                         source.pattern takes: choose a marker name the pattern never matches",
+                        file.name
+                    );
+                }
                 listed.ready.push(item(&file, &file.name, marker));
             }
             Verdict::InFlight { item_id, name } => {

@@ -247,22 +247,7 @@ async fn handle_connected(
                 item.id,
             );
             alert::send(&ctx.config.alerts, &alert).await;
-            let loaded = Loaded {
-                sha256: facts.sha256.clone(),
-                size: facts.size as u64,
-            };
-            let local = back_up(ctx, item, attempt, Final::Failed).await?;
-            finish_at_origin(
-                ctx,
-                item,
-                source,
-                &taken,
-                &loaded,
-                Final::Failed,
-                Check::ByMode,
-                &local,
-            )
-            .await
+            back_up_and_finish(ctx, item, attempt, source, &taken, &facts, Final::Failed).await
         }
         Ok(()) => {
             let loading = Instant::now();
@@ -310,22 +295,7 @@ async fn handle_connected(
                           "content already loaded; nothing loaded")
                 }
             }
-            let loaded = Loaded {
-                sha256: facts.sha256.clone(),
-                size: facts.size as u64,
-            };
-            let local = back_up(ctx, item, attempt, Final::Done).await?;
-            finish_at_origin(
-                ctx,
-                item,
-                source,
-                &taken,
-                &loaded,
-                Final::Done,
-                Check::ByMode,
-                &local,
-            )
-            .await
+            back_up_and_finish(ctx, item, attempt, source, &taken, &facts, Final::Done).await
         }
     }
 }
@@ -442,6 +412,35 @@ async fn back_up(
         return Err(ItemError::LeaseLost);
     }
     Ok(to)
+}
+
+/// What was read (loaded, or quarantined after a layout failure) goes to the backup (or
+/// quarantine), then the file at the origin is settled and the item made final.
+async fn back_up_and_finish(
+    ctx: &Context,
+    item: &Claimed,
+    attempt: &Attempt,
+    source: &Source,
+    taken: &Taken,
+    facts: &FileFacts,
+    state: Final,
+) -> Result<(), ItemError> {
+    let loaded = Loaded {
+        sha256: facts.sha256.clone(),
+        size: facts.size as u64,
+    };
+    let local = back_up(ctx, item, attempt, state).await?;
+    finish_at_origin(
+        ctx,
+        item,
+        source,
+        taken,
+        &loaded,
+        state,
+        Check::ByMode,
+        &local,
+    )
+    .await
 }
 
 /// After the backup (at `local`): the file at the origin is settled (deleted only if it

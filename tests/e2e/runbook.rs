@@ -616,7 +616,11 @@ async fn an_origin_that_refuses_deletes() {
             .fetch_all(&app.db)
             .await
             .unwrap();
-    assert_eq!(statuses, ["COMPLETADO_CON_ERRORES", "DUPLICADO"], "loaded once");
+    assert_eq!(
+        statuses,
+        ["COMPLETADO_CON_ERRORES", "DUPLICADO"],
+        "loaded once"
+    );
     app.check_invariants().await;
 }
 
@@ -662,17 +666,13 @@ async fn items_no_performer_can_claim() {
 
 #[tokio::test]
 async fn a_loaded_file_whose_backup_is_missing() {
-    use crate::senders::{in_flight, paused_at, short_leases};
+    use crate::senders::{killed_after_commit, short_leases};
+    use crate::whole::in_flight_file;
     let mut app = spawn(Origin::Sftp).await;
     short_leases(&mut app);
-    let loaded = sample(60);
-    app.put("report_1.txt", &loaded);
-    app.enqueue();
-    let mut doomed = paused_at(&app, "after_commit", 60);
-    doomed.wait_for("fault hook: pausing", 30);
-    doomed.kill9();
+    killed_after_commit(&app, "report_1.txt", &sample(60)).await;
     // The file at the origin changes, and the host that finishes the item holds no copy.
-    let taken = in_flight(&app);
+    let taken = in_flight_file(&app);
     std::fs::write(&taken, sample_seeded(30, 9)).unwrap();
     for staged in std::fs::read_dir(app.root.join("staging")).unwrap() {
         std::fs::remove_file(staged.unwrap().path()).unwrap();

@@ -6,6 +6,7 @@
 //! the origin changed. Every scenario ends with the invariants checked.
 
 use crate::helpers::{Origin, Running, TestApp, spawn};
+use crate::whole::in_flight_file;
 use shared::fixtures::{FileSpec, Generated, generate};
 use std::path::Path;
 use std::time::{Duration, SystemTime};
@@ -36,25 +37,24 @@ pub(crate) fn after_line(bytes: &[u8], n: usize) -> usize {
         + 1
 }
 
-/// A performer service (one worker) with extra environment.
-pub(crate) fn performer(app: &TestApp, env: &[(&str, &str)]) -> Running {
-    let with = app.with_env(env);
-    Running::new(with.spawn_bin(
-        "performer",
-        &["run", "--workers", "1", "--as-of", "2026-11-24"],
-    ))
-}
-
-/// A performer that pauses the first time it reaches `point`.
+/// A performer service (one worker) that pauses the first time it reaches `point`.
 pub(crate) fn paused_at(app: &TestApp, point: &str, secs: u32) -> Running {
     let secs = secs.to_string();
-    performer(
-        app,
-        &[
-            ("VISITAS_FAULT_PAUSE_AT", point),
-            ("VISITAS_FAULT_PAUSE_SECS", &secs),
-        ],
-    )
+    let env = [
+        ("VISITAS_FAULT_PAUSE_AT", point),
+        ("VISITAS_FAULT_PAUSE_SECS", secs.as_str()),
+    ];
+    crate::whole::performer(app, &env, "2026-11-24").0
+}
+
+/// Puts `bytes` at the origin as `name`, enqueues it, and kills (-9) the performer that
+/// loads it right after its commit, before its backup.
+pub(crate) async fn killed_after_commit(app: &TestApp, name: &str, bytes: &[u8]) {
+    app.put(name, bytes);
+    app.enqueue();
+    let mut doomed = paused_at(app, "after_commit", 60);
+    doomed.wait_for("fault hook: pausing", 30);
+    doomed.kill9();
 }
 
 /// Short leases, so the item of a killed performer comes back within seconds.
@@ -90,17 +90,6 @@ fn at_origin(app: &TestApp) -> Vec<String> {
         .collect();
     names.sort();
     names
-}
-
-/// The one file under an item's in-flight name.
-pub(crate) fn in_flight(app: &TestApp) -> std::path::PathBuf {
-    std::fs::read_dir(&app.origin)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| {
-            shared::source::parse_in_flight(&p.file_name().unwrap().to_string_lossy()).is_some()
-        })
-        .expect("a file under an in-flight name")
 }
 
 /// Rows loaded (valid and rejected).
@@ -216,11 +205,7 @@ async fn read_in_place_a_file_changed_after_its_commit_and_a_kill_9_loses_nothin
     short_leases(&mut app);
     let whole = file(900, 7);
     let cut = after_line(&whole.bytes, 451);
-    app.put("report_1.txt", &whole.bytes[..cut]);
-    app.enqueue();
-    let mut doomed = paused_at(&app, "after_commit", 60);
-    doomed.wait_for("fault hook: pausing", 30);
-    doomed.kill9();
+    killed_after_commit(&app, "report_1.txt", &whole.bytes[..cut]).await;
     append(&app.origin.join("report_1.txt"), &whole.bytes[cut..]);
     tokio::time::sleep(Duration::from_secs(4)).await; // the lease expires
     app.perform("2026-11-24");
@@ -421,7 +406,7 @@ pub(crate) async fn set_aside_after_a_crash(
     let mut doomed = paused_at(app, "after_commit", 60);
     doomed.wait_for("fault hook: pausing", 30);
     doomed.kill9();
-    append(&in_flight(app), &whole[cut..]);
+    append(&in_flight_file(app), &whole[cut..]);
     tokio::time::sleep(Duration::from_secs(4)).await; // the lease expires
     app.perform("2026-11-24");
     app.audit_of(name).await.id
@@ -568,12 +553,8 @@ async fn a_commit_then_crash_with_the_origin_changed_keeps_the_loaded_content_an
     let mut changed = loaded.bytes.clone();
     let at = changed.len() - 30;
     changed[at..at + 4].copy_from_slice(b"7777");
-    app.put("report_1.txt", &loaded.bytes);
-    app.enqueue();
-    let mut doomed = paused_at(&app, "after_commit", 60);
-    doomed.wait_for("fault hook: pausing", 30);
-    doomed.kill9();
-    let taken = in_flight(&app);
+    killed_after_commit(&app, "report_1.txt", &loaded.bytes).await;
+    let taken = in_flight_file(&app);
     std::fs::write(&taken, &changed).unwrap();
     tokio::time::sleep(Duration::from_secs(4)).await; // the lease expires
     app.perform("2026-11-24");

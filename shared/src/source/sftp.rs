@@ -157,17 +157,26 @@ impl SftpSource {
             .collect())
     }
 
+    /// Opens `name` for reading; returns its path too (for messages).
+    async fn open(
+        &self,
+        name: &RemoteName,
+    ) -> Result<(String, russh_sftp::client::fs::File), SourceError> {
+        let path = self.path(name.as_str());
+        let remote = self
+            .sftp
+            .open(path.clone())
+            .await
+            .map_err(|e| sftp_error(&path, "opening", Request::Other, e))?;
+        Ok((path, remote))
+    }
+
     pub(super) async fn download(
         &self,
         name: &RemoteName,
         dest: &Path,
     ) -> Result<u64, SourceError> {
-        let path = self.path(name.as_str());
-        let mut remote = self
-            .sftp
-            .open(path.clone())
-            .await
-            .map_err(|e| sftp_error(&path, "opening", Request::Other, e))?;
+        let (path, mut remote) = self.open(name).await?;
         let mut local = super::create_staged(dest).await?;
         crate::local::fault::pause("download").await;
         let copied = tokio::io::copy(&mut remote, &mut local).await;
@@ -231,12 +240,7 @@ impl SftpSource {
         name: &RemoteName,
         limit: u64,
     ) -> Result<Digest, SourceError> {
-        let path = self.path(name.as_str());
-        let mut remote = self
-            .sftp
-            .open(path.clone())
-            .await
-            .map_err(|e| sftp_error(&path, "opening", Request::Other, e))?;
+        let (path, mut remote) = self.open(name).await?;
         let digest = super::digest_of(&mut remote, limit, &path).await;
         let _ = remote.shutdown().await;
         digest
