@@ -12,7 +12,8 @@ use tracing::{error, info, warn};
 /// What an alert says.
 #[derive(Debug, Clone, Serialize)]
 pub struct Alert {
-    /// `FALLO_LAYOUT`, `FALLO_SISTEMA`, `NOCHE_SIN_DRENAR`, `NOCHE_BLOQUEADA` or `ARCHIVO_ZIP_FALLIDO`.
+    /// `FALLO_LAYOUT`, `FALLO_SISTEMA`, `ARCHIVO_MODIFICADO`, `RESPALDO_FALTANTE`,
+    /// `NOCHE_SIN_DRENAR`, `NOCHE_BLOQUEADA`, `ORIGEN_SIN_PERFORMER` or `ARCHIVO_ZIP_FALLIDO`.
     pub event: String,
     /// The file, if the alert is about one.
     pub file: Option<String>,

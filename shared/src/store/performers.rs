@@ -9,12 +9,16 @@ use sqlx::PgPool;
 use std::time::Duration;
 
 /// Writes (or renews) performer `name`'s row: alive for one more `lease`, serving `reach`.
+/// Rows of performers dead for a day (killed, never removed) go.
 pub async fn keep_alive(
     pool: &PgPool,
     name: &str,
     reach: &Reach,
     lease: Duration,
 ) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM performers WHERE alive_until < now() - interval '1 day'")
+        .execute(pool)
+        .await?;
     sqlx::query(
         "INSERT INTO performers (name, host, origins, alive_until)
          VALUES ($1, $2, $3, now() + make_interval(secs => $4))
