@@ -113,7 +113,7 @@ async fn locked_run(
     let counts = RunCounts {
         listed: listed.listed,
         enqueued: enqueued.len() as i32,
-        skipped: listed.ignored + listed.incomplete + known,
+        skipped: listed.ignored + listed.incomplete + known + listed.set_aside,
         ignored: listed.ignored,
         incomplete: listed.incomplete,
         known,
@@ -229,8 +229,14 @@ async fn list_complete(config: &Config, pool: &PgPool) -> anyhow::Result<Listed>
     let started = Instant::now();
     let mut watch = Watch::new(rules);
     watch.observe(Duration::ZERO, &first);
+    // With no window but a minimum age, still not a busy loop over the network.
+    let pause = if window.is_zero() && source_config.min_file_age_secs > 0 {
+        Duration::from_millis(250)
+    } else {
+        window
+    };
     while watch.wants_more() {
-        tokio::time::sleep(window).await;
+        tokio::time::sleep(pause).await;
         let files = source.list().await?;
         watch.observe(started.elapsed(), &files);
         info!(

@@ -23,7 +23,7 @@ pub struct RunCounts {
     pub listed: i32,
     /// New items enqueued.
     pub enqueued: i32,
-    /// Files not enqueued: ignored, incomplete or already known.
+    /// Files not enqueued: ignored, incomplete, already known or set aside.
     pub skipped: i32,
     /// Names the pattern does not take, or refused names.
     pub ignored: i32,
