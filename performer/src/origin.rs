@@ -229,20 +229,29 @@ pub async fn settle(
     // Read in place, the listed name is the sender's too; without an mtime, a rewrite
     // of the same size shows nowhere else: there only the content itself proves it.
     let by_content = check == Check::ByContent || !taken.renamed || taken.seen.mtime.is_none();
-    let content = by_content.then_some((loaded.sha256.as_str(), loaded.size));
+    let content = (loaded.sha256.as_str(), loaded.size);
+    let delete = |seen, content| {
+        retried(
+            ctx,
+            "delete at the origin",
+            SourceError::is_transient,
+            move || source.delete_verified(&taken.name, seen, content),
+        )
+    };
     let deletion = match check {
         Check::Differs => Ok(stat(ctx, source, &taken.name)
             .await?
             .map_or(Deletion::Gone, Deletion::Changed)),
         Check::ByMode | Check::ByContent => {
             still_ours(ctx, item).await?;
-            retried(
-                ctx,
-                "delete at the origin",
-                SourceError::is_transient,
-                || source.delete_verified(&taken.name, taken.seen.seen(), content),
-            )
-            .await
+            match delete(taken.seen.seen(), by_content.then_some(content)).await {
+                // Its size or mtime changed, perhaps not its content (touched, copied
+                // again): the content decides.
+                Ok(Deletion::Changed(now)) if !by_content && now.size == loaded.size => {
+                    delete(now.seen(), Some(content)).await
+                }
+                other => other,
+            }
         }
     };
     match deletion {

@@ -80,46 +80,25 @@ pub(super) async fn finish(
     if item.prior_backup.is_none() && !copy {
         copy = earlier_copy(ctx, item, attempt, state, &loaded).await?;
     }
-    let local = if let Some(recorded) = &item.prior_backup {
+    let local = match (&item.prior_backup, copy) {
         // The earlier attempt's copy is durable and recorded: only the origin is left.
-        PathBuf::from(recorded)
-    } else if copy {
-        back_up(ctx, item, attempt, state).await?
-    } else {
-        let message = format!(
-            "{}: loaded, but no copy whose SHA-256 is what was loaded ({}) could be had for the \
-             backup: the file at the origin {} since, and no earlier copy is on this host; \
-             nothing was deleted at the origin",
-            item.file_name,
-            loaded.sha256,
-            if at_origin.is_some() {
-                "changed"
-            } else {
-                "is gone"
-            }
-        );
-        let client = ctx.pool.get().await?;
-        if !audit::record_note(&client, item.into(), &message).await? {
-            return Err(ItemError::LeaseLost);
-        }
-        error!("{message}");
-        let alert = Alert::new("RESPALDO_FALTANTE", &message).about(
-            &item.file_name,
-            item.bitacora_id,
-            item.id,
-        );
-        alert::send(&ctx.config.alerts, &alert).await;
-        PathBuf::from("(none)")
+        (Some(recorded), _) => PathBuf::from(recorded),
+        (None, true) => back_up(ctx, item, attempt, state).await?,
+        (None, false) => return without_backup(ctx, item, source, at_origin, &loaded, state).await,
     };
     match &at_origin {
         Some(taken) => {
-            // With no backup, nothing is deleted whatever the file holds.
-            let check = if item.prior_backup.is_none() && !copy {
-                Check::Differs
-            } else {
-                Check::ByContent
-            };
-            finish_at_origin(ctx, item, source, taken, &loaded, state, check, &local).await
+            finish_at_origin(
+                ctx,
+                item,
+                source,
+                taken,
+                &loaded,
+                state,
+                Check::ByContent,
+                &local,
+            )
+            .await
         }
         None => {
             let client = ctx.pool.get().await?;
@@ -130,6 +109,47 @@ pub(super) async fn finish(
             Ok(())
         }
     }
+}
+
+/// No copy of what was loaded could be had: nothing at the origin is deleted (the file
+/// there, which is not what was loaded, is settled as such), the audit row says what is
+/// missing (it shows in `quarantine list`), `RESPALDO_FALTANTE` is alerted, the item ends.
+async fn without_backup(
+    ctx: &Context,
+    item: &Claimed,
+    source: &Source,
+    at_origin: Option<origin::Taken>,
+    loaded: &Loaded,
+    state: Final,
+) -> Result<(), ItemError> {
+    let left = match &at_origin {
+        Some(taken) => {
+            let check = Check::Differs;
+            match origin::settle(ctx, source, item, taken, loaded, state, check).await? {
+                origin::Settled::SetAside(_) => "set aside there for an operator",
+                _ => "left there as a new file for the next night",
+            }
+        }
+        None => "gone from there",
+    };
+    let message = format!(
+        "{}: loaded, but no copy whose SHA-256 is what was loaded ({}) could be had for the \
+         backup (no earlier copy is on this host, and the file at the origin is not what was \
+         loaded: {left}); nothing was deleted at the origin",
+        item.file_name, loaded.sha256
+    );
+    let client = ctx.pool.get().await?;
+    if !audit::record_note(&client, item.into(), &message).await? {
+        return Err(ItemError::LeaseLost);
+    }
+    error!("{message}");
+    let alert =
+        Alert::new("RESPALDO_FALTANTE", &message).about(&item.file_name, item.bitacora_id, item.id);
+    alert::send(&ctx.config.alerts, &alert).await;
+    if !queue::finish(&client, item, state, None).await? {
+        return Err(ItemError::LeaseLost);
+    }
+    Ok(())
 }
 
 /// A copy of what was loaded that an earlier attempt left on this host: its own staged

@@ -231,10 +231,11 @@ impl Source {
         }
     }
 
-    /// Deletes `name` only if it is still what the caller holds a copy of: its size and
-    /// mtime `seen`, and, when `content` is given, its SHA-256 and length (read again
-    /// just before, then the size and mtime once more). What no origin lets a client
-    /// close is the instant between that last look and the delete itself.
+    /// Deletes `name` only if it is still what the caller holds a copy of: by its size
+    /// and mtime `seen`, or, when `content` is given, by that content: its SHA-256 and
+    /// length read again just before, its size and mtime the same before and after that
+    /// read. What no origin lets a client close is the instant between that last look
+    /// and the delete itself.
     pub async fn delete_verified(
         &self,
         name: &RemoteName,
@@ -244,18 +245,21 @@ impl Source {
         let Some(now) = self.stat(name).await? else {
             return Ok(Deletion::Gone);
         };
-        if now.seen() != seen {
-            return Ok(Deletion::Changed(now));
-        }
-        if let Some((sha256, size)) = content {
-            let read = self.digest(name, None).await?;
-            if (read.sha256.as_str(), read.bytes) != (sha256, size) {
-                return Ok(Deletion::Changed(now));
-            }
-            match self.stat(name).await? {
-                None => return Ok(Deletion::Gone),
-                Some(again) if again.seen() != seen => return Ok(Deletion::Changed(again)),
-                Some(_) => {}
+        match content {
+            None if now.seen() != seen => return Ok(Deletion::Changed(now)),
+            None => {}
+            Some((sha256, size)) => {
+                let read = self.digest(name, None).await?;
+                if (read.sha256.as_str(), read.bytes) != (sha256, size) {
+                    return Ok(Deletion::Changed(now));
+                }
+                match self.stat(name).await? {
+                    None => return Ok(Deletion::Gone),
+                    Some(again) if again.seen() != now.seen() => {
+                        return Ok(Deletion::Changed(again));
+                    }
+                    Some(_) => {}
+                }
             }
         }
         self.delete(name).await?;
