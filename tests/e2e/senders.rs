@@ -195,6 +195,26 @@ async fn read_in_place_a_file_replaced_during_its_load_loses_nothing_and_loads_n
     app.check_invariants().await;
 }
 
+/// Read in place, its mtime touched during the load, its content unchanged: it is still
+/// what was loaded (the content decides), so it is deleted, not set aside.
+#[tokio::test]
+async fn read_in_place_a_file_touched_during_its_load_is_still_what_was_loaded() {
+    let app = spawn(Origin::SftpNoRename).await;
+    let g = file(400, 16);
+    app.put("report_1.txt", &g.bytes);
+    app.enqueue();
+    let mut loading = paused_at(&app, "load", 3);
+    loading.wait_for("fault hook: pausing", 30);
+    set_mtime(&app.origin.join("report_1.txt"), SystemTime::now());
+    app.wait_until_done(1, &loading).await;
+    let (_, text) = loading.terminate();
+    assert!(text.contains("deleted at the origin"), "{text}");
+    assert!(at_origin(&app).is_empty());
+    let a = app.audit_of("report_1.txt").await;
+    assert!(a.mensaje.is_none(), "{a:?}");
+    app.check_invariants().await;
+}
+
 /// Read in place, killed between the commit and the backup, the file appended to before
 /// the next attempt: what was loaded is backed up (its beginning), the file is set aside
 /// under its own name and the night leaves it alone; the operator loads the rest, once.
