@@ -3,9 +3,11 @@
 # loopback port, with its own host key, client key and known_hosts, serving
 # $VISITAS_TESTBED/sftp as user visitas-sftp. Idempotent; installs what is missing
 # (Debian/Ubuntu, as root). Prints the facts tests and the demo read. The TLS-only
-# PostgreSQL cluster on 5433 is ops/testbed-pgtls.sh; the SMTP server the e-mail alerts'
-# tests read (ports 2525, 2587, 2465, 2526) is ops/testbed-smtp.sh, started from here.
-# Headless Chromium (ops/testbed-browser.sh) is not called from here yet: docs/testbed.md.
+# PostgreSQL cluster on 5433 is ops/testbed-pgtls.sh; the sshds that refuse renames
+# (2230) and renames and removes (2231), ops/testbed-sshd-refusing.sh; the SMTP server the
+# e-mail alerts' tests read (ports 2525, 2587, 2465, 2526) is ops/testbed-smtp.sh, started
+# from here. Headless Chromium (ops/testbed-browser.sh) is not called from here yet:
+# docs/testbed.md.
 set -euo pipefail
 
 TB=${VISITAS_TESTBED:-/var/tmp/visitas-testbed}
@@ -98,4 +100,7 @@ running || { echo "testbed: sshd did not start; see $TB/sshd.log" >&2; exit 1; }
 echo "ls" | sftp -q -b - -P "$PORT" -i "$TB/client_ed25519" \
     -o UserKnownHostsFile="$TB/known_hosts" -o StrictHostKeyChecking=yes -o BatchMode=yes \
     "$SFTP_USER@127.0.0.1" >/dev/null
+
+# The sshds of origins that refuse renames, and renames and removes (issue 21).
+"$(dirname "$0")/testbed-sshd-refusing.sh"
 echo "testbed: PostgreSQL on 127.0.0.1:5432, sshd on 127.0.0.1:$PORT serving $TB/sftp as $SFTP_USER"

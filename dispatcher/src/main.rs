@@ -3,6 +3,7 @@
 
 mod alerts;
 mod archive;
+mod aside;
 mod check;
 mod close;
 #[cfg(feature = "fixtures")]
@@ -10,6 +11,7 @@ mod generate;
 mod listing;
 mod lock;
 mod night;
+mod origins;
 mod output;
 mod partitions;
 mod progress;
@@ -112,6 +114,9 @@ enum Command {
     Check,
     /// The alerts (the latest, or `--open`); `alerts ack ID --note "…"` acknowledges one.
     Alerts(alerts::Args),
+    /// Origins with open items; rebind the items of a retired origin, or cancel them.
+    #[command(subcommand)]
+    Origins(origins::Command),
     /// Write generated sample visit files into a directory.
     #[cfg(feature = "fixtures")]
     Generate(generate::Args),
@@ -267,6 +272,7 @@ async fn command(
         Command::Partitions(command) => partitions::run(&pool, command).await?,
         Command::Check => println!("{}", check::run(&config, &pool).await?),
         Command::Alerts(args) => alerts::run(&pool, &args).await?,
+        Command::Origins(command) => print!("{}", origins::run(&pool, command).await?),
         #[cfg(feature = "fixtures")]
         Command::Generate(_) => unreachable!("handled above"),
     }

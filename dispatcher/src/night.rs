@@ -6,7 +6,8 @@
 //! `dispatcher close`); a second run started meanwhile says so and exits 0.
 //! The unique listing key of `work_items` would stop a double enqueue anyway.
 
-use crate::listing::{Verdict, classify};
+use crate::listing::{Rules, Verdict, Watch};
+use crate::progress::{Look, Waited};
 use crate::{close, summary};
 use chrono::{NaiveDate, Utc};
 use regex::Regex;
@@ -16,10 +17,11 @@ use shared::source::{RemoteFile, Source};
 use shared::store::alerts::Which;
 use shared::store::locks::Lease;
 use shared::store::runs::{self, RunCounts};
-use shared::store::{attempt, queue, reports};
+use shared::store::{attempt, performers, queue, reports, set_aside};
 use shared::types::{AlertKind, AuditStatus, ItemStand, ItemState, NewItem};
 use sqlx::PgPool;
-use std::time::Duration;
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
 use tracing::{error, info, warn};
 
 /// How a run ended.
@@ -29,7 +31,8 @@ pub enum Outcome {
     Busy,
     /// Every item reached a final state (or waiting was not asked for).
     Drained,
-    /// The deadline passed with items still open.
+    /// The deadline passed with items still open, or what was left no live performer
+    /// could claim.
     NotDrained,
     /// Drained, but a day's zip could not be written or verified (loose copies kept).
     CloseFailed,
@@ -41,6 +44,8 @@ struct Listed {
     listed: i32,
     ignored: i32,
     incomplete: i32,
+    /// Files left at the origin for an operator (`set_aside_files`), not enqueued.
+    set_aside: i32,
     ready: Vec<NewItem>,
     /// Files under an item's in-flight name (see `shared::source::in_flight_name`).
     in_flight: Vec<(i64, NewItem)>,
@@ -88,14 +93,14 @@ async fn locked_run(
             return Err(e);
         }
     };
-    let (mut ready, failed_ids) = sort_in_flight(pool, &listed).await?;
+    let (mut ready, failed) = sort_in_flight(pool, &listed).await?;
     // Orphans too: an orphan's own item may have failed before taking it (tier 4 by identity).
     let at_origin: Vec<NewItem> = listed.ready.iter().chain(&ready).cloned().collect();
     let (retried, waiting) = attempt::retry_system_failures(
         pool,
         run_id,
         &at_origin,
-        &failed_ids,
+        &failed,
         config.dispatcher.system_retry_runs,
     )
     .await?;
@@ -114,12 +119,13 @@ async fn locked_run(
     let counts = RunCounts {
         listed: listed.listed,
         enqueued: enqueued.len() as i32,
-        skipped: listed.ignored + listed.incomplete + known,
+        skipped: listed.ignored + listed.incomplete + known + listed.set_aside,
         ignored: listed.ignored,
         incomplete: listed.incomplete,
         known,
         retried: retried.len() as i32,
         waiting_operator: waiting as i32,
+        set_aside: listed.set_aside,
     };
     runs::record_counts(pool, run_id, &counts).await?;
     info!(
@@ -131,25 +137,28 @@ async fn locked_run(
         incomplete = listed.incomplete,
         ignored = listed.ignored,
         waiting_for_operator = waiting,
+        set_aside = listed.set_aside,
         "dispatch finished"
     );
     println!(
         "dispatch run {run_id}: {} listed, {} enqueued, {} retried (tier 4), {} already known, \
-         {} incomplete, {} ignored, {} waiting for an operator",
+         {} incomplete, {} ignored, {} waiting for an operator, {} set aside at the origin",
         listed.listed,
         enqueued.len(),
         retried.len(),
         known,
         listed.incomplete,
         listed.ignored,
-        waiting
+        waiting,
+        listed.set_aside
     );
     if !wait {
         finish(pool, run_id, None, "enqueued").await?;
         return Ok(Outcome::Drained);
     }
 
-    let drained = wait_for_drain(config, pool).await?;
+    let waited = wait_for_drain(config, pool).await?;
+    let drained = waited == Waited::Drained;
     let closed = close::close_day(config, pool, today, lease).await?;
     let lines = reports::day(pool, today).await?;
     let table = summary::render(today, &lines);
@@ -157,12 +166,25 @@ async fn locked_run(
           staging_removed = closed.staging_removed, "day closed");
     print!("{table}");
     println!("{}", closed.describe());
-    let message = if drained {
-        "drained"
-    } else {
-        "NOT drained before the deadline"
+    let message = match waited {
+        Waited::Drained => "drained",
+        Waited::Deadline => "NOT drained before the deadline",
+        Waited::Stuck => "NOT drained: no live performer can claim what is left",
     };
     finish(pool, run_id, Some(drained), message).await?;
+    if waited == Waited::Stuck {
+        let message = format!(
+            "dispatch run {run_id}: {}; rebind them to the origin performers serve now \
+             (`dispatcher origins rebind OLD NEW`) or cancel them (`dispatcher origins cancel \
+             OLD --reason \"…\"`)",
+            describe_unclaimable(&performers::unclaimable(pool).await?)
+        );
+        error!(dispatch_run = run_id, "{message}");
+        println!("{message}");
+        let alert = Alert::new(AlertKind::OrigenSinPerformer, message).on(today);
+        alert::raise(pool, config, alert).await;
+        return Ok(Outcome::NotDrained);
+    }
     if !drained {
         let message = format!(
             "dispatch run {run_id}: the queue did not drain within {} s; the next run picks up the rest",
@@ -175,13 +197,9 @@ async fn locked_run(
         return Ok(Outcome::NotDrained);
     }
     let drained = format!("dispatch run {run_id} drained");
-    alert::resolve(
-        pool,
-        config,
-        Which::Service(AlertKind::NocheSinDrenar),
-        &drained,
-    )
-    .await;
+    for kind in [AlertKind::NocheSinDrenar, AlertKind::OrigenSinPerformer] {
+        alert::resolve(pool, config, Which::Service(kind), &drained).await;
+    }
     if !closed.failed_days.is_empty() {
         let message = format!("dispatch run {run_id}: {}", closed.failed_days.join("; "));
         alert::raise(
@@ -204,42 +222,103 @@ async fn finish(
     runs::finish(pool, run_id, drained, outcome).await
 }
 
-/// Two listings `stability_window` apart; only files unchanged and old enough are ready.
+/// Listings `source.stability_window_secs` apart until every file is complete or cannot
+/// be within `crate::listing::Rules::span`; only complete files are ready. Names left at
+/// the origin for an operator are never enqueued (those no longer there are recorded
+/// gone).
 async fn list_complete(config: &Config, pool: &PgPool) -> anyhow::Result<Listed> {
-    let pattern = Regex::new(&format!("^(?:{})$", config.source.pattern))?;
+    let source_config = &config.source;
+    let window = Duration::from_secs(source_config.stability_window_secs);
+    let pattern = Regex::new(&format!("^(?:{})$", source_config.pattern))?;
+    let rules = Rules {
+        pattern: pattern.clone(),
+        min_age: Duration::from_secs(source_config.min_file_age_secs),
+        window,
+        listings_without_mtime: source_config.listings_without_mtime,
+        done_marker: source_config.done_marker.clone(),
+    };
     let origin = config.source.url.origin();
     let source = Source::connect(&config.access()).await?;
     // The database's clock: it is compared with the items' `updated_at`.
     let listed_at: chrono::DateTime<Utc> = shared::store::connect::database_now(pool).await?;
     let first = source.list().await?;
-    tokio::time::sleep(Duration::from_secs(config.source.stability_window_secs)).await;
-    let second = source.list().await?;
-    let min_age = Duration::from_secs(config.source.min_file_age_secs);
+    // Our own monotonic clock measures how long a file stayed unchanged.
+    let started = Instant::now();
+    let mut watch = Watch::new(rules);
+    watch.observe(Duration::ZERO, &first);
+    // With no window but a minimum age, still not a busy loop over the network.
+    let pause = if window.is_zero() && source_config.min_file_age_secs > 0 {
+        Duration::from_millis(250)
+    } else {
+        window
+    };
+    while watch.wants_more() {
+        tokio::time::sleep(pause).await;
+        let files = source.list().await?;
+        watch.observe(started.elapsed(), &files);
+        info!(
+            listing = watch.listings(),
+            files = files.len(),
+            "origin listed"
+        );
+    }
+    let aside = set_aside::open_at(pool, &origin.url).await?;
+    let verdicts = watch.verdicts(&aside.iter().map(|a| a.name.clone()).collect());
+    let present: HashSet<&str> = verdicts.iter().map(|(f, _)| f.name.as_str()).collect();
+    let gone: Vec<i64> = aside
+        .iter()
+        .filter(|a| !present.contains(a.name.as_str()))
+        .map(|a| a.id)
+        .collect();
+    if !gone.is_empty() {
+        let n = set_aside::mark_gone(pool, &gone).await?;
+        info!(
+            files = n,
+            "files set aside at the origin are no longer there"
+        );
+    }
     let mut listed = Listed {
         listed: first.len() as i32,
         listed_at,
         ..Listed::default()
     };
-    let item = |file: &RemoteFile, file_name: &str| NewItem {
+    let item = |file: &RemoteFile, file_name: &str, marker: Option<String>| NewItem {
         origin: origin.clone(),
         source_name: file.name.clone(),
         file_name: file_name.to_string(),
         source_path: source.path_of(&file.name),
         size: file.size,
         mtime: file.mtime,
+        done_marker: marker,
+        loaded_prefix: None,
     };
-    for (file, verdict) in classify(&first, &second, &pattern, Utc::now(), min_age) {
+    for (file, verdict) in verdicts {
         match verdict {
-            Verdict::Ready => listed.ready.push(item(&file, &file.name)),
-            Verdict::InFlight { item_id, name } => {
-                listed.in_flight.push((item_id, item(&file, &name)));
+            Verdict::Ready => {
+                let marker = watch.marker_of(&file.name);
+                // A marker is deleted with its file: it must never be a file itself.
+                if let Some(m) = marker
+                    .as_ref()
+                    .filter(|m| **m == file.name || pattern.is_match(m))
+                {
+                    anyhow::bail!(
+                        "source.done_marker makes `{m}` the marker of `{}`, but `{m}` is a file \
+                         source.pattern takes: choose a marker name the pattern never matches",
+                        file.name
+                    );
+                }
+                listed.ready.push(item(&file, &file.name, marker));
             }
+            Verdict::InFlight { item_id, name } => {
+                listed.in_flight.push((item_id, item(&file, &name, None)));
+            }
+            Verdict::SetAside => listed.set_aside += 1,
             Verdict::Ignored => listed.ignored += 1,
             Verdict::Unsafe(reason) => {
                 warn!(%reason, "file name refused");
                 listed.ignored += 1;
             }
-            Verdict::TooRecent | Verdict::Changing => {
+            Verdict::NotSettled | Verdict::Changing | Verdict::NoMarker => {
                 info!(file = %file.name, ?verdict, "not complete yet; a later run will take it");
                 listed.incomplete += 1;
             }
@@ -249,20 +328,59 @@ async fn list_complete(config: &Config, pool: &PgPool) -> anyhow::Result<Listed>
     Ok(listed)
 }
 
-/// Waits until no item is pending or running, or the deadline passes; on a terminal
-/// a progress bar shows the open items (scripts and journald see nothing of it).
-async fn wait_for_drain(config: &Config, pool: &PgPool) -> sqlx::Result<bool> {
-    let open = async || queue::open_items(pool).await;
-    crate::progress::drain("waiting for the performers", config, open).await
+/// Waits until no item is pending or running, or the deadline passes, or what is left
+/// no live performer can claim (two looks in a row, while some performer is alive); on
+/// a terminal a progress bar shows the open items (scripts and journald see nothing).
+async fn wait_for_drain(config: &Config, pool: &PgPool) -> sqlx::Result<Waited> {
+    let look = async || {
+        let open = queue::open_items(pool).await?;
+        if open == 0 || performers::live(pool).await?.is_empty() {
+            return Ok(Look::Open(open));
+        }
+        let unclaimable: i64 = performers::unclaimable(pool)
+            .await?
+            .iter()
+            .map(|u| u.items)
+            .sum();
+        Ok(if unclaimable == open {
+            Look::Stuck(open)
+        } else {
+            Look::Open(open)
+        })
+    };
+    crate::progress::wait("waiting for the performers", config, look).await
+}
+
+/// The items no live performer can claim, by origin, for people.
+pub fn describe_unclaimable(unclaimable: &[performers::Unclaimable]) -> String {
+    let each: Vec<String> = unclaimable
+        .iter()
+        .map(|u| {
+            let host = u
+                .origin_host
+                .as_ref()
+                .map_or(String::new(), |h| format!(" on host {h}"));
+            format!(
+                "{} item(s) of {}{host} (oldest enqueued {})",
+                u.items, u.origin, u.oldest
+            )
+        })
+        .collect();
+    format!("no live performer can claim {}", each.join("; "))
 }
 
 /// Files found under an item's in-flight name: left alone while the item is open (or
 /// changed since the listing began: it may have just finished with that file); the
-/// item's own tier 4 when it failed as `FALLO_SISTEMA` (returned as ids); left to the
-/// operator when discarded; anything else is an orphan (an attempt stopped after taking
-/// it, a stale one took it, or an operator retried the item from a quarantined copy)
-/// and is enqueued as a new file: loaded, or `DUPLICADO` if its content already was.
-async fn sort_in_flight(pool: &PgPool, listed: &Listed) -> sqlx::Result<(Vec<NewItem>, Vec<i64>)> {
+/// item's own tier 4 when it failed as `FALLO_SISTEMA` (returned with the listing entry
+/// that found it); left to the operator when discarded; anything else is an orphan (an
+/// attempt stopped after taking it, a stale one took it, an operator retried the item
+/// from a quarantined copy, or it was replaced after its load) and is enqueued as a new
+/// file: loaded, or `DUPLICADO` if its content already was. (A name left there for an
+/// operator never gets here: `set_aside_files`.)
+async fn sort_in_flight<'a>(
+    pool: &PgPool,
+    listed: &'a Listed,
+) -> sqlx::Result<(Vec<NewItem>, Vec<(i64, &'a NewItem)>)> {
     let ids: Vec<i64> = listed.in_flight.iter().map(|(id, _)| *id).collect();
     let stands: std::collections::HashMap<i64, ItemStand> =
         queue::states_of(pool, &ids).await?.into_iter().collect();
@@ -277,7 +395,7 @@ async fn sort_in_flight(pool: &PgPool, listed: &Listed) -> sqlx::Result<(Vec<New
                     && item.status == AuditStatus::FalloSistema
                     && !item.retried =>
             {
-                failed.push(*id)
+                failed.push((*id, file))
             }
             _ => {
                 warn!(file = %file.source_name, item = id, "a file left under a finished item's \

@@ -1,23 +1,26 @@
 //! `dispatcher quarantine list | retry ID | discard ID --reason "…"`: what waits for an
 //! operator, re-enqueueing it (e.g. after fixing its header), or setting it aside for good.
+//! Files set aside at the origin are listed and resolved here too (`crate::aside`).
 
+use crate::aside;
 use crate::output::{Format, Rows};
 use shared::config::Config;
 use shared::local::paths::{Dirs, durable_move};
 use shared::source::{RemoteName, Source, in_flight_name};
-use shared::store::{attempt, audit, queue};
+use shared::store::{attempt, audit, queue, set_aside};
 use shared::types::{AuditStatus, ItemState, NewItem, Origin};
 use sqlx::PgPool;
 use std::path::Path;
 
-/// Prints the quarantine: what waits for an operator, and loaded files not yet finished.
+/// Prints the quarantine: what waits for an operator, loaded files not yet finished or
+/// without their backup, and files set aside at the origin, by id.
 pub async fn list(pool: &PgPool, format: Format) -> anyhow::Result<()> {
-    let rows = Rows {
-        columns: vec!["id", "file", "status", "failed_at", "local_copy", "message"],
-        rows: audit::quarantined(pool)
-            .await?
-            .into_iter()
-            .map(|q| {
+    let mut rows: Vec<(i64, Vec<String>)> = audit::quarantined(pool)
+        .await?
+        .into_iter()
+        .map(|q| {
+            (
+                q.id,
                 vec![
                     q.id.to_string(),
                     q.archivo,
@@ -25,15 +28,33 @@ pub async fn list(pool: &PgPool, format: Format) -> anyhow::Result<()> {
                     q.failed_at,
                     q.local_copy,
                     q.message,
-                ]
-            })
-            .collect(),
+                ],
+            )
+        })
+        .collect();
+    for a in set_aside::waiting(pool).await? {
+        let line = vec![
+            a.bitacora_id.to_string(),
+            a.archivo.clone(),
+            a.estatus.to_string(),
+            a.set_aside_at.clone(),
+            a.ruta_backup.clone().unwrap_or_default(),
+            a.explain(),
+        ];
+        rows.push((a.bitacora_id, line));
+    }
+    rows.sort_by_key(|(id, _)| *id);
+    let rows = Rows {
+        columns: vec!["id", "file", "status", "failed_at", "local_copy", "message"],
+        rows: rows.into_iter().map(|(_, line)| line).collect(),
     };
     print!("{}", rows.render(format));
     Ok(())
 }
 
 /// What an operator's retry did.
+// `AlreadyRetried` is the name the console uses.
+#[allow(clippy::enum_variant_names)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Retried {
     /// A new item loads the file.
@@ -49,6 +70,8 @@ pub enum Retried {
         /// A quarantined copy that could not be trusted, set aside: (path, SHA-256 found, new path).
         set_aside: Option<(String, String, String)>,
     },
+    /// A file set aside at the origin, resolved as new content (or found gone).
+    Aside(aside::Loaded),
     /// An earlier retry of the same row already did: nothing changed.
     AlreadyRetried {
         /// The file.
@@ -81,6 +104,7 @@ impl std::fmt::Display for Retried {
                     "{archivo} (id {id}) re-enqueued as bitacora_control.id = {new_id} from {from}"
                 )
             }
+            Retried::Aside(loaded) => write!(f, "{loaded}"),
             Retried::AlreadyRetried {
                 archivo,
                 id,
@@ -100,6 +124,12 @@ impl std::fmt::Display for Retried {
 pub async fn retry(pool: &PgPool, config: &Config, id: i64) -> anyhow::Result<Retried> {
     let mut tx = pool.begin().await?;
     queue::lock_item_of(&mut tx, id).await?;
+    if let Some(aside) = set_aside::for_operator(&mut tx, id).await? {
+        let loaded = aside::load(&mut tx, config, &aside).await?;
+        tx.commit().await?;
+        return Ok(Retried::Aside(loaded));
+    }
+    refuse_while_finishing(&mut tx, id).await?;
     let old = audit::retry_candidate(&mut tx, id)
         .await?
         .ok_or_else(|| anyhow::anyhow!("bitacora_control.id = {id} does not exist"))?;
@@ -155,8 +185,10 @@ pub async fn retry(pool: &PgPool, config: &Config, id: i64) -> anyhow::Result<Re
                 mtime: chrono::DateTime::from_timestamp(
                     chrono::DateTime::<chrono::Utc>::from(meta.modified()?).timestamp(),
                     0,
-                )
-                .unwrap_or_default(),
+                ),
+                done_marker: None,
+                // A copy of a file whose beginning an earlier item loaded: still only the rest.
+                loaded_prefix: old.loaded_prefix(),
             }
         }
         None if estatus == AuditStatus::FalloLayout => {
@@ -167,14 +199,16 @@ pub async fn retry(pool: &PgPool, config: &Config, id: i64) -> anyhow::Result<Re
                 url: old.origin.clone(),
                 host: old.origin_host.clone(),
             };
-            at_origin(
+            let mut item = at_origin(
                 config,
                 &origin,
                 old.work_item,
                 &archivo,
                 old.source_name.clone(),
             )
-            .await?
+            .await?;
+            item.loaded_prefix = old.loaded_prefix();
+            item
         }
     };
     let Some(new_id) = attempt::enqueue_retry(&mut tx, id, &item, old.max_attempts).await? else {
@@ -221,6 +255,8 @@ async fn at_origin(
                 file_name: archivo.to_string(),
                 size: file.size,
                 mtime: file.mtime,
+                done_marker: None,
+                loaded_prefix: None,
             });
             break;
         }
@@ -247,9 +283,17 @@ pub async fn discard(
     }
     let mut tx = pool.begin().await?;
     queue::lock_item_of(&mut tx, id).await?;
+    if let Some(aside) = set_aside::for_operator(&mut tx, id).await? {
+        let discarded = aside::discard(&mut tx, config, &aside, reason).await?;
+        tx.commit().await?;
+        settle_alerts(pool, config).await;
+        return Ok(discarded);
+    }
+    refuse_while_finishing(&mut tx, id).await?;
     let audit::DiscardCandidate {
         archivo,
         ruta_backup: copy,
+        loaded,
     } = audit::discard_candidate(&mut tx, id)
         .await?
         .ok_or_else(|| {
@@ -269,8 +313,30 @@ pub async fn discard(
     attempt::discard(&mut tx, id, reason, moved_to.as_deref()).await?;
     tx.commit().await?;
     // Its alert is over (and the next check would say so too).
+    settle_alerts(pool, config).await;
+    if loaded {
+        return Ok(format!(
+            "{archivo} (id {id}): its missing backup acknowledged; its loaded rows stay: {reason}"
+        ));
+    }
+    Ok(format!("{archivo} (id {id}) discarded: {reason}"))
+}
+
+/// Closes the alerts whose file an operator's command settled (the next check would too).
+async fn settle_alerts(pool: &PgPool, config: &Config) {
     if let Err(e) = shared::observe::alert::settle_files(pool, config, 0).await {
         tracing::warn!(error = %e, "could not resolve the file's alert; the next check does it");
     }
-    Ok(format!("{archivo} (id {id}) discarded: {reason}"))
+}
+
+/// A file set aside at the origin by an item still finishing (its attempt may record it
+/// again) waits for that item: the operator is told to try again shortly.
+async fn refuse_while_finishing(tx: &mut sqlx::PgConnection, id: i64) -> anyhow::Result<()> {
+    if set_aside::still_finishing(tx, id).await? {
+        anyhow::bail!(
+            "bitacora_control.id = {id}: its file is being set aside at the origin by an item \
+             still finishing; try again once `dispatcher status` no longer shows it"
+        );
+    }
+    Ok(())
 }

@@ -214,7 +214,9 @@ async fn enqueue(
             source_path: r.path.display().to_string(),
             size: meta.len(),
             // Whole seconds, as a listing sees it (the performer checks it at the take).
-            mtime: chrono::DateTime::from_timestamp(mtime.timestamp(), 0).unwrap_or(mtime),
+            mtime: chrono::DateTime::from_timestamp(mtime.timestamp(), 0),
+            done_marker: None,
+            loaded_prefix: None,
         });
     }
     let mut ids = Vec::new();

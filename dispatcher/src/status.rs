@@ -1,7 +1,8 @@
-//! `dispatcher status`: the queue now, the items in hand, the last dispatch run.
+//! `dispatcher status`: the queue now, the items in hand, the performers alive and what
+//! none of them can claim, the files set aside at the origin, the last dispatch run.
 
 use crate::output::{Format, Rows};
-use shared::store::{queue, runs};
+use shared::store::{performers, queue, runs, set_aside};
 use sqlx::PgPool;
 
 /// Prints the queue's state.
@@ -60,6 +61,47 @@ pub async fn print(pool: &PgPool, format: Format) -> anyhow::Result<()> {
             })
             .collect(),
     };
+    let live = Rows {
+        columns: vec!["performer", "origins", "alive_until"],
+        rows: performers::live(pool)
+            .await?
+            .into_iter()
+            .map(|p| vec![p.name, p.origins.join(" "), p.alive_until])
+            .collect(),
+    };
+    // Pending items of an origin no live performer serves: they would wait forever.
+    let unclaimable = Rows {
+        columns: vec!["origin", "origin_host", "items", "oldest", "what_to_do"],
+        rows: performers::unclaimable(pool)
+            .await?
+            .into_iter()
+            .map(|u| {
+                let what = format!(
+                    "serve it, or `dispatcher origins rebind '{0}' NEW` / \
+                     `dispatcher origins cancel '{0}' --reason \"…\"`",
+                    u.origin
+                );
+                vec![
+                    u.origin,
+                    u.origin_host.unwrap_or_default(),
+                    u.items.to_string(),
+                    u.oldest,
+                    what,
+                ]
+            })
+            .collect(),
+    };
+    let aside = Rows {
+        columns: vec!["bitacora_id", "file", "set_aside_at", "why_and_what_to_do"],
+        rows: set_aside::waiting(pool)
+            .await?
+            .into_iter()
+            .map(|a| {
+                let why = a.explain();
+                vec![a.bitacora_id.to_string(), a.archivo, a.set_aside_at, why]
+            })
+            .collect(),
+    };
     let dispatch = Rows {
         columns: vec![
             "dispatch_run",
@@ -92,6 +134,16 @@ pub async fn print(pool: &PgPool, format: Format) -> anyhow::Result<()> {
         Format::Table => {
             print!("Queue\n{}\n", queue.render(format));
             print!("Running items\n{}\n", in_hand.render(format));
+            print!("Performers alive\n{}\n", live.render(format));
+            if !unclaimable.rows.is_empty() {
+                print!(
+                    "Items no live performer can claim\n{}\n",
+                    unclaimable.render(format)
+                );
+            }
+            if !aside.rows.is_empty() {
+                print!("Set aside at the origin\n{}\n", aside.render(format));
+            }
             print!("Last dispatch run\n{}", dispatch.render(format));
         }
         Format::Json => {
@@ -99,7 +151,9 @@ pub async fn print(pool: &PgPool, format: Format) -> anyhow::Result<()> {
                 serde_json::from_str::<serde_json::Value>(&rows.render(Format::Json)).expect("json")
             };
             let all = serde_json::json!({
-                "queue": section(&queue), "running": section(&in_hand), "last_dispatch_run": section(&dispatch)
+                "queue": section(&queue), "running": section(&in_hand),
+                "performers": section(&live), "unclaimable": section(&unclaimable),
+                "set_aside": section(&aside), "last_dispatch_run": section(&dispatch)
             });
             println!("{}", serde_json::to_string_pretty(&all)?);
         }

@@ -11,7 +11,7 @@ pub async fn queue(config: &Config, items: i64, workers: usize) -> anyhow::Resul
     let pool = shared::store::connect::performer_pool(&config.database).await?;
     attempt::insert_bench_items(&mut pool.get().await?, items).await?;
     let reach = Reach {
-        origin: "bench:".into(),
+        origins: vec!["bench:".into()],
         host: shared::local::host::name(),
     };
     let started = Instant::now();

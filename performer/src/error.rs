@@ -45,6 +45,10 @@ pub enum ItemError {
     /// The file at the origin is not what was listed or changed while it was read.
     #[error("{0}")]
     Unsettled(String),
+    /// The file is not what an operator had loaded: it no longer begins with the content
+    /// an earlier item loaded (see `shared::types::LoadedPrefix`).
+    #[error("{0}")]
+    NotAsResolved(String),
     /// This attempt no longer holds the item: another attempt took it back.
     #[error("lease lost: the item was taken back by another attempt")]
     LeaseLost,

@@ -114,7 +114,7 @@ async fn run() -> anyhow::Result<()> {
                 db: shared::store::connect::sqlx_pool_lazy(&side_connections.database)?,
                 tz: config.business.time_zone,
                 reach: shared::types::Reach {
-                    origin: config.source.url.origin().url,
+                    origins: vec![config.source.url.origin().url],
                     host: shared::local::host::name(),
                 },
                 config,

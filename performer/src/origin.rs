@@ -1,17 +1,17 @@
-//! The file at the origin: taken under the item's in-flight name before it is read,
-//! checked unchanged after, and only that name deleted after the commit and the backup.
-//!
-//! Where the origin refuses renames, the file is read in place and deleted only if its
-//! size and mtime are still those that were read (a weaker guarantee: docs/architecture.md,
-//! "Why it cannot load twice").
+//! The file at the origin: taken under the item's in-flight name before it is read (or,
+//! where the origin refuses renames, read in place under its listed name), checked
+//! unchanged after, and after the commit and the backup deleted only if it is still what
+//! was loaded; anything else is left there, in sight (docs/architecture.md, "Why it
+//! cannot load twice").
 
 use crate::context::Context;
 use crate::error::ItemError;
 use crate::lease::still_ours;
 use crate::step::retried;
-use shared::source::{RemoteFile, RemoteName, Source, SourceError, in_flight_name};
+use shared::source::{Deletion, RemoteFile, RemoteName, Source, SourceError, in_flight_name};
+use shared::store::set_aside::{self, LeftAtOrigin};
 use shared::store::{audit, queue};
-use shared::types::Claimed;
+use shared::types::{Claimed, Final, SetAsideReason};
 use tracing::{info, warn};
 
 /// The file this attempt holds at the origin.
@@ -21,14 +21,26 @@ pub struct Taken {
     pub name: RemoteName,
     /// Whether it was renamed to the in-flight name (else read in place).
     pub renamed: bool,
-    /// Its size and mtime when taken.
+    /// Its size and mtime when taken (for a file read by an earlier attempt: as listed,
+    /// which its take proved).
     pub seen: RemoteFile,
 }
 
+/// What was loaded from the file (or, after a layout failure, quarantined): the file
+/// at the origin may be deleted only while it is exactly this.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Loaded {
+    /// SHA-256 (hex).
+    pub sha256: String,
+    /// Bytes.
+    pub size: u64,
+}
+
 /// Takes the item's file: its in-flight name if an earlier attempt renamed it, else
-/// renames the listed name to it. The file must still be what was listed; if it changed,
-/// the item's listing becomes what was found and the attempt fails transiently, so a
-/// later attempt reads the file once it stopped changing — never a prefix.
+/// renames the listed name to it; where the origin refuses the rename, the file is read
+/// in place. The file must still be what was listed; if it changed, the item's listing
+/// becomes what was found and the attempt fails transiently, so a later attempt reads
+/// the file once it stopped changing — never a prefix.
 pub async fn take(ctx: &Context, source: &Source, item: &Claimed) -> Result<Taken, ItemError> {
     let logical = RemoteName::parse(&item.file_name)?;
     let in_flight = in_flight_name(item.id, &logical)?;
@@ -55,8 +67,8 @@ pub async fn take(ctx: &Context, source: &Source, item: &Claimed) -> Result<Take
                     seen,
                 }
             }
-            Err(SourceError::Denied { .. }) => {
-                warn!("the origin refuses renames: reading the file in place");
+            Err(SourceError::Denied { why, .. }) => {
+                warn!(%why, "the origin refuses renames: reading the file in place");
                 let seen =
                     stat(ctx, source, &listed)
                         .await?
@@ -74,6 +86,17 @@ pub async fn take(ctx: &Context, source: &Source, item: &Claimed) -> Result<Take
     };
     taken.seen.name = taken.name.to_string();
     info!(origin_name = %taken.name, renamed = taken.renamed, "taken at the origin");
+    if taken.renamed == item.read_in_place {
+        // After a crash past the commit, the next attempt looks where this one read.
+        let client = ctx.pool.get().await?;
+        if !queue::record_read_in_place(&client, item, !taken.renamed).await? {
+            return Err(ItemError::LeaseLost);
+        }
+    }
+    if taken.renamed {
+        // The listed name no longer holds the file: its marker marks nothing now.
+        drop_marker(ctx, source, item).await;
+    }
     if (taken.seen.size as i64, taken.seen.mtime) != (item.size, item.mtime) {
         let client = ctx.pool.get().await?;
         if !queue::relist(&client, item, taken.seen.size as i64, taken.seen.mtime).await? {
@@ -82,10 +105,19 @@ pub async fn take(ctx: &Context, source: &Source, item: &Claimed) -> Result<Take
         return Err(ItemError::Unsettled(format!(
             "{}: the file changed after it was listed (now {} bytes, modified {}; listed {} bytes, \
              modified {}); it is read again once it stops changing",
-            item.file_name, taken.seen.size, taken.seen.mtime, item.size, item.mtime
+            item.file_name,
+            taken.seen.size,
+            shown(taken.seen.mtime),
+            item.size,
+            shown(item.mtime)
         )));
     }
     Ok(taken)
+}
+
+/// An mtime as messages show it.
+fn shown(mtime: Option<chrono::DateTime<chrono::Utc>>) -> String {
+    mtime.map_or("unknown".into(), |m| m.to_string())
 }
 
 /// After the download: the file must be exactly what was taken, and all of it. If it
@@ -99,9 +131,7 @@ pub async fn check_unchanged(
     downloaded: u64,
 ) -> Result<(), ItemError> {
     let now = stat(ctx, source, &taken.name).await?;
-    let same = now
-        .as_ref()
-        .is_some_and(|f| (f.size, f.mtime) == (taken.seen.size, taken.seen.mtime));
+    let same = now.as_ref().is_some_and(|f| f.seen() == taken.seen.seen());
     if same && downloaded == taken.seen.size {
         return Ok(());
     }
@@ -118,50 +148,183 @@ pub async fn check_unchanged(
         taken.seen.size,
         now.map_or("gone".into(), |f| format!(
             "{} bytes, modified {}",
-            f.size, f.mtime
+            f.size,
+            shown(f.mtime)
         ))
     )))
 }
 
-/// Deletes exactly what was taken: the in-flight name, or (read in place) the listed
-/// name only while its size and mtime are those that were read.
-pub async fn delete(
+/// Where a committed item's file is now: where its committing attempt read it (the
+/// in-flight name, or read in place its listed name); `None` when it is gone from there.
+/// What it holds is for the caller to compare with what was loaded.
+pub async fn find_committed(
+    ctx: &Context,
+    source: &Source,
+    item: &Claimed,
+) -> Result<Option<Taken>, ItemError> {
+    let (name, renamed) = if item.read_in_place {
+        (RemoteName::parse(&item.source_name)?, false)
+    } else {
+        (
+            in_flight_name(item.id, &RemoteName::parse(&item.file_name)?)?,
+            true,
+        )
+    };
+    Ok(stat(ctx, source, &name).await?.map(|mut now| {
+        now.name = name.to_string();
+        Taken {
+            name,
+            renamed,
+            seen: RemoteFile {
+                name: now.name.clone(),
+                // What its take proved it was when read: the listing.
+                size: item.size.max(0) as u64,
+                mtime: item.mtime,
+            },
+        }
+    }))
+}
+
+/// How [`settle`] proves the file at the origin is still what was loaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Check {
+    /// By its size and mtime where the in-flight name and an mtime make that enough;
+    /// else by its content.
+    ByMode,
+    /// By its content, always (a later attempt, which knows nothing of the file since).
+    ByContent,
+    /// Known not to be what was loaded: never deleted.
+    Differs,
+}
+
+/// What became of the file at the origin after the backup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Settled {
+    /// Deleted (or already gone).
+    Deleted,
+    /// Left there for an operator, recorded in `set_aside_files`.
+    SetAside(SetAsideReason),
+    /// Replaced by other content after it was read: left for the next night as a new
+    /// file (nothing of it was loaded).
+    LeftAsNew,
+}
+
+/// The last step at the origin, after the commit and the durable backup: the file is
+/// deleted only if it is still exactly what was loaded — its size and mtime unchanged,
+/// and, where that proves too little (read in place, or no mtime), its SHA-256 read
+/// again just before. A file written to since is never deleted: if it still begins with
+/// what was loaded it is set aside for an operator (renamed `.visitas-changed-…`, or read
+/// in place, left and recorded); otherwise (replaced, or after a layout failure) it is
+/// new content, left for the next night. A refused delete leaves the file recorded for
+/// an operator.
+pub async fn settle(
     ctx: &Context,
     source: &Source,
     item: &Claimed,
     taken: &Taken,
-) -> Result<(), ItemError> {
-    let now = stat(ctx, source, &taken.name).await?;
-    if now
-        .as_ref()
-        .is_some_and(|f| (f.size, f.mtime) != (taken.seen.size, taken.seen.mtime))
-    {
-        // Written to after it was read (a sender still holding it open): what was loaded
-        // is backed up; the bytes added since are nobody's to delete. Set aside under a
-        // name no listing takes, recorded on the audit row, and alerted.
-        let left_as = if taken.renamed {
-            let aside = RemoteName::parse(&format!(".visitas-changed-{}-{}", item.id, item.token))?;
-            retried(
-                ctx,
-                "set aside at the origin",
-                SourceError::is_transient,
-                || source.rename(&taken.name, &aside),
-            )
-            .await?;
-            aside
-        } else {
-            taken.name.clone()
-        };
+    loaded: &Loaded,
+    state: Final,
+    check: Check,
+) -> Result<Settled, ItemError> {
+    // Read in place, the listed name is the sender's too; without an mtime, a rewrite
+    // of the same size shows nowhere else: there only the content itself proves it.
+    let by_content = check == Check::ByContent || !taken.renamed || taken.seen.mtime.is_none();
+    let content = (loaded.sha256.as_str(), loaded.size);
+    let delete = |seen, content| {
+        retried(
+            ctx,
+            "delete at the origin",
+            SourceError::is_transient,
+            move || source.delete_verified(&taken.name, seen, content),
+        )
+    };
+    let deletion = match check {
+        Check::Differs => Ok(stat(ctx, source, &taken.name)
+            .await?
+            .map_or(Deletion::Gone, Deletion::Changed)),
+        Check::ByMode | Check::ByContent => {
+            still_ours(ctx, item).await?;
+            match delete(taken.seen.seen(), by_content.then_some(content)).await {
+                // Its size or mtime changed, perhaps not its content (touched, copied
+                // again): the content decides.
+                Ok(Deletion::Changed(now)) if !by_content && now.size == loaded.size => {
+                    delete(now.seen(), Some(content)).await
+                }
+                other => other,
+            }
+        }
+    };
+    match deletion {
+        Ok(Deletion::Deleted | Deletion::Gone) => {
+            if !taken.renamed {
+                drop_marker(ctx, source, item).await;
+            }
+            Ok(Settled::Deleted)
+        }
+        Ok(Deletion::Changed(now)) => changed(ctx, source, item, taken, &now, loaded, state).await,
+        Err(SourceError::Denied { why, .. }) => {
+            let message = format!(
+                "{}: loaded and backed up, but the origin refuses to delete it ({why}); left \
+                 there as {} for an operator: ask for delete rights",
+                item.file_name, taken.name
+            );
+            let reason = SetAsideReason::DeleteRefused;
+            leave(ctx, source, item, taken, &taken.seen, reason, &message).await?;
+            Ok(Settled::SetAside(reason))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The file at the origin is not what was loaded any more (see [`settle`]).
+async fn changed(
+    ctx: &Context,
+    source: &Source,
+    item: &Claimed,
+    taken: &Taken,
+    now: &RemoteFile,
+    loaded: &Loaded,
+    state: Final,
+) -> Result<Settled, ItemError> {
+    let begins_with = async |sha256: &str, size: u64| {
+        Ok::<_, SourceError>(
+            now.size >= size
+                && digest(ctx, source, &taken.name, Some(size)).await?
+                    == (sha256.to_string(), size),
+        )
+    };
+    // What was loaded from this file: this item's content, and the beginning an earlier
+    // item loaded, if this one loaded only the rest.
+    let begins_with_loaded = state == Final::Done
+        && (begins_with(&loaded.sha256, loaded.size).await?
+            || match &item.loaded_prefix {
+                Some(p) => begins_with(&p.sha256, p.bytes.max(0) as u64).await?,
+                None => false,
+            });
+    if begins_with_loaded {
+        // Appended to (a sender still holding it open): the bytes added since are
+        // nobody's to delete, and loading it whole would load its beginning twice.
         let message = format!(
             "{}: the file changed at the origin after it was loaded ({} bytes loaded); left there \
-             as {left_as} for an operator",
-            item.file_name, taken.seen.size
+             as {} for an operator",
+            item.file_name,
+            loaded.size,
+            if taken.renamed {
+                changed_name(item)?.to_string()
+            } else {
+                taken.name.to_string()
+            }
         );
-        let client = ctx.pool.get().await?;
-        if !audit::record_note(&client, item.into(), &message).await? {
-            return Err(ItemError::LeaseLost);
-        }
-        warn!(origin_name = %taken.name, "{message}");
+        leave(
+            ctx,
+            source,
+            item,
+            taken,
+            now,
+            SetAsideReason::Changed,
+            &message,
+        )
+        .await?;
         let alert = shared::observe::alert::Alert::new(
             shared::types::AlertKind::ArchivoModificado,
             &message,
@@ -169,43 +332,132 @@ pub async fn delete(
         .about(&item.file_name, item.bitacora_id, item.id)
         .on(item.business_date);
         shared::observe::alert::raise(&ctx.db, &ctx.config, alert).await;
-        return Ok(());
+        return Ok(Settled::SetAside(SetAsideReason::Changed));
     }
-    retried(
-        ctx,
-        "delete at the origin",
-        SourceError::is_transient,
-        || source.delete(&taken.name),
-    )
-    .await?;
-    Ok(())
+    // Other content than was read (replaced; or nothing was loaded): a new file, which
+    // the next night lists and loads like any other, never deleted unloaded.
+    let message = format!(
+        "{}: the file at the origin was replaced after it was read ({} bytes, modified {}); \
+         the new content is left there as {} for the next night",
+        item.file_name,
+        now.size,
+        shown(now.mtime),
+        taken.name
+    );
+    note(ctx, item, &message).await?;
+    warn!(origin_name = %taken.name, "{message}");
+    if !taken.renamed {
+        // Its marker marked the file that was read, not this one.
+        drop_marker(ctx, source, item).await;
+    }
+    Ok(Settled::LeftAsNew)
 }
 
-/// Where a committed item's file is now: its in-flight name, or (read in place) its
-/// listed name if still as listed; `None` when it is gone from the origin.
-pub async fn find_committed(
+/// `.visitas-changed-<item>-<token>`: where a renamed file changed after its load goes.
+fn changed_name(item: &Claimed) -> Result<RemoteName, ItemError> {
+    Ok(RemoteName::parse(&format!(
+        ".visitas-changed-{}-{}",
+        item.id, item.token
+    ))?)
+}
+
+/// Leaves the file at the origin for an operator: recorded first (fenced), then, if it
+/// was renamed, moved to `.visitas-changed-…` (a crash in between leaves a record the
+/// next attempt makes again); the audit row says so.
+async fn leave(
     ctx: &Context,
     source: &Source,
     item: &Claimed,
-) -> Result<Option<Taken>, ItemError> {
-    let logical = RemoteName::parse(&item.file_name)?;
-    let in_flight = in_flight_name(item.id, &logical)?;
-    if let Some(seen) = stat(ctx, source, &in_flight).await? {
-        return Ok(Some(Taken {
-            name: in_flight,
-            renamed: true,
-            seen,
-        }));
+    taken: &Taken,
+    now: &RemoteFile,
+    reason: SetAsideReason,
+    message: &str,
+) -> Result<(), ItemError> {
+    let rename_to = (taken.renamed && reason == SetAsideReason::Changed)
+        .then(|| changed_name(item))
+        .transpose()?;
+    let name = rename_to.as_ref().unwrap_or(&taken.name);
+    let record = async |name: &RemoteName| {
+        let path = source.path_of(name.as_str());
+        let left = LeftAtOrigin {
+            name: name.as_str(),
+            path: &path,
+            done_marker: item.done_marker.as_deref().filter(|_| !taken.renamed),
+            reason,
+            size: now.size,
+            mtime: now.mtime,
+        };
+        let client = ctx.pool.get().await?;
+        if !set_aside::record(&client, item.into(), &left).await? {
+            return Err(ItemError::LeaseLost);
+        }
+        Ok::<_, ItemError>(())
+    };
+    record(name).await?;
+    if let Some(to) = &rename_to {
+        let renamed = retried(
+            ctx,
+            "set aside at the origin",
+            SourceError::is_transient,
+            || source.rename(&taken.name, to),
+        )
+        .await;
+        match renamed {
+            Ok(()) | Err(SourceError::Exists { .. }) => {}
+            // Renames refused now: it stays under its in-flight name, recorded so.
+            Err(SourceError::Denied { .. }) => record(&taken.name).await?,
+            Err(e) => return Err(e.into()),
+        }
     }
-    let listed = RemoteName::parse(&item.source_name)?;
-    Ok(stat(ctx, source, &listed)
-        .await?
-        .filter(|f| (f.size as i64, f.mtime) == (item.size, item.mtime))
-        .map(|seen| Taken {
-            name: listed,
-            renamed: false,
-            seen,
-        }))
+    note(ctx, item, message).await?;
+    warn!(origin_name = %name, "{message}");
+    Ok(())
+}
+
+/// A note for operators on the audit row (fenced).
+async fn note(ctx: &Context, item: &Claimed, message: &str) -> Result<(), ItemError> {
+    let client = ctx.pool.get().await?;
+    if !audit::record_note(&client, item.into(), message).await? {
+        return Err(ItemError::LeaseLost);
+    }
+    Ok(())
+}
+
+/// Removes the item's done marker, if it has one: best effort (a marker left behind is
+/// logged; it never makes a file be taken without its own checks).
+async fn drop_marker(ctx: &Context, source: &Source, item: &Claimed) {
+    let Some(marker) = &item.done_marker else {
+        return;
+    };
+    let removed = async {
+        let name = RemoteName::parse(marker)?;
+        retried(
+            ctx,
+            "remove the done marker",
+            SourceError::is_transient,
+            || source.delete(&name),
+        )
+        .await?;
+        Ok::<_, ItemError>(())
+    };
+    match removed.await {
+        Ok(()) => info!(%marker, "done marker removed"),
+        Err(e) => warn!(%marker, error = %e, "could not remove the done marker"),
+    }
+}
+
+/// The SHA-256 and length of `name` at the origin (its first `limit` bytes, or all).
+async fn digest(
+    ctx: &Context,
+    source: &Source,
+    name: &RemoteName,
+    limit: Option<u64>,
+) -> Result<(String, u64), SourceError> {
+    let d = retried(ctx, "read at the origin", SourceError::is_transient, || {
+        source.digest(name, limit)
+    })
+    .await?;
+    Ok((d.sha256, d.bytes))
 }
 
 async fn stat(

@@ -6,58 +6,34 @@
 //! the lease lost cancels the attempt at once: an open load rolls back and nothing is
 //! backed up, deleted, alerted or recorded by it.
 
+mod committed;
+mod fetch;
+mod settle;
+mod this_attempt;
+
 use crate::context::Context;
 use crate::error::ItemError;
-use crate::lease::{spawn_heartbeat, still_ours};
+use crate::lease::spawn_heartbeat;
 use crate::metrics;
-use crate::origin::{self, Taken};
+use fetch::{check_layout, download, file_facts, write_back_early};
+use settle::back_up_and_finish;
+use this_attempt::{Attempt, local_name};
+
+use crate::origin::{self};
 use crate::retry::{self, Decision};
 use crate::step::{retried, retried_db};
-use shared::feed::{LayoutError, VISITS};
 use shared::local::paths::durable_move;
-use shared::local::staged;
 use shared::observe::alert::{self, Alert};
-use shared::source::{RemoteName, Source, SourceError};
-use shared::store::{attempt, audit, load, queue};
+use shared::source::{Source, SourceError};
+use shared::store::{attempt, audit, load};
 use shared::types::AlertKind;
 use shared::types::storable;
-use shared::types::{AuditStatus, Claimed, Encoding, FileFacts, Final, LoadOutcome, Unloaded};
-use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use shared::types::{AuditStatus, Claimed, Final, LoadOutcome, Unloaded};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
 use tracing::{Instrument, error, info, info_span, warn};
-
-/// One attempt's own things: its staging file, and what it has proven so far.
-struct Attempt {
-    /// `staging/<item>-<token>-<name>`: created exclusively, used by this attempt alone.
-    staged: PathBuf,
-    /// The staged copy is whole (its size checked against the origin): what pass 1 found.
-    verified: Mutex<Option<FileFacts>>,
-    /// The item's load committed (in this attempt or an earlier one).
-    committed: AtomicBool,
-    /// Where this attempt's tier 3 put the staged copy, once moved (a failure recorded
-    /// again after an outage names the same copy).
-    quarantined: Mutex<Option<PathBuf>>,
-}
-
-impl Attempt {
-    fn new(ctx: &Context, item: &Claimed) -> Self {
-        Self {
-            staged: ctx.dirs.staging().join(format!(
-                "{}-{}-{}",
-                item.id,
-                item.token,
-                file_part(item)
-            )),
-            verified: Mutex::new(None),
-            committed: AtomicBool::new(item.prior_status.is_final()),
-            quarantined: Mutex::new(None),
-        }
-    }
-}
 
 /// Processes one claimed item under its lease; never returns an error: every failure
 /// ends in a retry or a `FALLO_SISTEMA`, recorded in the database, unless the attempt
@@ -250,15 +226,6 @@ async fn give_up(
     ))
 }
 
-fn file_part(item: &Claimed) -> String {
-    RemoteName::parse(&item.file_name).map_or_else(|_| "unsafe-name".into(), |n| n.to_string())
-}
-
-/// The local copy's name in backup or quarantine: `<bitacora_id>-<name>`.
-fn local_name(item: &Claimed) -> String {
-    format!("{}-{}", item.bitacora_id, file_part(item))
-}
-
 async fn handle(ctx: &Context, item: &Claimed, attempt: &Attempt) -> Result<(), ItemError> {
     if item.attempts > item.max_attempts && !item.prior_status.is_final() {
         // Taken back after its performers vanished once too often.
@@ -272,7 +239,7 @@ async fn handle(ctx: &Context, item: &Claimed, attempt: &Attempt) -> Result<(), 
     })
     .await?;
     let result = if item.prior_status.is_final() {
-        finish_committed(ctx, item, attempt, &source).await
+        committed::finish(ctx, item, attempt, &source).await
     } else {
         handle_connected(ctx, item, attempt, &source).await
     };
@@ -298,6 +265,9 @@ async fn handle_connected(
         )));
     }
     *attempt.verified.lock().expect("not poisoned") = Some(facts.clone());
+    if let Some(prefix) = &item.loaded_prefix {
+        committed::begins_with(&attempt.staged, item, prefix).await?;
+    }
     write_back_early(&attempt.staged);
     match check_layout(&attempt.staged, facts.encoding).await? {
         Err(layout) => {
@@ -325,7 +295,7 @@ async fn handle_connected(
                 .about(&item.file_name, item.bitacora_id, item.id)
                 .on(item.business_date);
             alert::raise(&ctx.db, &ctx.config, alert).await;
-            set_aside(ctx, item, attempt, source, &taken, Final::Failed).await
+            back_up_and_finish(ctx, item, attempt, source, &taken, &facts, Final::Failed).await
         }
         Ok(()) => {
             let loading = Instant::now();
@@ -354,7 +324,18 @@ async fn handle_connected(
                     metrics::rows(counts.valid, counts.rejected);
                     info!(status = %counts.status(), valid = counts.valid, rejected = counts.rejected,
                           new_visitors = counts.new_visitors, updated_visitors = counts.updated_visitors,
-                          encoding = facts.encoding.label(), "load committed")
+                          encoding = facts.encoding.label(), "load committed");
+                    if let Some(prefix) = &item.loaded_prefix {
+                        let message = format!(
+                            "{}: its first {} bytes were loaded by bitacora_control.id = {}; only \
+                             the lines after them were loaded here",
+                            item.file_name, prefix.bytes, prefix.loaded_by
+                        );
+                        let client = ctx.pool.get().await?;
+                        if !audit::record_note(&client, item.into(), &message).await? {
+                            return Err(ItemError::LeaseLost);
+                        }
+                    }
                 }
                 LoadOutcome::Duplicate { of } => {
                     metrics::file_finished(AuditStatus::Duplicado);
@@ -362,208 +343,7 @@ async fn handle_connected(
                           "content already loaded; nothing loaded")
                 }
             }
-            set_aside(ctx, item, attempt, source, &taken, Final::Done).await
+            back_up_and_finish(ctx, item, attempt, source, &taken, &facts, Final::Done).await
         }
-    }
-}
-
-/// Pass 1 over the staged file: SHA-256, size and encoding, without holding it in memory.
-async fn file_facts(item: &Claimed, staged: &Path) -> Result<FileFacts, ItemError> {
-    let (path, started) = (staged.to_path_buf(), Instant::now());
-    let print = tokio::task::spawn_blocking(move || staged::fingerprint(&path))
-        .await
-        .expect("hashing does not panic")
-        .map_err(ItemError::disk("reading the staged file"))?;
-    info!(
-        ms = started.elapsed().as_millis() as u64,
-        encoding = print.encoding.label(),
-        "hashed"
-    );
-    Ok(FileFacts {
-        sha256: print.sha256,
-        size: print.size as i64,
-        encoding: print.encoding,
-        business_date: item.business_date,
-    })
-}
-
-/// Starts writing the staged file to disk while it loads, so the fsync of its durable
-/// move to backup, after the commit, has little left to write. Only a head start, and
-/// it neither waits nor checks: `sync_file_range(SYNC_FILE_RANGE_WRITE)` consumes no
-/// write error, so that move's own fsync still sees any (an `fsync` here would report a
-/// failed writeback to this handle only, and the backup's would then pass).
-fn write_back_early(staged: &Path) {
-    use std::os::fd::AsRawFd;
-    let staged = staged.to_path_buf();
-    // Off the async threads: starting write-out can wait for the device's queue.
-    tokio::task::spawn_blocking(move || {
-        if let Ok(file) = std::fs::File::open(staged) {
-            // SAFETY: a valid descriptor, owned by `file` for the duration of the call.
-            unsafe { libc::sync_file_range(file.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE) };
-        }
-    });
-}
-
-/// The header check (docs/data-contract.md §3), reading only the first line(s).
-async fn check_layout(
-    staged: &Path,
-    encoding: Encoding,
-) -> Result<Result<(), LayoutError>, ItemError> {
-    let path = staged.to_path_buf();
-    tokio::task::spawn_blocking(move || staged::check_layout(&path, encoding, &VISITS))
-        .await
-        .expect("reading a line does not panic")
-        .map_err(ItemError::disk("reading the staged file"))
-}
-
-/// Downloads `name` into this attempt's staging file; returns the bytes written.
-async fn download(
-    ctx: &Context,
-    source: &Source,
-    name: &RemoteName,
-    staged: &Path,
-) -> Result<u64, ItemError> {
-    let started = Instant::now();
-    let downloaded = retried(ctx, "download", SourceError::is_transient, || async {
-        // Each try starts from nothing: a partial download is not a copy of anything.
-        let _ = tokio::fs::remove_file(staged).await;
-        source.download(name, staged).await
-    })
-    .await;
-    let bytes = match downloaded {
-        Ok(bytes) => bytes,
-        Err(e) => {
-            let _ = tokio::fs::remove_file(staged).await;
-            return Err(e.into());
-        }
-    };
-    metrics::stage("download", started.elapsed());
-    let secs = started.elapsed().as_secs_f64();
-    info!(
-        bytes,
-        ms = (secs * 1000.0) as u64,
-        mb_per_s = bytes as f64 / 1e6 / secs.max(1e-9),
-        "downloaded"
-    );
-    Ok(bytes)
-}
-
-/// An earlier attempt committed and stopped before the end: finish the backup and the delete.
-async fn finish_committed(
-    ctx: &Context,
-    item: &Claimed,
-    attempt: &Attempt,
-    source: &Source,
-) -> Result<(), ItemError> {
-    let state = if item.prior_status == AuditStatus::FalloLayout {
-        Final::Failed
-    } else {
-        Final::Done
-    };
-    info!(status = %item.prior_status, "already committed by an earlier attempt; finishing backup and delete");
-    let Some(taken) = origin::find_committed(ctx, source, item).await? else {
-        // Gone from the origin, which happens only after the local copy was durable.
-        finish(ctx, item, state).await?;
-        info!("already gone from the origin; item finished");
-        return Ok(());
-    };
-    let mut taken = taken;
-    let mut bytes = download(ctx, source, &taken.name, &attempt.staged).await?;
-    let found = file_facts(item, &attempt.staged).await?.sha256;
-    if let Some(loaded) = item.prior_sha256.as_ref().filter(|l| **l != found) {
-        // Written to after the load (a sender still holding it open). If what was loaded
-        // is its beginning, that is backed up, and the whole file is set aside at the
-        // origin for an operator; otherwise it is set aside untouched. Never retried forever.
-        let loaded_size = item.prior_size.unwrap_or_default().max(0) as u64;
-        let prefix = truncated_copy_matches(&attempt.staged, loaded_size, loaded).await?;
-        taken.seen.size = loaded_size; // what was loaded: the rest is not to be deleted
-        if !prefix {
-            warn!(
-                found,
-                loaded, "the file at the origin is not what was loaded; set aside"
-            );
-            origin::delete(ctx, source, item, &taken).await?;
-            return finish(ctx, item, state).await;
-        }
-        bytes = loaded_size;
-    }
-    if bytes != taken.seen.size {
-        return Err(ItemError::Unsettled(format!(
-            "{}: {bytes} bytes read of {}",
-            taken.name, taken.seen.size
-        )));
-    }
-    set_aside(ctx, item, attempt, source, &taken, state).await
-}
-
-/// Cuts the staged copy to its first `size` bytes if their SHA-256 is `sha256` (a file
-/// appended to after its load): then the copy is what was loaded.
-async fn truncated_copy_matches(staged: &Path, size: u64, sha256: &str) -> Result<bool, ItemError> {
-    let (path, want) = (staged.to_path_buf(), sha256.to_string());
-    tokio::task::spawn_blocking(move || -> std::io::Result<bool> {
-        let same = shared::local::hash::file_prefix_sha256(&path, size)? == want;
-        if same {
-            let file = std::fs::OpenOptions::new().write(true).open(&path)?;
-            file.set_len(size)?;
-            file.sync_all()?;
-        }
-        Ok(same)
-    })
-    .await
-    .expect("hashing does not panic")
-    .map_err(ItemError::disk(
-        "checking the staged copy against what was loaded",
-    ))
-}
-
-/// Moves the staged file to backup (loaded) or quarantine (layout failure), durably,
-/// then deletes exactly what was taken at the origin and makes the item final.
-async fn set_aside(
-    ctx: &Context,
-    item: &Claimed,
-    attempt: &Attempt,
-    source: &Source,
-    taken: &Taken,
-    state: Final,
-) -> Result<(), ItemError> {
-    let dir = match state {
-        Final::Done => ctx.dirs.backup_day(item.business_date),
-        Final::Failed => ctx.dirs.quarantine(),
-    };
-    let to = dir.join(local_name(item));
-    let backing_up = Instant::now();
-    still_ours(ctx, item).await?;
-    durable_move(&attempt.staged, &to).map_err(ItemError::disk(format!(
-        "moving the file to {}",
-        to.display()
-    )))?;
-    metrics::stage("backup", backing_up.elapsed());
-    let at = to.display().to_string();
-    let recorded = retried_db(ctx, "record the local copy", || async {
-        Ok(audit::record_local_copy(&ctx.pool.get().await?, item.into(), &at).await?)
-    })
-    .await?;
-    if !recorded {
-        return Err(ItemError::LeaseLost);
-    }
-    shared::local::fault::pause("before_delete").await;
-    still_ours(ctx, item).await?;
-    origin::delete(ctx, source, item, taken).await?;
-    finish(ctx, item, state).await?;
-    info!(local_copy = %to.display(), "deleted at the origin; item finished");
-    Ok(())
-}
-
-/// Makes the item final (fenced; waited through an outage, and a repeat after a lost
-/// COMMIT acknowledgement finds it made so by this attempt).
-async fn finish(ctx: &Context, item: &Claimed, state: Final) -> Result<(), ItemError> {
-    let finished = retried_db(ctx, "finish the item", || async {
-        Ok(queue::finish(&ctx.pool.get().await?, item, state, None).await?)
-    })
-    .await?;
-    if finished {
-        Ok(())
-    } else {
-        Err(ItemError::LeaseLost)
     }
 }

@@ -4,6 +4,7 @@
 use crate::context::Context;
 use crate::pipeline::process;
 use shared::store::attempt;
+use shared::store::performers;
 use shared::store::queue::{self, Rescuer};
 use shared::types::Claimed;
 use std::sync::Arc;
@@ -16,7 +17,7 @@ use tracing::{info, warn};
 pub struct PoolOptions {
     /// Concurrent workers.
     pub workers: usize,
-    /// Exit once the queue holds no pending or running item.
+    /// Exit once the queue holds no pending or running item this performer could claim.
     pub once: bool,
     /// Prefix of the worker names (`host:pid`).
     pub name: String,
@@ -30,6 +31,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let wake = Arc::new(Notify::new());
     let listener = tokio::spawn(listen(ctx.clone(), wake.clone(), shutdown.clone()));
+    let alive = tokio::spawn(keep_alive(ctx.clone(), options.name.clone()));
     let mut workers = tokio::task::JoinSet::new();
     for n in 1..=options.workers {
         let worker = format!("{}:{n}", options.name);
@@ -45,6 +47,10 @@ pub async fn run(
         done??;
     }
     listener.abort();
+    alive.abort();
+    if let Err(e) = performers::gone(&ctx.db, &options.name).await {
+        warn!(error = %e, "could not remove this performer's row; it expires by itself");
+    }
     Ok(())
 }
 
@@ -81,6 +87,18 @@ async fn prove_root(
     Ok(())
 }
 
+/// Keeps this performer's row in `performers` alive (every third of a lease), so the
+/// dispatcher knows which origins live performers serve.
+async fn keep_alive(ctx: Arc<Context>, name: String) {
+    let lease = ctx.config.lease();
+    loop {
+        if let Err(e) = performers::keep_alive(&ctx.db, &name, &ctx.reach, lease).await {
+            warn!(error = %e, "could not renew this performer's row");
+        }
+        tokio::time::sleep(lease / 3).await;
+    }
+}
+
 async fn work(
     ctx: Arc<Context>,
     worker: String,
@@ -114,10 +132,16 @@ async fn work(
             let claimed =
                 attempt::claim(&mut client, &worker, lease, &ctx.reach, ctx.business_date())
                     .await?;
+            // Only what this performer could claim keeps `--once` waiting: items of an
+            // origin it does not serve are not its to wait for.
             let open = match claimed {
                 Some(_) => 1,
                 None => {
-                    shared::store::connect::bounded(unanswered, queue::open_items(&ctx.db)).await?
+                    shared::store::connect::bounded(
+                        unanswered,
+                        queue::open_in_reach(&ctx.db, &ctx.reach),
+                    )
+                    .await?
                 }
             };
             Ok::<_, crate::error::ItemError>((claimed, open))

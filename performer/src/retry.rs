@@ -38,6 +38,7 @@ pub fn is_transient(e: &ItemError) -> bool {
         ItemError::Query(e) => shared::store::connect::is_transient(e),
         ItemError::Pool(_) | ItemError::Disk { .. } | ItemError::Unsettled(_) => true,
         ItemError::Name(_)
+        | ItemError::NotAsResolved(_)
         | ItemError::Engine(_)
         | ItemError::Exhausted { .. }
         | ItemError::LeaseLost => false,
@@ -198,6 +199,11 @@ mod tests {
                 false,
             ),
             ("exhausted", ItemError::Exhausted { attempts: 3 }, false),
+            (
+                "not as resolved",
+                ItemError::NotAsResolved("changed".into()),
+                false,
+            ),
             ("lease lost", ItemError::LeaseLost, false),
             (
                 "side read, database unreachable",

@@ -28,7 +28,7 @@ CREATE TABLE alerts (
     resolution       text,
     acknowledged_by  text,
     ack_note         text,
-    CONSTRAINT alerts_kind_known CHECK (kind IN ('ARCHIVO_AUSENTE', 'ARCHIVOS_DE_MAS', 'VOLUMEN_ANOMALO', 'TASA_ERROR_ANOMALA', 'FALLO_LAYOUT', 'FALLO_SISTEMA', 'ARCHIVO_MODIFICADO', 'NOCHE_SIN_DRENAR', 'NOCHE_BLOQUEADA', 'ARCHIVO_ZIP_FALLIDO')),
+    CONSTRAINT alerts_kind_known CHECK (kind IN ('ARCHIVO_AUSENTE', 'ARCHIVOS_DE_MAS', 'VOLUMEN_ANOMALO', 'TASA_ERROR_ANOMALA', 'FALLO_LAYOUT', 'FALLO_SISTEMA', 'ARCHIVO_MODIFICADO', 'RESPALDO_FALTANTE', 'ORIGEN_SIN_PERFORMER', 'NOCHE_SIN_DRENAR', 'NOCHE_BLOQUEADA', 'ARCHIVO_ZIP_FALLIDO')),
     CONSTRAINT alerts_resolved_says_how CHECK ((resolved_at IS NULL) = (resolution IS NULL)),
     CONSTRAINT alerts_ack_has_note CHECK (acknowledged_by IS NULL OR (ack_note <> '' AND resolved_at IS NOT NULL))
 );

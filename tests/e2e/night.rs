@@ -17,18 +17,35 @@ async fn a_file_still_being_written_is_enqueued_only_once_complete() {
         rows: 100,
         ..Default::default()
     });
-    // Too recent: written just now.
-    std::fs::write(app.origin.join("report_1.txt"), &g.bytes).unwrap();
+    // Our clock decides, never the server's (issue 21): a file whose mtime is an hour
+    // ahead of ours (a server clock running fast) is complete once this dispatcher saw it
+    // unchanged for `min_file_age_secs`, and not before.
+    app.env = vec![
+        ("VISITAS_SOURCE__MIN_FILE_AGE_SECS".into(), "2".into()),
+        ("VISITAS_SOURCE__STABILITY_WINDOW_SECS".into(), "1".into()),
+    ];
+    let path = app.origin.join("report_1.txt");
+    std::fs::write(&path, &g.bytes).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() + Duration::from_secs(3600))
+        .unwrap();
+    let watched = std::time::Instant::now();
     app.enqueue();
-    assert_eq!(items(&app).await, 0);
+    assert!(
+        watched.elapsed() >= Duration::from_secs(2),
+        "watched for 2 s"
+    );
+    assert_eq!(items(&app).await, 1);
     assert_eq!(
         app.count("SELECT files_incomplete::bigint FROM dispatch_runs ORDER BY id DESC LIMIT 1")
             .await,
-        1
+        0
     );
 
-    // Old enough, but growing while the dispatcher compares its two listings.
-    std::fs::remove_file(app.origin.join("report_1.txt")).unwrap();
+    // Growing while the dispatcher compares its listings.
     app.env = vec![
         ("VISITAS_SOURCE__MIN_FILE_AGE_SECS".into(), "0".into()),
         ("VISITAS_SOURCE__STABILITY_WINDOW_SECS".into(), "2".into()),
@@ -43,7 +60,7 @@ async fn a_file_still_being_written_is_enqueued_only_once_complete() {
         std::thread::sleep(Duration::from_millis(200));
     }
     assert!(dispatcher.wait().unwrap().success());
-    assert_eq!(items(&app).await, 0, "a growing file is not enqueued");
+    assert_eq!(items(&app).await, 1, "a growing file is not enqueued");
 
     // Later, both are complete: a later run takes them.
     app.env.clear();

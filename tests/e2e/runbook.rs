@@ -9,7 +9,7 @@ use std::process::Command;
 const RUNBOOK: &str = include_str!("../../ops/RUNBOOK.md");
 
 /// The situations the runbook must cover, each with a test below.
-const SECTIONS: [&str; 12] = [
+const SECTIONS: [&str; 16] = [
     "SFTP server down",
     "Database down",
     "A layout failure",
@@ -22,6 +22,10 @@ const SECTIONS: [&str; 12] = [
     "Dropping old months of detail",
     "A feed late, missing or with too many files",
     "A file of unusual volume or error rate",
+    "A file set aside at the origin",
+    "An origin that refuses deletes",
+    "Items no performer can claim",
+    "A loaded file whose backup is missing",
 ];
 
 /// The `sh` blocks of a section (`None`: the preamble before the first section).
@@ -648,4 +652,135 @@ async fn a_file_of_unusual_volume_or_error_rate() {
     let id = open_alert(&app, "VOLUMEN_ANOMALO");
     assert!(follow(&app, &ack, &[("ID", id)]).contains("acknowledged"));
     assert!(!follow(&app, &verify, &[]).contains("VOLUMEN_ANOMALO"));
+}
+
+#[tokio::test]
+async fn a_file_set_aside_at_the_origin() {
+    use crate::senders::{after_line, file, set_aside_after_a_crash, short_leases};
+    let mut app = spawn(Origin::Sftp).await;
+    short_leases(&mut app);
+    let (a, b) = (file(400, 31), file(400, 32));
+    let cut = after_line(&a.bytes, 151);
+    let id_a = set_aside_after_a_crash(&app, "report_1.txt", &a.bytes, cut).await;
+    let id_b = set_aside_after_a_crash(&app, "report_2.txt", &b.bytes, cut).await;
+    let [fix, discard, verify] =
+        <[String; 3]>::try_from(blocks(Some("A file set aside at the origin"))).unwrap();
+    let seen = follow(&app, &fix, &[("ID", id_a.to_string())]);
+    assert!(seen.contains("left at the origin as"), "{seen}");
+    assert!(seen.contains("to load only the lines after them"), "{seen}");
+    follow(&app, &discard, &[("ID", id_b.to_string())]);
+    app.perform("2026-11-24"); // the performer service
+    let seen = follow(&app, &verify, &[("ID", id_a.to_string())]);
+    assert!(seen.contains("COMPLETADO"), "{seen}");
+    assert!(!seen.contains("left at the origin"), "{seen}");
+    assert_eq!(std::fs::read_dir(&app.origin).unwrap().count(), 0);
+    app.check_invariants().await;
+}
+
+#[tokio::test]
+async fn an_origin_that_refuses_deletes() {
+    let mut app = spawn(Origin::Sftp).await;
+    let refusing = "rename,posix-rename,hardlink,remove";
+    let mut sshd = PrivateSshd::on(&app.home, 2232, Some(refusing));
+    sshd.start();
+    app.env.extend(sshd.env(&app.origin));
+    app.load(&[("report_1.txt", &sample(40))], "2026-11-24");
+    let id = app.audit_of("report_1.txt").await.id.to_string();
+    assert!(app.at_origin("report_1.txt"));
+    // The provider grants delete rights (renames still refused): the same origin.
+    sshd.stop();
+    let mut sshd = PrivateSshd::on(&app.home, 2232, Some("rename,posix-rename,hardlink"));
+    sshd.start();
+    let [fix, verify] =
+        <[String; 2]>::try_from(blocks(Some("An origin that refuses deletes"))).unwrap();
+    let seen = follow(&app, &fix, &[("ID", id.clone())]);
+    assert!(seen.contains("refuses to delete it"), "{seen}");
+    app.perform("2026-11-24");
+    let seen = follow(&app, &verify, &[("ID", id.clone())]);
+    assert!(!seen.contains("report_1.txt"), "{seen}");
+    assert!(!app.at_origin("report_1.txt"));
+    let statuses: Vec<String> =
+        sqlx::query_scalar("SELECT estatus FROM bitacora_control ORDER BY id")
+            .fetch_all(&app.db)
+            .await
+            .unwrap();
+    assert_eq!(
+        statuses,
+        ["COMPLETADO_CON_ERRORES", "DUPLICADO"],
+        "loaded once"
+    );
+    app.check_invariants().await;
+}
+
+#[tokio::test]
+async fn items_no_performer_can_claim() {
+    let app = spawn(Origin::Sftp).await;
+    app.put("report_1.txt", &sample(40));
+    app.put("report_2.txt", &sample_seeded(40, 2));
+    app.enqueue();
+    let old = app.origin_url();
+    let (served, new) = crate::origins::served_elsewhere(&app);
+    let mut performer = Running::new(served.spawn_bin(
+        "performer",
+        &["run", "--workers", "1", "--as-of", "2026-11-24"],
+    ));
+    performer.wait_for("performer starting", 30);
+    let night = app.run("dispatcher", &["run", "--as-of", "2026-11-24"]);
+    assert_eq!(night.status.code(), Some(3));
+    let [rebind, cancel, verify] =
+        <[String; 3]>::try_from(blocks(Some("Items no performer can claim"))).unwrap();
+    let vars = [("OLD", old.clone()), ("NEW", new.clone())];
+    let seen = follow(&app, &rebind, &vars);
+    assert!(seen.contains("NO: no live performer"), "{seen}");
+    assert!(seen.contains("moved 2 pending item(s)"), "{seen}");
+    app.wait_until_done(2, &performer).await;
+    // Another file of the retired origin, whose server (say) is gone: cancelled.
+    app.put("report_3.txt", &sample_seeded(40, 3));
+    app.enqueue();
+    let seen = follow(&app, &cancel, &vars);
+    assert!(seen.contains("cancelled 1 pending item(s)"), "{seen}");
+    let seen = follow(&app, &verify, &vars);
+    assert!(!seen.contains("no live performer"), "{seen}");
+    performer.terminate();
+    assert_eq!(
+        app.run("dispatcher", &["run", "--as-of", "2026-11-24"])
+            .status
+            .code(),
+        Some(0),
+        "the night drains"
+    );
+    app.check_invariants().await;
+}
+
+#[tokio::test]
+async fn a_loaded_file_whose_backup_is_missing() {
+    use crate::senders::{killed_after_commit, short_leases};
+    use crate::whole::in_flight_file;
+    let mut app = spawn(Origin::Sftp).await;
+    short_leases(&mut app);
+    killed_after_commit(&app, "report_1.txt", &sample(60)).await;
+    // The file at the origin changes, and the host that finishes the item holds no copy.
+    let taken = in_flight_file(&app);
+    std::fs::write(&taken, sample_seeded(30, 9)).unwrap();
+    for staged in std::fs::read_dir(app.root.join("staging")).unwrap() {
+        std::fs::remove_file(staged.unwrap().path()).unwrap();
+    }
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await; // the lease expires
+    app.perform("2026-11-24");
+    let a = app.audit_of("report_1.txt").await;
+    assert!(a.ruta_backup.is_none(), "{a:?}");
+    assert!(taken.exists(), "nothing deleted at the origin");
+    let listed = app.run_ok("dispatcher", &["quarantine", "list"]);
+    assert!(listed.contains("BACKUP MISSING"), "{listed}");
+    let [fix, verify] =
+        <[String; 2]>::try_from(blocks(Some("A loaded file whose backup is missing"))).unwrap();
+    let seen = follow(&app, &fix, &[("ID", a.id.to_string())]);
+    assert!(seen.contains(&a.sha256.clone().unwrap()), "{seen}");
+    assert!(seen.contains("acknowledged"), "{seen}");
+    let seen = follow(&app, &verify, &[("ID", a.id.to_string())]);
+    assert!(!seen.contains("BACKUP MISSING"), "{seen}");
+    assert_eq!(
+        a.validos.map(|n| n as i64),
+        Some(app.count("SELECT count(*) FROM estadisticas").await)
+    );
 }

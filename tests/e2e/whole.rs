@@ -18,7 +18,7 @@ fn file(rows: usize, seed: u64) -> shared::fixtures::Generated {
 }
 
 /// A performer (service mode, one worker) with extra environment.
-fn performer(app: &TestApp, env: &[(&str, &str)], as_of: &str) -> (Running, u32) {
+pub(crate) fn performer(app: &TestApp, env: &[(&str, &str)], as_of: &str) -> (Running, u32) {
     let mut with = app.clone_handles();
     with.env
         .extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
@@ -28,7 +28,7 @@ fn performer(app: &TestApp, env: &[(&str, &str)], as_of: &str) -> (Running, u32)
 }
 
 /// The file an item took at the origin, under its in-flight name.
-fn in_flight_file(app: &TestApp) -> std::path::PathBuf {
+pub(crate) fn in_flight_file(app: &TestApp) -> std::path::PathBuf {
     std::fs::read_dir(&app.origin)
         .unwrap()
         .map(|e| e.unwrap().path())

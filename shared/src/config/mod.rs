@@ -104,6 +104,12 @@ impl Config {
                 "must be at least 1",
             ));
         }
+        if self.source.listings_without_mtime < 2 {
+            return Err(InvalidSetting::new(
+                "source.listings_without_mtime",
+                "must be at least 2 (two listings that agree)",
+            ));
+        }
         if self.performer.workers == 0 {
             return Err(InvalidSetting::new(
                 "performer.workers",
@@ -287,6 +293,23 @@ mod tests {
         let c = from_toml(include_str!("../../../ops/visitas.example.toml")).unwrap();
         assert!(c.expect_for("visitas").presence().is_some());
         assert_eq!(c.alerts.tries, AlertsConfig::default().tries);
+    }
+
+    #[test]
+    fn a_done_marker_is_checked_at_start_up() {
+        let with = |marker: &str| {
+            MINIMAL.replace(
+                "url = \"file:///srv/in\"",
+                &format!("url = \"file:///srv/in\"\ndone_marker = \"{marker}\""),
+            )
+        };
+        let c = from_toml(&with("{stem}.ok")).unwrap();
+        assert_eq!(
+            c.source.done_marker.unwrap().marker_of("report_1.txt"),
+            "report_1.ok"
+        );
+        let err = from_toml(&with("done")).unwrap_err();
+        assert!(err.to_string().contains("done_marker"), "{err}");
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! `super::expect`; the layers below define theirs: `[database]` in
 //! `crate::store::settings`, `[sftp]` in `crate::source::settings`.)
 
-use crate::source::SourceUrl;
+use crate::source::{DoneMarker, SourceUrl};
 use serde::Deserialize;
 use std::path::PathBuf;
 
@@ -53,12 +53,21 @@ pub struct SourceConfig {
     /// Regular expression a file name must match in full.
     #[serde(default = "FileRules::pattern")]
     pub pattern: String,
-    /// A file younger than this is still being written.
+    /// A file is complete once our clock saw it unchanged (size, and mtime where the
+    /// origin shows one) for at least this long; never compared with the server's clock.
     #[serde(default = "FileRules::min_file_age_secs")]
     pub min_file_age_secs: u64,
-    /// Two listings this far apart must agree on size and mtime.
+    /// Time between consecutive listings; at least two agree before a file is taken.
     #[serde(default = "FileRules::stability_window_secs")]
     pub stability_window_secs: u64,
+    /// Consecutive agreeing listings a file needs when the origin shows no mtime.
+    #[serde(default = "FileRules::listings_without_mtime")]
+    pub listings_without_mtime: u32,
+    /// The marker a sender writes once a file is complete (`"{name}.done"`,
+    /// `"{stem}.ok"`): a file is taken only once its marker exists, and the marker is
+    /// removed with it.
+    #[serde(default)]
+    pub done_marker: Option<DoneMarker>,
 }
 
 /// The `[source]` keys' defaults: the section has one required key (`url`), so it has no
@@ -74,6 +83,9 @@ impl FileRules {
     }
     fn stability_window_secs() -> u64 {
         5
+    }
+    fn listings_without_mtime() -> u32 {
+        4
     }
 }
 

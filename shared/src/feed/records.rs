@@ -48,6 +48,7 @@ pub struct LineReader<R> {
     reader: R,
     encoding: Encoding,
     number: u32,
+    consumed: u64,
     buf: Vec<u8>,
 }
 
@@ -58,6 +59,7 @@ impl<R: BufRead> LineReader<R> {
             reader,
             encoding,
             number: 0,
+            consumed: 0,
             buf: Vec::with_capacity(4096),
         }
     }
@@ -65,6 +67,11 @@ impl<R: BufRead> LineReader<R> {
     /// The underlying reader.
     pub fn get_ref(&self) -> &R {
         &self.reader
+    }
+
+    /// Bytes of the file the lines read so far took, line ends included.
+    pub fn consumed(&self) -> u64 {
+        self.consumed
     }
 
     /// The next line, or `None` at the end of the file.
@@ -84,6 +91,7 @@ impl<R: BufRead> LineReader<R> {
             return Ok(None);
         }
         self.number += 1;
+        self.consumed += read as u64;
         let whole = self.buf.ends_with(b"\n") || (read as u64) < max_bytes;
         let mut bytes = self.buf.as_slice();
         if self.number == 1 {

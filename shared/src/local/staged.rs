@@ -142,13 +142,16 @@ pub(crate) struct EndOfFile {
 
 /// Reads the records after the header in batches and validates each, handing them to
 /// `send` in order, then the file's visitor aggregate as of the business date `as_of`
-/// (tallied here, beside the loader's COPY); stops early when `send` returns false.
+/// (tallied here, beside the loader's COPY); stops early when `send` returns false. The
+/// lines within the first `skip` bytes (loaded before by another item) are passed over,
+/// though still read and hashed.
 pub(crate) fn validate_file(
     path: &Path,
     encoding: Encoding,
     layout: &[Column],
     batch_rows: usize,
     as_of: NaiveDate,
+    skip: u64,
     mut send: impl FnMut(Result<FilePart, StreamError>) -> bool,
 ) {
     let mut run = || -> Result<(), StreamError> {
@@ -160,6 +163,9 @@ pub(crate) fn validate_file(
         };
         let mut reader = BatchReader::new(BufReader::with_capacity(READ_BUFFER, hashing), encoding);
         reader.header()?;
+        if skip > 0 {
+            reader.skip_to(skip)?;
+        }
         let mut visitors = VisitorTally::new(as_of);
         loop {
             let lines = reader.next_batch(batch_rows)?;

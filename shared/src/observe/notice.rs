@@ -47,8 +47,19 @@ pub fn next_steps(kind: AlertKind) -> (&'static str, &'static [&'static str]) {
             &["dispatcher quarantine list", "dispatcher status"],
         ),
         ArchivoModificado => (
-            "Where to look first",
-            &["dispatcher quarantine list", "dispatcher status"],
+            "A file set aside at the origin",
+            &[
+                "dispatcher quarantine list",
+                "dispatcher quarantine retry ID",
+            ],
+        ),
+        RespaldoFaltante => (
+            "A loaded file whose backup is missing",
+            &["dispatcher quarantine list"],
+        ),
+        OrigenSinPerformer => (
+            "Items no performer can claim",
+            &["dispatcher status", "dispatcher origins list"],
         ),
         NocheSinDrenar => ("A night that did not drain", &["dispatcher status"]),
         NocheBloqueada => ("A night blocked by a stuck lock", &["dispatcher status"]),

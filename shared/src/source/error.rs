@@ -27,13 +27,17 @@ pub enum SourceError {
         /// Remote path.
         path: String,
     },
-    /// The origin refused the operation (permissions): not retried in place.
-    #[error("{path}: {doing} refused by the origin (permission denied)")]
+    /// The origin refused the operation (no rights, or it does not support it): not
+    /// retried in place. A refused rename makes the file read in place; a refused
+    /// delete leaves it at the origin, shown to operators.
+    #[error("{path}: {doing} refused by the origin ({why})")]
     Denied {
         /// Remote path.
         path: String,
         /// What was refused.
         doing: String,
+        /// How the origin answered.
+        why: String,
     },
     /// A rename's target name is taken (renames never replace a file).
     #[error("{path}: already exists at the origin")]

@@ -1,5 +1,6 @@
 //! The `file://` source: a directory on this host.
 
+use super::digest::{Digest, digest_of};
 use super::error::SourceError;
 use super::remote_file::RemoteFile;
 use super::remote_name::RemoteName;
@@ -82,6 +83,7 @@ impl LocalSource {
             Err(e) if e.kind() == ErrorKind::PermissionDenied => Err(SourceError::Denied {
                 path: from.display().to_string(),
                 doing: "renaming".into(),
+                why: "permission denied".into(),
             }),
             Err(e) => Err(SourceError::io(format!("renaming {}", from.display()), e)),
         }
@@ -116,8 +118,31 @@ impl LocalSource {
         match tokio::fs::remove_file(&path).await {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+            Err(e) if e.kind() == ErrorKind::PermissionDenied => Err(SourceError::Denied {
+                path: path.display().to_string(),
+                doing: "deleting".into(),
+                why: "permission denied".into(),
+            }),
             Err(e) => Err(SourceError::io(format!("deleting {}", path.display()), e)),
         }
+    }
+
+    pub(super) async fn digest(
+        &self,
+        name: &RemoteName,
+        limit: u64,
+    ) -> Result<Digest, SourceError> {
+        let path = self.dir.join(name.as_str());
+        let file = match tokio::fs::File::open(&path).await {
+            Ok(file) => file,
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                return Err(SourceError::NotFound {
+                    path: path.display().to_string(),
+                });
+            }
+            Err(e) => return Err(SourceError::io(format!("opening {}", path.display()), e)),
+        };
+        digest_of(file, limit, &path.display().to_string()).await
     }
 }
 
@@ -127,7 +152,7 @@ fn remote_file(name: &str, meta: &std::fs::Metadata) -> std::io::Result<RemoteFi
     Ok(RemoteFile {
         name: name.to_string(),
         size: meta.len(),
-        mtime: DateTime::from_timestamp(mtime.timestamp(), 0).unwrap_or(mtime),
+        mtime: super::remote_file::mtime_of(Some(mtime.timestamp())),
     })
 }
 

@@ -1,24 +1,28 @@
 //! Where visit files come from: an SFTP directory or a local one, behind one interface.
 
+mod digest;
 mod error;
 mod in_flight;
 mod local;
 pub mod location;
+pub mod marker;
 mod remote_file;
 mod remote_name;
 pub mod settings;
 mod sftp;
 mod staging;
 
+pub use digest::Digest;
 pub use error::SourceError;
 pub use in_flight::{in_flight_name, parse_in_flight};
-pub(crate) use location::SourceLocation;
-pub use location::SourceUrl;
-pub use remote_file::RemoteFile;
+pub use location::{SourceLocation, SourceUrl};
+pub use marker::DoneMarker;
+pub use remote_file::{Deletion, RemoteFile};
 pub use remote_name::{RemoteName, RemoteNameError};
 pub use settings::{Access, SftpConfig};
 
 use crate::types::Origin;
+use chrono::{DateTime, Utc};
 use std::path::Path;
 
 /// The origin directory.
@@ -106,6 +110,55 @@ impl Source {
         match self {
             Source::Local(s) => s.delete(name).await,
             Source::Sftp(s) => s.delete(name).await,
+        }
+    }
+
+    /// Deletes `name` only if it is still what the caller holds a copy of: by its size
+    /// and mtime `seen`, or, when `content` is given, by that content: its SHA-256 and
+    /// length read again just before, its size and mtime the same before and after that
+    /// read. What no origin lets a client close is the instant between that last look
+    /// and the delete itself.
+    pub async fn delete_verified(
+        &self,
+        name: &RemoteName,
+        seen: (u64, Option<DateTime<Utc>>),
+        content: Option<(&str, u64)>,
+    ) -> Result<Deletion, SourceError> {
+        let Some(now) = self.stat(name).await? else {
+            return Ok(Deletion::Gone);
+        };
+        match content {
+            None if now.seen() != seen => return Ok(Deletion::Changed(now)),
+            None => {}
+            Some((sha256, size)) => {
+                let read = self.digest(name, None).await?;
+                if (read.sha256.as_str(), read.bytes) != (sha256, size) {
+                    return Ok(Deletion::Changed(now));
+                }
+                match self.stat(name).await? {
+                    None => return Ok(Deletion::Gone),
+                    Some(again) if again.seen() != now.seen() => {
+                        return Ok(Deletion::Changed(again));
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+        self.delete(name).await?;
+        Ok(Deletion::Deleted)
+    }
+
+    /// Reads `name` (its first `limit` bytes, or all of it) through SHA-256 without
+    /// keeping it: what the origin holds now, compared with what was loaded.
+    pub async fn digest(
+        &self,
+        name: &RemoteName,
+        limit: Option<u64>,
+    ) -> Result<Digest, SourceError> {
+        let limit = limit.unwrap_or(u64::MAX);
+        match self {
+            Source::Local(s) => s.digest(name, limit).await,
+            Source::Sftp(s) => s.digest(name, limit).await,
         }
     }
 

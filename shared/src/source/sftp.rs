@@ -1,11 +1,11 @@
 //! The SFTP source: russh + russh-sftp, host key checked against known_hosts.
 
+use super::digest::{Digest, digest_of};
 use super::error::SourceError;
-use super::remote_file::RemoteFile;
+use super::remote_file::{RemoteFile, mtime_of};
 use super::remote_name::RemoteName;
 use super::settings::SftpConfig;
 use super::staging::staging_error;
-use chrono::DateTime;
 use russh::client::{self, AuthResult, Handle};
 use russh::keys::{
     PrivateKeyWithHashAlg, PublicKeyOrCertificate, check_known_hosts_path, load_secret_key,
@@ -147,7 +147,7 @@ impl SftpSource {
             .sftp
             .read_dir(self.dir.clone())
             .await
-            .map_err(|e| sftp_error(&self.dir, "listing", e))?;
+            .map_err(|e| sftp_error(&self.dir, "listing", Request::Other, e))?;
         Ok(entries
             .filter(|e| e.file_type().is_file())
             .map(|e| {
@@ -155,11 +155,24 @@ impl SftpSource {
                 RemoteFile {
                     name: e.file_name(),
                     size: meta.size.unwrap_or(0),
-                    mtime: DateTime::from_timestamp(i64::from(meta.mtime.unwrap_or(0)), 0)
-                        .unwrap_or_default(),
+                    mtime: mtime_of(meta.mtime.map(i64::from)),
                 }
             })
             .collect())
+    }
+
+    /// Opens `name` for reading; returns its path too (for messages).
+    async fn open(
+        &self,
+        name: &RemoteName,
+    ) -> Result<(String, russh_sftp::client::fs::File), SourceError> {
+        let path = self.path(name.as_str());
+        let remote = self
+            .sftp
+            .open(path.clone())
+            .await
+            .map_err(|e| sftp_error(&path, "opening", Request::Other, e))?;
+        Ok((path, remote))
     }
 
     pub(super) async fn download(
@@ -167,12 +180,7 @@ impl SftpSource {
         name: &RemoteName,
         dest: &Path,
     ) -> Result<u64, SourceError> {
-        let path = self.path(name.as_str());
-        let mut remote = self
-            .sftp
-            .open(path.clone())
-            .await
-            .map_err(|e| sftp_error(&path, "opening", e))?;
+        let (path, mut remote) = self.open(name).await?;
         let mut local = super::staging::create_staged(dest).await?;
         crate::local::fault::pause("download").await;
         let copied = tokio::io::copy(&mut remote, &mut local).await;
@@ -189,10 +197,9 @@ impl SftpSource {
             Ok(meta) => Ok(Some(RemoteFile {
                 name: name.to_string(),
                 size: meta.size.unwrap_or(0),
-                mtime: DateTime::from_timestamp(i64::from(meta.mtime.unwrap_or(0)), 0)
-                    .unwrap_or_default(),
+                mtime: mtime_of(meta.mtime.map(i64::from)),
             })),
-            Err(e) => match sftp_error(&path, "reading the attributes of", e) {
+            Err(e) => match sftp_error(&path, "reading the attributes of", Request::Other, e) {
                 SourceError::NotFound { .. } => Ok(None),
                 other => Err(other),
             },
@@ -200,6 +207,8 @@ impl SftpSource {
     }
 
     /// SSH_FXP_RENAME, which OpenSSH refuses when the target exists (it never replaces).
+    /// A server without rename rights (or support) answers with a refusal:
+    /// [`SourceError::Denied`].
     pub(super) async fn rename(
         &self,
         from: &RemoteName,
@@ -208,7 +217,7 @@ impl SftpSource {
         let (old, new) = (self.path(from.as_str()), self.path(to.as_str()));
         match self.sftp.rename(old.clone(), new.clone()).await {
             Ok(()) => Ok(()),
-            Err(e) => match sftp_error(&old, "renaming", e) {
+            Err(e) => match sftp_error(&old, "renaming", Request::Rename, e) {
                 SourceError::NotFound { path } => Err(SourceError::NotFound { path }),
                 other if self.stat(to).await.is_ok_and(|t| t.is_some()) => {
                     tracing::debug!(error = %other, "rename refused: the target exists");
@@ -223,11 +232,22 @@ impl SftpSource {
         let path = self.path(name.as_str());
         match self.sftp.remove_file(path.clone()).await {
             Ok(()) => Ok(()),
-            Err(e) => match sftp_error(&path, "deleting", e) {
+            Err(e) => match sftp_error(&path, "deleting", Request::Remove, e) {
                 SourceError::NotFound { .. } => Ok(()),
                 other => Err(other),
             },
         }
+    }
+
+    pub(super) async fn digest(
+        &self,
+        name: &RemoteName,
+        limit: u64,
+    ) -> Result<Digest, SourceError> {
+        let (path, mut remote) = self.open(name).await?;
+        let digest = digest_of(&mut remote, limit, &path).await;
+        let _ = remote.shutdown().await;
+        digest
     }
 
     pub(super) async fn close(self) {
@@ -278,16 +298,126 @@ async fn authenticate(
     Err(SourceError::Auth { user: user.into() })
 }
 
-fn sftp_error(path: &str, doing: &str, e: russh_sftp::client::error::Error) -> SourceError {
+/// The request an SFTP status answers: a refusal means something else for each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Request {
+    /// SSH_FXP_RENAME: refused, the file is read in place.
+    Rename,
+    /// SSH_FXP_REMOVE: refused, the file stays at the origin for operators.
+    Remove,
+    /// Anything else (open, read, stat, list).
+    Other,
+}
+
+fn sftp_error(
+    path: &str,
+    doing: &str,
+    request: Request,
+    e: russh_sftp::client::error::Error,
+) -> SourceError {
     use russh_sftp::client::error::Error;
     match e {
-        Error::Status(s) if s.status_code == StatusCode::NoSuchFile => {
-            SourceError::NotFound { path: path.into() }
-        }
-        Error::Status(s) if s.status_code == StatusCode::PermissionDenied => SourceError::Denied {
-            path: path.into(),
-            doing: doing.into(),
-        },
+        Error::Status(s) => classify_status(path, doing, request, s.status_code, &s.error_message),
         other => SourceError::io(format!("{doing} {path}"), other),
+    }
+}
+
+/// What an SFTP status code means, where it is read. A server that will not rename or
+/// remove says so in one of three ways: permission denied (OpenSSH's `-P` list),
+/// operation unsupported, or a generic failure (after a rename, only once the target
+/// was found absent: OpenSSH answers "failure" when it exists). Each is a refusal, not
+/// a network error to retry. A failure of any other request may pass: transient.
+fn classify_status(
+    path: &str,
+    doing: &str,
+    request: Request,
+    code: StatusCode,
+    message: &str,
+) -> SourceError {
+    let denied = |why: String| SourceError::Denied {
+        path: path.into(),
+        doing: doing.into(),
+        why,
+    };
+    let said = |what: &str| {
+        if message.trim().is_empty() {
+            what.to_string()
+        } else {
+            format!("{what}: {}", message.trim())
+        }
+    };
+    match code {
+        StatusCode::NoSuchFile => SourceError::NotFound { path: path.into() },
+        StatusCode::PermissionDenied => denied("permission denied".into()),
+        StatusCode::OpUnsupported => denied(said("operation unsupported")),
+        StatusCode::Failure if request != Request::Other => denied(said("failure")),
+        other => SourceError::io(format!("{doing} {path}"), said(&other.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// No stock server answers a rename or a remove with "operation unsupported" or a
+    /// generic failure (OpenSSH's `-P` says "permission denied"), so the statuses are
+    /// classified here, where the code is read.
+    #[test]
+    fn a_rename_or_remove_refused_in_any_of_three_ways_is_a_refusal() {
+        for request in [Request::Rename, Request::Remove] {
+            for (code, message, why) in [
+                (StatusCode::PermissionDenied, "", "permission denied"),
+                (
+                    StatusCode::OpUnsupported,
+                    "rename not supported",
+                    "operation unsupported: rename not supported",
+                ),
+                (StatusCode::OpUnsupported, "", "operation unsupported"),
+                (
+                    StatusCode::Failure,
+                    "SSH_FXP_RENAME refused by policy",
+                    "failure: SSH_FXP_RENAME refused by policy",
+                ),
+                (StatusCode::Failure, " ", "failure"),
+            ] {
+                let e = classify_status("/in/report_1.txt", "renaming", request, code, message);
+                assert!(
+                    matches!(&e, SourceError::Denied { why: w, .. } if w == why),
+                    "{request:?} {code:?}: {e:?}"
+                );
+                assert!(!e.is_transient(), "{e}");
+            }
+        }
+    }
+
+    #[test]
+    fn other_statuses_keep_their_meaning() {
+        let gone = classify_status(
+            "/p",
+            "renaming",
+            Request::Rename,
+            StatusCode::NoSuchFile,
+            "",
+        );
+        assert!(matches!(gone, SourceError::NotFound { .. }));
+        let failed_read =
+            classify_status("/p", "opening", Request::Other, StatusCode::Failure, "x");
+        assert!(failed_read.is_transient(), "{failed_read}");
+        for code in [
+            StatusCode::ConnectionLost,
+            StatusCode::NoConnection,
+            StatusCode::BadMessage,
+        ] {
+            let e = classify_status("/p", "renaming", Request::Rename, code, "");
+            assert!(e.is_transient(), "{code:?}: {e}");
+        }
+        let denied_read = classify_status(
+            "/p",
+            "opening",
+            Request::Other,
+            StatusCode::PermissionDenied,
+            "",
+        );
+        assert!(matches!(denied_read, SourceError::Denied { .. }));
     }
 }

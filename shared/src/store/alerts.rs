@@ -5,7 +5,7 @@
 //! once, open or not. The outbox of their notices is `super::notices`.
 
 use crate::types::AlertKind;
-use crate::types::alert::sql_alert_kinds;
+use crate::types::alert::{sql_alert_kind, sql_alert_kinds};
 use crate::types::state::{failure_statuses, sql_state, sql_statuses};
 use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::{PgConnection, PgPool};
@@ -234,9 +234,10 @@ pub async fn open_days(
     .await
 }
 
-/// The open file alerts (`FALLO_LAYOUT`, `FALLO_SISTEMA`) whose file no longer waits for
-/// anyone, with what settled it: discarded, loaded by a later attempt (tier 4), or
-/// retried by an operator and the retry (or a retry of it) loaded.
+/// The open file alerts whose file no longer waits for anyone, with what settled it: a
+/// `FALLO_LAYOUT` or `FALLO_SISTEMA` discarded, loaded by a later attempt (tier 4), or
+/// retried by an operator and the retry (or a retry of it) loaded; an
+/// `ARCHIVO_MODIFICADO` whose set-aside file an operator resolved.
 pub async fn settled_file_alerts(tx: &mut PgConnection) -> sqlx::Result<Vec<(i64, String)>> {
     sqlx::query_as(concat!(
         "WITH RECURSIVE chain AS (
@@ -251,7 +252,7 @@ pub async fn settled_file_alerts(tx: &mut PgConnection) -> sqlx::Result<Vec<(i64
              JOIN bitacora_control rb ON rb.work_item_id = r.id
              WHERE c.depth < 20
          )
-         SELECT DISTINCT ON (c.alert_id) c.alert_id,
+         (SELECT DISTINCT ON (c.alert_id) c.alert_id,
                 CASE WHEN b.descartado_en IS NOT NULL
                      THEN 'discarded: ' || coalesce(b.motivo_descarte, '')
                      WHEN c.depth = 0 THEN 'loaded: ' || b.estatus
@@ -264,7 +265,16 @@ pub async fn settled_file_alerts(tx: &mut PgConnection) -> sqlx::Result<Vec<(i64
         " AND b.estatus IN ",
         sql_statuses!(Completado, CompletadoConErrores, Duplicado),
         ")
-         ORDER BY c.alert_id, c.depth"
+         ORDER BY c.alert_id, c.depth)
+         UNION ALL
+         -- A file set aside at the origin that an operator resolved (loaded or discarded).
+         (SELECT a.id, 'its file set aside at the origin was ' || s.resolution
+                      || coalesce(' (' || s.resolved_as || ')', '')
+         FROM alerts a JOIN bitacora_control b ON b.id = a.bitacora_id
+         JOIN set_aside_files s ON s.work_item_id = b.work_item_id
+         WHERE a.resolved_at IS NULL AND a.kind = ",
+        sql_alert_kind!(ArchivoModificado),
+        " AND s.resolved_at IS NOT NULL)"
     ))
     .fetch_all(tx)
     .await

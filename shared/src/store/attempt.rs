@@ -127,7 +127,7 @@ pub async fn claim(
             &[
                 &worker,
                 &lease.as_secs_f64(),
-                &reach.origin,
+                &reach.origins,
                 &reach.host,
                 &business_date,
             ],
@@ -158,6 +158,16 @@ pub async fn claim(
         prior_status: prior.status,
         prior_sha256: prior.sha256,
         prior_size: prior.size,
+        prior_backup: prior.backup,
+        done_marker: r.get("done_marker"),
+        read_in_place: r.get("read_in_place"),
+        loaded_prefix: r.get::<_, Option<i64>>("loaded_prefix_bytes").map(|bytes| {
+            crate::types::LoadedPrefix {
+                bytes,
+                sha256: r.get("loaded_prefix_sha256"),
+                loaded_by: r.get("loaded_prefix_of"),
+            }
+        }),
     }))
 }
 
@@ -243,22 +253,19 @@ pub async fn fail(
 }
 
 /// Tier 4: `FALLO_SISTEMA` items whose file is still at the origin — still as listed
-/// (`at_origin`, by listing identity) or under the item's in-flight name (`in_flight`
-/// item ids) — go back to the queue, at most `max_runs` times. Returns (items
-/// re-enqueued, items that used up their runs and wait for an operator).
+/// (`at_origin`, by listing identity) or under the item's in-flight name (`in_flight`:
+/// item id and the listing entry) — go back to the queue, bound to the origin that
+/// listed them, at most `max_runs` times. Returns (items re-enqueued, items that used up
+/// their runs and wait for an operator).
 pub async fn retry_system_failures(
     pool: &PgPool,
     dispatch_run: i64,
     at_origin: &[NewItem],
-    in_flight: &[i64],
+    in_flight: &[(i64, &NewItem)],
     max_runs: u32,
 ) -> sqlx::Result<(Vec<i64>, i64)> {
-    let paths: Vec<&str> = at_origin.iter().map(|i| i.source_path.as_str()).collect();
-    let sizes: Vec<i64> = at_origin.iter().map(|i| i.size as i64).collect();
-    let mtimes: Vec<DateTime<Utc>> = at_origin.iter().map(|i| i.mtime).collect();
     let mut tx = pool.begin().await?;
-    let candidates =
-        queue::system_failures_at_origin(&mut tx, &paths, &sizes, &mtimes, in_flight).await?;
+    let candidates = queue::system_failures_at_origin(&mut tx, at_origin, in_flight).await?;
     let retried =
         queue::requeue_system_failures(&mut tx, &candidates, max_runs as i32, dispatch_run).await?;
     audit::back_to_pending_all(&mut tx, &retried).await?;
@@ -295,6 +302,46 @@ pub async fn discard(
 ) -> sqlx::Result<()> {
     audit::record_discard(tx, bitacora_id, reason, moved_to).await?;
     queue::stop_nightly_retries(tx, bitacora_id).await
+}
+
+/// An operator rebinds origin `from`'s items (and its open set-aside records) to origin
+/// `to`, whose directory is `dir`, in one transaction; with `dry_run`, only says what
+/// would move. Returns what moved and how many records.
+pub async fn rebind_origin(
+    pool: &PgPool,
+    from: &str,
+    to: &str,
+    dir: &str,
+    dry_run: bool,
+) -> sqlx::Result<(queue::Rebound, u64)> {
+    let mut tx = pool.begin().await?;
+    let rebound = queue::rebind_origin(&mut tx, from, to, dir).await?;
+    let records = super::set_aside::rebind_origin(&mut tx, from, to, dir).await?;
+    if dry_run {
+        tx.rollback().await?;
+    } else {
+        if !rebound.pending.is_empty() {
+            queue::notify(&mut tx).await?;
+        }
+        tx.commit().await?;
+    }
+    Ok((rebound, records))
+}
+
+/// An operator cancels origin `origin`'s pending items, with `why`, in one transaction
+/// (see `queue::cancel_origin` and `audit::record_cancelled`); returns their ids and
+/// whether each had committed.
+pub async fn cancel_origin(
+    pool: &PgPool,
+    origin: &str,
+    why: &str,
+) -> sqlx::Result<Vec<(i64, bool)>> {
+    let mut tx = pool.begin().await?;
+    let cancelled = queue::cancel_origin(&mut tx, origin, why).await?;
+    let ids: Vec<i64> = cancelled.iter().map(|(id, _)| *id).collect();
+    audit::record_cancelled(&mut tx, &ids, why).await?;
+    tx.commit().await?;
+    Ok(cancelled)
 }
 
 /// Inserts `n` empty items (and their audit rows) for the queue benchmark.

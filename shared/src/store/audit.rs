@@ -83,6 +83,8 @@ pub(crate) struct Prior {
     pub sha256: Option<String>,
     /// Size recorded by an earlier attempt (what a committed load read).
     pub size: Option<i64>,
+    /// Where an earlier attempt put the local copy, if it recorded one.
+    pub backup: Option<String>,
 }
 
 /// Marks the audit row of a just-claimed item in progress (in the claim's transaction);
@@ -96,7 +98,7 @@ pub(crate) async fn begin_attempt(
     let row = tx
         .query_one(
             &tx.prepare_cached(concat!(
-                "WITH prior AS (SELECT id, estatus, sha256, tamano_bytes, inicio, estatus IN ",
+                "WITH prior AS (SELECT id, estatus, sha256, tamano_bytes, ruta_backup, inicio, estatus IN ",
                 uncommitted_statuses!(),
                 " AS open FROM bitacora_control WHERE work_item_id = $1 FOR UPDATE)
                  UPDATE bitacora_control b
@@ -107,7 +109,7 @@ pub(crate) async fn begin_attempt(
                      -- Each attempt is timed anew; a committed one keeps its times.
                      inicio = CASE WHEN p.open THEN clock_timestamp() ELSE p.inicio END
                  FROM prior p WHERE b.id = p.id
-                 RETURNING p.id, p.estatus, p.sha256, p.tamano_bytes",
+                 RETURNING p.id, p.estatus, p.sha256, p.tamano_bytes, p.ruta_backup",
             ))
             .await?,
             &[&work_item_id, &attempt, &worker],
@@ -118,6 +120,7 @@ pub(crate) async fn begin_attempt(
         status: status_of(&row, "estatus").unwrap_or(AuditStatus::EnProceso),
         sha256: row.get("sha256"),
         size: row.get("tamano_bytes"),
+        backup: row.get("ruta_backup"),
     })
 }
 
@@ -341,11 +344,14 @@ const RECORD_LOCAL_COPY: &str = concat!(
      UPDATE bitacora_control b SET ruta_backup = $3
      FROM owner JOIN work_items w ON w.id = owner.id
      WHERE b.work_item_id = owner.id
-        OR (b.id = w.retry_of AND w.origin LIKE 'file://%')"
+        OR (b.id = w.retry_of AND w.origin LIKE 'file://%' AND b.estatus IN ",
+    failure_statuses!(),
+    ")"
 );
 
 /// Records where the attempt put the file's local copy (backup or quarantine). An
-/// operator's retry of a local (quarantined) copy took that copy: the retried row follows it.
+/// operator's retry of a local (quarantined) copy took that copy: the retried row follows
+/// it. (A retried loaded row, whose file was set aside at the origin, keeps its backup.)
 pub async fn record_local_copy(
     client: &impl GenericClient,
     fence: Fence,
@@ -454,6 +460,37 @@ pub(crate) async fn record_discard(
     Ok(())
 }
 
+/// An operator cancelled the items `work_item_ids` (pending, of a retired origin): a row
+/// nothing of which committed becomes `FALLO_SISTEMA`, discarded with `why`; a committed
+/// one keeps its status, with `why` as its message (its backup or delete was not done).
+pub(crate) async fn record_cancelled(
+    tx: &mut sqlx::PgConnection,
+    work_item_ids: &[i64],
+    why: &str,
+) -> sqlx::Result<()> {
+    sqlx::query(concat!(
+        "UPDATE bitacora_control
+         SET estatus = CASE WHEN estatus IN ",
+        uncommitted_statuses!(),
+        " THEN ",
+        sql_status!(FalloSistema),
+        " ELSE estatus END,
+             descartado_en = CASE WHEN estatus IN ",
+        uncommitted_statuses!(),
+        " THEN now() END,
+             motivo_descarte = CASE WHEN estatus IN ",
+        uncommitted_statuses!(),
+        " THEN $2 END,
+             mensaje_error = $2, fin = coalesce(fin, now())
+         WHERE work_item_id = ANY($1)"
+    ))
+    .bind(work_item_ids)
+    .bind(crate::types::storable::message(why))
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
 /// Files waiting for an operator: layout or system failures neither retried nor discarded.
 macro_rules! waiting {
     () => {
@@ -483,6 +520,22 @@ macro_rules! unfinished {
     };
 }
 
+/// Loaded files finished without a backup: no copy whose SHA-256 is what was loaded could
+/// be had (a crash between the commit and the backup, and the file at the origin changed
+/// since). Nothing was deleted at the origin; shown until an operator acknowledges it
+/// with a discard.
+macro_rules! backup_missing {
+    () => {
+        concat!(
+            "b.estatus IN ",
+            committed_statuses!(),
+            " AND w.state = ",
+            sql_state!(Done),
+            " AND b.ruta_backup IS NULL AND b.descartado_en IS NULL"
+        )
+    };
+}
+
 /// A line of the quarantine, as `quarantine list` shows it.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Quarantined {
@@ -501,15 +554,19 @@ pub struct Quarantined {
     pub message: String,
 }
 
-/// What waits for an operator, and loaded files not yet finished, by id.
+/// What waits for an operator, loaded files not yet finished, and loaded files whose
+/// backup is missing, by id. (Files set aside at the origin: `super::set_aside::waiting`.)
 pub async fn quarantined(pool: &sqlx::PgPool) -> sqlx::Result<Vec<Quarantined>> {
     sqlx::query_as(concat!(
         "SELECT b.id, b.archivo, b.estatus, coalesce(to_char(b.fin, 'YYYY-MM-DD HH24:MI'), '') AS failed_at,
                 coalesce(b.ruta_backup, '') AS local_copy,
                 CASE WHEN ", unfinished!(), " THEN coalesce(w.last_error, 'loaded; left to do: backup and delete at the origin')
+                     WHEN ", backup_missing!(), " THEN 'BACKUP MISSING: ' || coalesce(b.mensaje_error,
+                          'loaded, but no copy of what was loaded could be had for the backup')
+                          || ' (acknowledge with `dispatcher quarantine discard ' || b.id || ' --reason \"…\"`)'
                      ELSE coalesce(b.mensaje_error, '') END AS message
          FROM bitacora_control b JOIN work_items w ON w.id = b.work_item_id
-         WHERE (", waiting!(), ") OR (", unfinished!(), ") ORDER BY b.id"
+         WHERE (", waiting!(), ") OR (", unfinished!(), ") OR (", backup_missing!(), ") ORDER BY b.id"
     ))
     .fetch_all(pool)
     .await
@@ -546,6 +603,23 @@ pub struct RetryCandidate {
     pub state: ItemState,
     /// The audit row an operator's retry of it made, if any.
     pub retried_as: Option<i64>,
+    /// The beginning of its file an earlier item loaded (only the rest is to be loaded).
+    pub loaded_prefix_bytes: Option<i64>,
+    /// That beginning's SHA-256.
+    pub loaded_prefix_sha256: Option<String>,
+    /// The audit row that loaded it.
+    pub loaded_prefix_of: Option<i64>,
+}
+
+impl RetryCandidate {
+    /// What a retry must not load again: the beginning an earlier item loaded.
+    pub fn loaded_prefix(&self) -> Option<crate::types::LoadedPrefix> {
+        Some(crate::types::LoadedPrefix {
+            bytes: self.loaded_prefix_bytes?,
+            sha256: self.loaded_prefix_sha256.clone()?,
+            loaded_by: self.loaded_prefix_of?,
+        })
+    }
 }
 
 /// The audit row `id` and its item, locked for an operator's retry (after
@@ -557,7 +631,7 @@ pub async fn retry_candidate(
     sqlx::query_as(
         "SELECT b.archivo, b.estatus, b.ruta_backup, b.descartado_en IS NOT NULL AS discarded, b.sha256,
                 w.id AS work_item, w.origin, w.origin_host, w.source_name, w.source_path, w.max_attempts,
-                w.state,
+                w.state, w.loaded_prefix_bytes, w.loaded_prefix_sha256, w.loaded_prefix_of,
                 (SELECT rb.id FROM work_items r JOIN bitacora_control rb ON rb.work_item_id = r.id
                  WHERE r.retry_of = b.id ORDER BY rb.id LIMIT 1) AS retried_as
          FROM bitacora_control b JOIN work_items w ON w.id = b.work_item_id
@@ -575,17 +649,26 @@ pub struct DiscardCandidate {
     pub archivo: String,
     /// Its local copy, if one was recorded.
     pub ruta_backup: Option<String>,
+    /// A loaded file whose backup is missing (the discard acknowledges it).
+    pub loaded: bool,
 }
 
-/// The audit row `id`, locked, if it waits in quarantine (after
-/// `super::queue::lock_item_of`).
+/// The audit row `id`, locked, if it waits in quarantine or is a loaded file whose
+/// backup is missing (a discard acknowledges it) (after `super::queue::lock_item_of`).
 pub async fn discard_candidate(
     tx: &mut sqlx::PgConnection,
     id: i64,
 ) -> sqlx::Result<Option<DiscardCandidate>> {
     sqlx::query_as(concat!(
-        "SELECT b.archivo, b.ruta_backup FROM bitacora_control b JOIN work_items w ON w.id = b.work_item_id
-         WHERE b.id = $1 AND ", waiting!(), " FOR UPDATE OF b"
+        "SELECT b.archivo, b.ruta_backup, (",
+        backup_missing!(),
+        ") AS loaded
+         FROM bitacora_control b JOIN work_items w ON w.id = b.work_item_id
+         WHERE b.id = $1 AND ((",
+        waiting!(),
+        ") OR (",
+        backup_missing!(),
+        ")) FOR UPDATE OF b"
     ))
     .bind(id)
     .fetch_optional(tx)

@@ -13,6 +13,8 @@
 //! - [`alerts`]: `alerts`; [`notices`]: their outbox, `alert_notices`; [`file_checks`]:
 //!   each loaded file compared with its feed's history.
 //! - [`root`]: `etl_root`, the one ETL root every host shares.
+//! - [`set_aside`]: `set_aside_files`, what the service leaves at the origin for an
+//!   operator; [`performers`]: the live performers and the origins they serve.
 
 pub mod alerts;
 pub mod attempt;
@@ -23,9 +25,11 @@ pub mod load;
 pub mod locks;
 pub mod notices;
 pub mod partitions;
+pub mod performers;
 pub mod queue;
 pub mod reports;
 pub mod root;
 pub mod runs;
+pub mod set_aside;
 pub mod settings;
 pub mod tls;

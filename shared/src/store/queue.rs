@@ -54,7 +54,8 @@ macro_rules! open_items_sql {
 }
 
 /// Inserts one item; for a listed file (no `retry_of`), nothing when the listing
-/// identity is to be skipped (see `super::attempt::enqueue`).
+/// identity is to be skipped (see `super::attempt::enqueue`). An unknown mtime matches
+/// only an unknown one: size alone then identifies the file.
 pub(crate) async fn insert_item(
     tx: &mut sqlx::PgConnection,
     item: &NewItem,
@@ -64,15 +65,18 @@ pub(crate) async fn insert_item(
     listed_at: DateTime<Utc>,
     business_date: Option<NaiveDate>,
 ) -> sqlx::Result<Option<i64>> {
+    let prefix = item.loaded_prefix.as_ref();
     sqlx::query_scalar(concat!(
         "INSERT INTO work_items (origin, origin_host, source_name, source_path, file_name, size_bytes, mtime,
-                                 max_attempts, dispatch_run_id, retry_of, business_date)
-         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $12
+                                 max_attempts, dispatch_run_id, retry_of, business_date, done_marker,
+                                 loaded_prefix_bytes, loaded_prefix_sha256, loaded_prefix_of)
+         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $12, $13, $14, $15, $16
          WHERE NOT EXISTS (
              SELECT 1 FROM work_items o JOIN bitacora_control b ON b.work_item_id = o.id
              WHERE o.source_path = $4
                AND (o.state IN ", open_states!(), "
-                    OR ($10::bigint IS NULL AND o.retry_of IS NULL AND (o.size_bytes, o.mtime) = ($6, $7)
+                    OR ($10::bigint IS NULL AND o.retry_of IS NULL AND o.size_bytes = $6
+                        AND o.mtime IS NOT DISTINCT FROM $7
                         AND (o.updated_at >= $11
                              -- The origin keeps a FALLO_SISTEMA file: tier 4's, or an operator's
                              -- (retried: that retry's; discarded: left alone).
@@ -95,6 +99,10 @@ pub(crate) async fn insert_item(
     .bind(retry_of)
     .bind(listed_at)
     .bind(business_date)
+    .bind(&item.done_marker)
+    .bind(prefix.map(|p| p.bytes))
+    .bind(prefix.map(|p| p.sha256.as_str()))
+    .bind(prefix.map(|p| p.loaded_by))
     .fetch_optional(tx)
     .await
 }
@@ -124,16 +132,16 @@ pub(crate) async fn refresh_statistics(pool: &PgPool) {
     }
 }
 
-/// The claim: the first due item of this performer's reach (`$3` origin, `$4` host), in
-/// `run_at, id` order, locked with SKIP LOCKED and leased to worker `$1` for `$2`
-/// seconds under a new token; `$5` is the business date it gets on its first claim.
+/// The claim: the first due item of this performer's reach (`$3` its origins, `$4` its
+/// host), in `run_at, id` order, locked with SKIP LOCKED and leased to worker `$1` for
+/// `$2` seconds under a new token; `$5` is the business date it gets on its first claim.
 pub const CLAIM: &str = concat!(
     "WITH next AS (
          SELECT id FROM work_items
          WHERE state = ",
     sql_state!(Pending),
     " AND run_at <= now()
-           AND ((origin_host IS NULL AND origin = $3) OR origin_host = $4)
+           AND ((origin_host IS NULL AND origin = ANY($3)) OR origin_host = $4)
          ORDER BY run_at, id
          FOR UPDATE SKIP LOCKED
          LIMIT 1)
@@ -146,7 +154,9 @@ pub const CLAIM: &str = concat!(
          business_date = coalesce(w.business_date, $5), updated_at = now()
      FROM next WHERE w.id = next.id
      RETURNING w.id, w.claim_token, w.file_name, w.origin, w.origin_host, w.source_name,
-               w.source_path, w.size_bytes, w.mtime, w.attempts, w.max_attempts, w.business_date"
+               w.source_path, w.size_bytes, w.mtime, w.attempts, w.max_attempts, w.business_date,
+               w.done_marker, w.read_in_place, w.loaded_prefix_bytes, w.loaded_prefix_sha256,
+               w.loaded_prefix_of"
 );
 
 /// Extends the lease; `false` when the attempt no longer holds the item (taken back).
@@ -336,7 +346,7 @@ pub async fn relist(
     client: &impl GenericClient,
     item: &Claimed,
     size: i64,
-    mtime: DateTime<Utc>,
+    mtime: Option<DateTime<Utc>>,
 ) -> Result<bool, tokio_postgres::Error> {
     let n = client
         .execute(
@@ -353,10 +363,46 @@ pub async fn relist(
     Ok(n == 1)
 }
 
+/// Records how the attempt took its file: under its listed name (`true`, the origin
+/// refused the rename) or its in-flight name. After a crash past the commit, the next
+/// attempt looks for the file where it was read. `false` when the attempt no longer
+/// holds the item.
+pub async fn record_read_in_place(
+    client: &impl GenericClient,
+    item: &Claimed,
+    in_place: bool,
+) -> Result<bool, tokio_postgres::Error> {
+    let n = client
+        .execute(
+            &client
+                .prepare_cached(concat!(
+                    "UPDATE work_items SET read_in_place = $3, updated_at = now() WHERE ",
+                    held_by_attempt!()
+                ))
+                .await?,
+            &[&item.id, &item.token, &in_place],
+        )
+        .await?;
+    Ok(n == 1)
+}
+
 /// Items not yet final (pending, whatever their `run_at`, or running): zero means the
 /// queue is drained.
 pub async fn open_items(pool: &PgPool) -> sqlx::Result<i64> {
     sqlx::query_scalar(open_items_sql!()).fetch_one(pool).await
+}
+
+/// Items not yet final that a performer of `reach` could claim or holds: `performer
+/// run --once` is done when none is left, whatever other origins' items wait.
+pub async fn open_in_reach(pool: &PgPool, reach: &crate::types::Reach) -> sqlx::Result<i64> {
+    sqlx::query_scalar(concat!(
+        open_items_sql!(),
+        " AND ((origin_host IS NULL AND origin = ANY($1)) OR origin_host = $2)"
+    ))
+    .bind(&reach.origins)
+    .bind(&reach.host)
+    .fetch_one(pool)
+    .await
 }
 
 /// Items among `ids` not yet final (see [`open_items`]).
@@ -367,62 +413,107 @@ pub async fn open_among(pool: &PgPool, ids: &[i64]) -> sqlx::Result<i64> {
         .await
 }
 
-/// The `FALLO_SISTEMA` items, among those whose file is still at the origin, that tier 4
-/// may take up: listed again as they were (`paths`, `sizes`, `mtimes`) or found under
-/// their in-flight name (`in_flight` item ids), neither discarded nor retried by an operator.
+/// Where tier 4 found a `FALLO_SISTEMA` item's file, from the current listing: the
+/// item goes back to the queue bound to this origin (the one configured now).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub(crate) struct FoundAgain {
+    /// The failed item.
+    pub id: i64,
+    /// The origin that listed its file.
+    pub origin: String,
+    /// Its host, for a local origin.
+    pub origin_host: Option<String>,
+}
+
+/// The `FALLO_SISTEMA` items whose file the current listing found, that tier 4 may take
+/// up: listed again as they were (`listed`, by path, size and mtime) or under their
+/// in-flight name (`in_flight`: item id and the entry that found it), neither discarded
+/// nor retried by an operator.
 pub(crate) async fn system_failures_at_origin(
     tx: &mut sqlx::PgConnection,
-    paths: &[&str],
-    sizes: &[i64],
-    mtimes: &[DateTime<Utc>],
-    in_flight: &[i64],
-) -> sqlx::Result<Vec<i64>> {
-    sqlx::query_scalar(concat!(
-        "SELECT w.id FROM work_items w JOIN bitacora_control b ON b.work_item_id = w.id
-         WHERE (w.id = ANY($4)
-                OR (w.source_path, w.size_bytes, w.mtime) IN
-                   (SELECT * FROM unnest($1::text[], $2::bigint[], $3::timestamptz[])))
-           AND w.state = ",
+    listed: &[NewItem],
+    in_flight: &[(i64, &NewItem)],
+) -> sqlx::Result<Vec<FoundAgain>> {
+    let entries: Vec<(Option<i64>, &NewItem)> = listed
+        .iter()
+        .map(|f| (None, f))
+        .chain(in_flight.iter().map(|(id, f)| (Some(*id), *f)))
+        .collect();
+    let items: Vec<Option<i64>> = entries.iter().map(|(id, _)| *id).collect();
+    let paths: Vec<&str> = entries
+        .iter()
+        .map(|(_, f)| f.source_path.as_str())
+        .collect();
+    let sizes: Vec<i64> = entries.iter().map(|(_, f)| f.size as i64).collect();
+    let mtimes: Vec<Option<DateTime<Utc>>> = entries.iter().map(|(_, f)| f.mtime).collect();
+    let origins: Vec<&str> = entries.iter().map(|(_, f)| f.origin.url.as_str()).collect();
+    let hosts: Vec<Option<&str>> = entries
+        .iter()
+        .map(|(_, f)| f.origin.host.as_deref())
+        .collect();
+    sqlx::query_as(concat!(
+        "SELECT DISTINCT ON (w.id) w.id, f.origin, f.origin_host
+         FROM work_items w JOIN bitacora_control b ON b.work_item_id = w.id
+         JOIN unnest($1::bigint[], $2::text[], $3::bigint[], $4::timestamptz[], $5::text[], $6::text[])
+              AS f(item, path, size, mtime, origin, origin_host)
+           ON f.item = w.id
+              OR (f.item IS NULL AND w.source_path = f.path AND w.size_bytes = f.size
+                  AND w.mtime IS NOT DISTINCT FROM f.mtime)
+         WHERE w.state = ",
         sql_state!(Failed),
         " AND b.estatus = ",
         crate::types::state::sql_status!(FalloSistema),
         " AND b.descartado_en IS NULL
-           AND NOT EXISTS (SELECT 1 FROM work_items r WHERE r.retry_of = b.id)"
+           AND NOT EXISTS (SELECT 1 FROM work_items r WHERE r.retry_of = b.id)
+         ORDER BY w.id, f.item NULLS LAST"
     ))
-    .bind(paths)
-    .bind(sizes)
-    .bind(mtimes)
-    .bind(in_flight)
+    .bind(&items)
+    .bind(&paths)
+    .bind(&sizes)
+    .bind(&mtimes)
+    .bind(&origins)
+    .bind(&hosts)
     .fetch_all(tx)
     .await
 }
 
 /// Tier 4's write: the `candidates` that have not used their `max_runs` nightly retries
-/// go back to pending for dispatch run `dispatch_run`, at most one per listed path and
-/// never beside an open item of the same path; returns their ids.
+/// go back to pending for dispatch run `dispatch_run`, bound to the origin that listed
+/// their file, at most one per listed path and never beside an open item of the same
+/// path; returns their ids.
 pub(crate) async fn requeue_system_failures(
     tx: &mut sqlx::PgConnection,
-    candidates: &[i64],
+    candidates: &[FoundAgain],
     max_runs: i32,
     dispatch_run: i64,
 ) -> sqlx::Result<Vec<i64>> {
+    let ids: Vec<i64> = candidates.iter().map(|c| c.id).collect();
+    let origins: Vec<&str> = candidates.iter().map(|c| c.origin.as_str()).collect();
+    let hosts: Vec<Option<&str>> = candidates
+        .iter()
+        .map(|c| c.origin_host.as_deref())
+        .collect();
     sqlx::query_scalar(concat!(
         "UPDATE work_items w
          SET state = ", sql_state!(Pending), ", attempts = 0, run_at = now(), system_retry_days = w.system_retry_days + 1,
-             dispatch_run_id = $3,
+             dispatch_run_id = $3, origin = c.origin, origin_host = c.origin_host,
              last_error = 'retried by the nightly run (tier 4) after: ' || coalesce(w.last_error, ''),
              updated_at = now()
+         FROM unnest($1::bigint[], $4::text[], $5::text[]) AS c(id, origin, origin_host)
          -- At most one item per listed path goes back (one open item per path).
-         WHERE w.id IN (SELECT DISTINCT ON (c.source_path) c.id FROM work_items c
-                        WHERE c.id = ANY($1) AND c.system_retry_days < $2 ORDER BY c.source_path, c.id)
+         WHERE w.id = c.id
+           AND w.id IN (SELECT DISTINCT ON (i.source_path) i.id FROM work_items i
+                        WHERE i.id = ANY($1) AND i.system_retry_days < $2 ORDER BY i.source_path, i.id)
            -- Never two open items for one listed path.
            AND NOT EXISTS (SELECT 1 FROM work_items o WHERE o.state IN ", open_states!(), "
                            AND o.source_path = w.source_path)
          RETURNING w.id"
     ))
-    .bind(candidates)
+    .bind(&ids)
     .bind(max_runs)
     .bind(dispatch_run)
+    .bind(&origins)
+    .bind(&hosts)
     .fetch_all(tx)
     .await
 }
@@ -485,6 +576,125 @@ pub(crate) async fn take_back(tx: &mut sqlx::PgConnection, item: i64) -> sqlx::R
          RETURNING id"
     ))
     .bind(item)
+    .fetch_all(tx)
+    .await
+}
+
+/// What an operator's rebind moved (see [`rebind_origin`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Rebound {
+    /// Pending items now bound to the new origin.
+    pub pending: Vec<i64>,
+    /// `FALLO_SISTEMA` items still waiting (tier 4 or an operator), now bound to it.
+    pub failed: Vec<i64>,
+    /// Pending items left where they were: an open item holds their new path.
+    pub blocked: Vec<i64>,
+    /// Running items left alone: a performer holds them (it finishes or loses them).
+    pub running: Vec<i64>,
+}
+
+/// An operator's rebind, in `tx`: the pending items of origin `from` (and its failed
+/// `FALLO_SISTEMA` items that still wait, so a retry finds their file) are bound to
+/// origin `to`, whose directory is `dir`; their paths become `dir/<listed name>`.
+pub(crate) async fn rebind_origin(
+    tx: &mut sqlx::PgConnection,
+    from: &str,
+    to: &str,
+    dir: &str,
+) -> sqlx::Result<Rebound> {
+    #[derive(sqlx::FromRow)]
+    struct Moved {
+        id: i64,
+        #[sqlx(try_from = "String")]
+        state: ItemState,
+    }
+    let moved: Vec<Moved> = sqlx::query_as(concat!(
+        "UPDATE work_items w
+         SET origin = $2, source_path = rtrim($3, '/') || '/' || w.source_name, updated_at = now()
+         FROM bitacora_control b
+         WHERE b.work_item_id = w.id AND w.origin = $1
+           AND (w.state = ",
+        sql_state!(Pending),
+        "
+                OR (w.state = ",
+        sql_state!(Failed),
+        " AND b.estatus = ",
+        crate::types::state::sql_status!(FalloSistema),
+        " AND b.descartado_en IS NULL
+                    AND NOT EXISTS (SELECT 1 FROM work_items r WHERE r.retry_of = b.id)))
+           -- One open item per path: never beside an open item already at the new path.
+           AND NOT (w.state = ",
+        sql_state!(Pending),
+        " AND EXISTS (
+                    SELECT 1 FROM work_items o WHERE o.id <> w.id AND o.state IN ",
+        open_states!(),
+        "
+                    AND o.source_path = rtrim($3, '/') || '/' || w.source_name))
+         RETURNING w.id, w.state"
+    ))
+    .bind(from)
+    .bind(to)
+    .bind(dir)
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut rebound = Rebound::default();
+    for m in moved {
+        match m.state {
+            ItemState::Pending => rebound.pending.push(m.id),
+            _ => rebound.failed.push(m.id),
+        }
+    }
+    let left: Vec<(i64, String)> = sqlx::query_as(concat!(
+        "SELECT id, state FROM work_items WHERE origin = $1 AND state IN ",
+        open_states!(),
+        " ORDER BY id"
+    ))
+    .bind(from)
+    .fetch_all(&mut *tx)
+    .await?;
+    for (id, state) in left {
+        match ItemState::parse(&state) {
+            Some(ItemState::Running) => rebound.running.push(id),
+            _ => rebound.blocked.push(id),
+        }
+    }
+    rebound.pending.sort_unstable();
+    rebound.failed.sort_unstable();
+    Ok(rebound)
+}
+
+/// An operator's cancel, in `tx`: the pending items of origin `origin` become final —
+/// `failed` when nothing of theirs committed, else what their committed status makes
+/// them (a load is never made a failure) — recorded with `why`; returns their ids and
+/// whether each had committed. Running items are left alone.
+pub(crate) async fn cancel_origin(
+    tx: &mut sqlx::PgConnection,
+    origin: &str,
+    why: &str,
+) -> sqlx::Result<Vec<(i64, bool)>> {
+    sqlx::query_as(concat!(
+        "UPDATE work_items w
+         SET state = CASE WHEN b.estatus IN ",
+        crate::types::state::loaded_statuses!(),
+        " OR b.estatus = ",
+        crate::types::state::sql_status!(Duplicado),
+        " THEN ",
+        sql_state!(Done),
+        " ELSE ",
+        sql_state!(Failed),
+        " END,
+             claim_token = coalesce(w.claim_token, nextval('work_items_claim_token_seq')),
+             system_retry_days = 999, last_error = $2, updated_at = now()
+         FROM bitacora_control b
+         WHERE b.work_item_id = w.id AND w.origin = $1 AND w.state = ",
+        sql_state!(Pending),
+        "
+         RETURNING w.id, b.estatus IN ",
+        crate::types::state::committed_statuses!(),
+        " AS committed"
+    ))
+    .bind(origin)
+    .bind(why)
     .fetch_all(tx)
     .await
 }

@@ -23,7 +23,7 @@ pub struct RunCounts {
     pub listed: i32,
     /// New items enqueued.
     pub enqueued: i32,
-    /// Files not enqueued: ignored, incomplete or already known.
+    /// Files not enqueued: ignored, incomplete, already known or set aside.
     pub skipped: i32,
     /// Names the pattern does not take, or refused names.
     pub ignored: i32,
@@ -35,13 +35,16 @@ pub struct RunCounts {
     pub retried: i32,
     /// `FALLO_SISTEMA` items past their nightly retries.
     pub waiting_operator: i32,
+    /// Files left at the origin for an operator (`set_aside_files`), not enqueued.
+    pub set_aside: i32,
 }
 
 /// Records run `id`'s counts.
 pub async fn record_counts(pool: &PgPool, id: i64, c: &RunCounts) -> sqlx::Result<()> {
     sqlx::query(
         "UPDATE dispatch_runs SET files_listed = $2, files_enqueued = $3, files_skipped = $4, files_ignored = $5,
-             files_incomplete = $6, files_known = $7, files_retried = $8, files_waiting_operator = $9
+             files_incomplete = $6, files_known = $7, files_retried = $8, files_waiting_operator = $9,
+             files_set_aside = $10
          WHERE id = $1",
     )
     .bind(id)
@@ -53,6 +56,7 @@ pub async fn record_counts(pool: &PgPool, id: i64, c: &RunCounts) -> sqlx::Resul
     .bind(c.known)
     .bind(c.retried)
     .bind(c.waiting_operator)
+    .bind(c.set_aside)
     .execute(pool)
     .await?;
     Ok(())

@@ -25,6 +25,12 @@ macro_rules! alert_kind_text {
     (ArchivoModificado) => {
         "ARCHIVO_MODIFICADO"
     };
+    (RespaldoFaltante) => {
+        "RESPALDO_FALTANTE"
+    };
+    (OrigenSinPerformer) => {
+        "ORIGEN_SIN_PERFORMER"
+    };
     (NocheSinDrenar) => {
         "NOCHE_SIN_DRENAR"
     };
@@ -73,6 +79,10 @@ super::state::states! {alert_kind_text,
         FalloSistema,
         /// A file changed at the origin after it was read.
         ArchivoModificado,
+        /// A loaded file's backup could not be made: nothing at the origin was deleted.
+        RespaldoFaltante,
+        /// A night's open items can be claimed by no live performer.
+        OrigenSinPerformer,
         /// A night did not drain before the drain timeout.
         NocheSinDrenar,
         /// A night found the dispatcher's lock held longer than the drain timeout.
@@ -90,6 +100,7 @@ impl AlertKind {
             Self::FalloLayout
                 | Self::FalloSistema
                 | Self::ArchivoModificado
+                | Self::RespaldoFaltante
                 | Self::VolumenAnomalo
                 | Self::TasaErrorAnomala
         )

@@ -1,27 +1,9 @@
 //! A work item as the code holds it: where its file lives, what was listed, and the
 //! attempt that holds it now (its fence).
 
+use super::origin::Origin;
 use super::state::{AuditStatus, ItemState};
 use chrono::{DateTime, NaiveDate, Utc};
-
-/// Where an item's file lives: the origin directory, and for a local one, its host.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Origin {
-    /// The directory as a URL without credentials (`sftp://user@host:port/dir`, `file:///dir`).
-    pub url: String,
-    /// For `file://`: the host that holds the directory (only its performers claim the item).
-    pub host: Option<String>,
-}
-
-impl Origin {
-    /// A directory on host `host`.
-    pub fn local(dir: &std::path::Path, host: String) -> Self {
-        Self {
-            url: format!("file://{}", dir.display()),
-            host: Some(host),
-        }
-    }
-}
 
 /// A file to enqueue.
 #[derive(Debug, Clone)]
@@ -36,17 +18,25 @@ pub struct NewItem {
     pub source_path: String,
     /// Size at listing time.
     pub size: u64,
-    /// Modification time at listing time.
-    pub mtime: DateTime<Utc>,
+    /// Modification time at listing time, when the origin shows one.
+    pub mtime: Option<DateTime<Utc>>,
+    /// Its done marker's name at the origin (`source.done_marker`), removed with it.
+    pub done_marker: Option<String>,
+    /// Content an earlier item loaded from this file's beginning: only the rest is loaded.
+    pub loaded_prefix: Option<LoadedPrefix>,
 }
 
-/// What a performer can reach: its configured origin, and local files on its own host.
-#[derive(Debug, Clone)]
-pub struct Reach {
-    /// The configured origin's URL (as [`Origin::url`]).
-    pub origin: String,
-    /// This host's name.
-    pub host: String,
+/// The beginning of a file that an earlier item loaded (a file set aside at the origin
+/// because it was appended to after its load, then loaded by an operator as new
+/// content): the lines it holds are never loaded again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadedPrefix {
+    /// Its length in bytes (it ends at a line end).
+    pub bytes: i64,
+    /// Its SHA-256: the file must still begin with exactly this.
+    pub sha256: String,
+    /// The `bitacora_control.id` that loaded it.
+    pub loaded_by: i64,
 }
 
 /// An item this worker now holds under lease: one attempt, fenced by `token`.
@@ -68,8 +58,15 @@ pub struct Claimed {
     pub source_path: String,
     /// Size at listing.
     pub size: i64,
-    /// Modification time at listing.
-    pub mtime: DateTime<Utc>,
+    /// Modification time at listing, when the origin shows one.
+    pub mtime: Option<DateTime<Utc>>,
+    /// Its done marker's name at the origin, if the listing required one.
+    pub done_marker: Option<String>,
+    /// An earlier attempt read the file under its listed name (the origin refused the
+    /// rename to the in-flight name).
+    pub read_in_place: bool,
+    /// Content loaded before from this file's beginning (only the rest is loaded).
+    pub loaded_prefix: Option<LoadedPrefix>,
     /// This attempt's number (1-based).
     pub attempts: i32,
     /// Attempts allowed before `FALLO_SISTEMA`.
@@ -83,6 +80,8 @@ pub struct Claimed {
     pub prior_sha256: Option<String>,
     /// Size recorded by an earlier attempt, if any.
     pub prior_size: Option<i64>,
+    /// Where an earlier attempt recorded the file's local copy (backup or quarantine).
+    pub prior_backup: Option<String>,
 }
 
 /// An attempt's fencing: the item id and the claim token, `$1` and `$2` of every

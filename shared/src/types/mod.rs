@@ -6,6 +6,7 @@ pub mod alert;
 pub mod encoding;
 pub mod invalid;
 pub mod item;
+pub mod origin;
 pub mod outcome;
 pub mod secret;
 pub mod state;
@@ -15,8 +16,11 @@ pub mod weekdays;
 pub use alert::{AlertKind, NoticeKind};
 pub use encoding::Encoding;
 pub use invalid::InvalidSetting;
-pub use item::{Claimed, Fence, ItemStand, NewItem, Origin, Reach};
+pub use item::{Claimed, Fence, ItemStand, LoadedPrefix, NewItem};
+pub use origin::{Origin, Reach};
 pub use outcome::{FileFacts, LoadCounts, LoadOutcome};
 pub use secret::Secret;
-pub use state::{AuditStatus, Final, ItemState, UnknownState, Unloaded};
+pub use state::{
+    AuditStatus, Final, ItemState, Resolution, SetAsideReason, UnknownState, Unloaded,
+};
 pub use weekdays::Weekdays;

@@ -53,6 +53,29 @@ macro_rules! audit_status_text {
 }
 pub(crate) use audit_status_text;
 
+/// The stored text of each [`SetAsideReason`] (`set_aside_files.reason`).
+macro_rules! set_aside_reason_text {
+    (Changed) => {
+        "changed"
+    };
+    (DeleteRefused) => {
+        "delete_refused"
+    };
+}
+
+/// The stored text of each [`Resolution`] (`set_aside_files.resolution`).
+macro_rules! resolution_text {
+    (Loaded) => {
+        "loaded"
+    };
+    (Discarded) => {
+        "discarded"
+    };
+    (Gone) => {
+        "gone"
+    };
+}
+
 /// An [`ItemState`] as an SQL literal: `sql_state!(Running)` is `'running'`.
 macro_rules! sql_state {
     ($v:ident) => {
@@ -212,6 +235,28 @@ impl AuditStatus {
     /// Waits in quarantine for an operator once its item failed.
     pub fn is_failure(self) -> bool {
         matches!(self, Self::FalloLayout | Self::FalloSistema)
+    }
+}
+
+states! {set_aside_reason_text,
+    /// `set_aside_files.reason`: why a file stays at the origin for an operator.
+    SetAsideReason {
+        /// Written to after it was read, and it still begins with what was loaded.
+        Changed,
+        /// Loaded and backed up; the origin refuses to delete it.
+        DeleteRefused,
+    }
+}
+
+states! {resolution_text,
+    /// `set_aside_files.resolution`: how a file set aside at the origin was resolved.
+    Resolution {
+        /// An operator had it loaded as new content (a new item took it over).
+        Loaded,
+        /// An operator moved it to `quarantine/discarded/`.
+        Discarded,
+        /// It is no longer at the origin.
+        Gone,
     }
 }
 

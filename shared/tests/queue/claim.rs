@@ -12,7 +12,7 @@ const LEASE: Duration = Duration::from_secs(300);
 
 fn reach(origin: &str, host: &str) -> Reach {
     Reach {
-        origin: origin.to_string(),
+        origins: vec![origin.to_string()],
         host: host.to_string(),
     }
 }
@@ -204,7 +204,7 @@ async fn assert_claim_reads_in_order(t: &TestDb, after: &str) {
         sqlx::query_scalar(sqlx::AssertSqlSafe(format!("EXPLAIN {}", queue::CLAIM)))
             .bind("bench:0")
             .bind(LEASE.as_secs_f64())
-            .bind(ORIGIN)
+            .bind(vec![ORIGIN])
             .bind("this-host")
             .bind(day(1))
             .fetch_all(&t.db)

@@ -142,7 +142,9 @@ impl Item {
             file_name: self.name.clone(),
             source_path: format!("/in/{}", self.name),
             size: self.size as u64,
-            mtime: self.mtime,
+            mtime: Some(self.mtime),
+            done_marker: None,
+            loaded_prefix: None,
         }
     }
 

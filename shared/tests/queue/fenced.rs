@@ -39,7 +39,7 @@ impl Write {
             Self::FinishFailed => {
                 queue::finish(&client, item, Final::Failed, Some("layout: bad header")).await
             }
-            Self::Relist => queue::relist(&client, item, 4242, crate::factory::mtime()).await,
+            Self::Relist => queue::relist(&client, item, 4242, Some(crate::factory::mtime())).await,
         }
         .unwrap()
     }
@@ -77,7 +77,7 @@ async fn taken_back(t: &TestDb, name: &str) -> (Claimed, Claimed) {
     let origin = format!("sftp://etl@sftp.test:22/{name}");
     Item::new(name).origin(&origin, None).insert(t).await;
     let reach = Reach {
-        origin,
+        origins: vec![origin],
         host: "h1".into(),
     };
     let date = NaiveDate::from_ymd_opt(2026, 3, 1).unwrap();

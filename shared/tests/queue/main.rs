@@ -7,6 +7,7 @@ mod enqueue;
 mod factory;
 mod fenced;
 mod nightly;
+mod origins;
 mod rescue;
 mod testdb;
 mod views;

@@ -64,10 +64,16 @@ async fn system_failures_still_at_the_origin_are_retried_up_to_max_runs() {
         snapshots.push(t.snapshot(s.id).await);
     }
 
-    let (mut retried, waiting) =
-        attempt::retry_system_failures(&t.db, run, &at_origin, &[in_flight.id], max_runs as u32)
-            .await
-            .unwrap();
+    let found = Item::new("in_flight").listed();
+    let (mut retried, waiting) = attempt::retry_system_failures(
+        &t.db,
+        run,
+        &at_origin,
+        &[(in_flight.id, &found)],
+        max_runs as u32,
+    )
+    .await
+    .unwrap();
     retried.sort();
     assert_eq!(retried, [listed.id, in_flight.id, last_run.id]);
     // Waiting for an operator: out of runs, or shadowed by an open item.

@@ -2,7 +2,7 @@
 //! sshd, or local), and what the test reads back from them.
 
 use super::bins::Running;
-use super::sshd::{chown_to_sftp_user, sshd_port, testbed};
+use super::sshd::{chown_to_sftp_user, sshd_port, sshd_port_of, testbed};
 use sqlx::{PgPool, Row};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -18,6 +18,11 @@ pub(super) fn admin_url() -> String {
 pub enum Origin {
     /// The real OpenSSH sshd of the test bed.
     Sftp,
+    /// The test bed's sshd that refuses renames (`internal-sftp -P rename,…`): files are
+    /// read in place.
+    SftpNoRename,
+    /// The test bed's sshd that refuses renames and removes: read-only for the service.
+    SftpReadOnly,
     /// A local directory (`file://`).
     Local,
 }
@@ -76,23 +81,34 @@ pub async fn spawn_on(origin: Origin, admin_url: &str) -> TestApp {
                 String::new(),
             )
         }
-        Origin::Sftp => {
+        Origin::Sftp | Origin::SftpNoRename | Origin::SftpReadOnly => {
+            let port = match origin {
+                Origin::SftpNoRename => sshd_port_of("norename"),
+                Origin::SftpReadOnly => sshd_port_of("readonly"),
+                _ => sshd_port(),
+            };
             let dir = testbed().join("sftp").join(&id);
             std::fs::create_dir_all(&dir).unwrap();
             chown_to_sftp_user(&dir);
             let tb = testbed();
+            // The test bed's known_hosts names its first sshd; the others, one of our own.
+            let known_hosts = if origin == Origin::Sftp {
+                tb.join("known_hosts")
+            } else {
+                let key = std::fs::read_to_string(tb.join("host_ed25519.pub")).unwrap();
+                let key: Vec<&str> = key.split_whitespace().take(2).collect();
+                let path = home.join(format!("known_hosts_{port}"));
+                std::fs::write(&path, format!("[127.0.0.1]:{port} {}\n", key.join(" "))).unwrap();
+                path
+            };
             let sftp = format!(
                 "[sftp]\nknown_hosts = \"{}\"\nprivate_key_file = \"{}\"\ntimeout_secs = 10\n",
-                tb.join("known_hosts").display(),
+                known_hosts.display(),
                 tb.join("client_ed25519").display()
             );
             (
                 dir.clone(),
-                format!(
-                    "sftp://visitas-sftp@127.0.0.1:{}{}",
-                    sshd_port(),
-                    dir.display()
-                ),
+                format!("sftp://visitas-sftp@127.0.0.1:{port}{}", dir.display()),
                 sftp,
             )
         }
@@ -101,7 +117,7 @@ pub async fn spawn_on(origin: Origin, admin_url: &str) -> TestApp {
     std::fs::write(
         &config,
         format!(
-            "[source]\nurl = \"{url}\"\nstability_window_secs = 0\n{sftp}\n[database]\nurl = \"{db_url}\"\n\n[paths]\nroot = \"{}\"\n\n\
+            "[source]\nurl = \"{url}\"\nstability_window_secs = 0\nmin_file_age_secs = 0\n{sftp}\n[database]\nurl = \"{db_url}\"\n\n[paths]\nroot = \"{}\"\n\n\
              [performer]\npoll_secs = 1\nretry_delay_secs = 1\nstep_backoff_ms = 100\nlease_secs = 30\n\
              # Small batches: every test crosses batch boundaries.\nbatch_rows = 50\n\n\
              [dispatcher]\nwait_poll_secs = 1\n",

@@ -18,6 +18,13 @@ pub(super) fn sshd_port() -> u16 {
     port.trim().parse().expect("a port number")
 }
 
+/// The port of one of the test bed's extra sshds (`norename`, `readonly`).
+pub(super) fn sshd_port_of(name: &str) -> u16 {
+    let port = std::fs::read_to_string(testbed().join(format!("port_{name}")))
+        .unwrap_or_else(|_| panic!("run ops/testbed.sh first (no port_{name} file)"));
+    port.trim().parse().expect("a port number")
+}
+
 pub(super) fn chown_to_sftp_user(dir: &Path) {
     let status = Command::new("chown")
         .arg("visitas-sftp:")
@@ -39,7 +46,13 @@ pub struct PrivateSshd {
 impl PrivateSshd {
     /// Writes its configuration and a known_hosts naming its port; not started yet.
     pub fn new(home: &Path) -> Self {
-        let port = 23000 + fastrand::u16(0..2000);
+        Self::on(home, 23000 + fastrand::u16(0..2000), None)
+    }
+
+    /// The same on port `port` (tests of their own take one of 2232–2239), its
+    /// internal-sftp refusing the `refused` requests (`rename,remove`…). Another on the
+    /// same port, once this one is stopped, is the same origin with other rights.
+    pub fn on(home: &Path, port: u16, refused: Option<&str>) -> Self {
         let tb = testbed();
         let base = std::fs::read_to_string(tb.join("sshd_config")).unwrap();
         let config = home.join(format!("sshd_{port}.conf"));
@@ -51,6 +64,15 @@ impl PrivateSshd {
                     "PidFile {}",
                     home.join(format!("sshd_{port}.pid")).display()
                 ),
+                Some(key @ ("Subsystem" | "ForceCommand")) => {
+                    let sftp =
+                        refused.map_or("internal-sftp".into(), |r| format!("internal-sftp -P {r}"));
+                    if key == "Subsystem" {
+                        format!("Subsystem sftp {sftp}")
+                    } else {
+                        format!("ForceCommand {sftp}")
+                    }
+                }
                 _ => l.to_string(),
             })
             .collect::<Vec<_>>()

@@ -53,8 +53,10 @@ pub async fn load_file(
     // The channel holds one batch, so memory stays bounded.
     let (sender, parts) = tokio::sync::mpsc::channel(1);
     let (path, encoding, as_of) = (staged.to_path_buf(), facts.encoding, facts.business_date);
+    // A file an earlier item loaded the beginning of: only the lines after it.
+    let skip = item.loaded_prefix.as_ref().map_or(0, |p| p.bytes as u64);
     let validator = tokio::task::spawn_blocking(move || {
-        staged::validate_file(&path, encoding, &VISITS, batch_rows, as_of, |part| {
+        staged::validate_file(&path, encoding, &VISITS, batch_rows, as_of, skip, |part| {
             sender.blocking_send(part).is_ok()
         })
     });

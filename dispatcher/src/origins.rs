@@ -1,0 +1,133 @@
+//! `dispatcher origins list | rebind FROM TO | cancel FROM --reason "…"`: items follow
+//! their origin. Items are bound to their origin's normalised URL (`sftp://h/dir` and
+//! `sftp://h:22/dir/` are one); when an origin is retired (`source.url` edited, a host
+//! renamed), its open items are rebound to the origin performers serve now, or cancelled.
+
+use crate::output::{Format, Rows};
+use shared::source::{SourceLocation, SourceUrl};
+use shared::store::{attempt, performers};
+use sqlx::PgPool;
+
+/// The subcommands.
+#[derive(clap::Subcommand)]
+pub enum Command {
+    /// Origins with open items, and whether a live performer serves each.
+    List {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Bind the pending items of origin FROM (and its system failures still waiting, and
+    /// its files set aside) to origin TO: their file keeps its name, in TO's directory.
+    Rebind {
+        /// The retired origin, in any spelling (`sftp://user@host/dir`).
+        from: String,
+        /// The origin performers serve now.
+        to: String,
+        /// Say what would move; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// End the pending items of origin FROM: nothing of theirs committed → FALLO_SISTEMA,
+    /// discarded with the reason; a committed load stays loaded (its backup or delete at
+    /// the origin left undone, which `quarantine list` then shows).
+    Cancel {
+        /// The retired origin, in any spelling.
+        from: String,
+        /// Why (recorded on each row).
+        #[arg(long)]
+        reason: String,
+    },
+}
+
+/// An origin as items are bound to it, and its directory.
+fn origin_of(text: &str) -> anyhow::Result<(String, String)> {
+    let url = SourceUrl::try_from(text.to_string())
+        .map_err(|e| anyhow::anyhow!("origin `{text}`: {e}"))?;
+    let dir = match url.location() {
+        SourceLocation::Local { dir } => dir.display().to_string(),
+        SourceLocation::Sftp { dir, .. } => dir.clone(),
+    };
+    Ok((url.origin_anywhere().url, dir))
+}
+
+/// Runs one subcommand; returns what operators are told.
+pub async fn run(pool: &PgPool, command: Command) -> anyhow::Result<String> {
+    match command {
+        Command::List { format } => {
+            let rows = Rows {
+                columns: vec!["origin", "origin_host", "pending", "running", "served"],
+                rows: performers::by_origin(pool)
+                    .await?
+                    .into_iter()
+                    .map(|o| {
+                        vec![
+                            o.origin,
+                            o.origin_host.unwrap_or_default(),
+                            o.pending.to_string(),
+                            o.running.to_string(),
+                            if o.served {
+                                "yes"
+                            } else {
+                                "NO: no live performer"
+                            }
+                            .to_string(),
+                        ]
+                    })
+                    .collect(),
+            };
+            Ok(rows.render(format))
+        }
+        Command::Rebind { from, to, dry_run } => {
+            let ((from, _), (to, dir)) = (origin_of(&from)?, origin_of(&to)?);
+            anyhow::ensure!(from != to, "{from} and {to} are the same origin");
+            let (moved, records) = attempt::rebind_origin(pool, &from, &to, &dir, dry_run).await?;
+            let verb = if dry_run { "would move" } else { "moved" };
+            let mut out = format!(
+                "{from} → {to}: {verb} {} pending item(s) {:?}, {} system failure(s) still \
+                 waiting {:?}, {records} file(s) set aside at the origin",
+                moved.pending.len(),
+                moved.pending,
+                moved.failed.len(),
+                moved.failed
+            );
+            if !moved.running.is_empty() {
+                out += &format!(
+                    "; {} running item(s) {:?} left alone (a performer holds them; rebind again \
+                     once they are pending)",
+                    moved.running.len(),
+                    moved.running
+                );
+            }
+            if !moved.blocked.is_empty() {
+                out += &format!(
+                    "; {} item(s) {:?} left where they are: an open item already holds their \
+                     file's path at {to}",
+                    moved.blocked.len(),
+                    moved.blocked
+                );
+            }
+            Ok(out + "\n")
+        }
+        Command::Cancel { from, reason } => {
+            anyhow::ensure!(
+                !reason.trim().is_empty(),
+                "--reason must say why the items are cancelled"
+            );
+            let (from, _) = origin_of(&from)?;
+            let why = format!("cancelled by an operator (dispatcher origins cancel): {reason}");
+            let cancelled = attempt::cancel_origin(pool, &from, &why).await?;
+            let (committed, not): (Vec<_>, Vec<_>) = cancelled.iter().partition(|(_, c)| *c);
+            let ids = |v: &[&(i64, bool)]| v.iter().map(|(id, _)| *id).collect::<Vec<_>>();
+            Ok(format!(
+                "{from}: cancelled {} pending item(s) {:?} (FALLO_SISTEMA, discarded); {} loaded \
+                 item(s) {:?} finished without their backup or delete at the origin (see \
+                 `dispatcher quarantine list`): {reason}\n",
+                not.len(),
+                ids(&not),
+                committed.len(),
+                ids(&committed)
+            ))
+        }
+    }
+}

@@ -1,0 +1,185 @@
+//! Issue 21, "items follow their origin": origins compared in one spelling, performers
+//! that say which origins they serve, a night that alerts what no live performer can
+//! claim instead of waiting out the drain, and an operator's rebind or cancel.
+
+use crate::helpers::{Origin, Running, TestApp, spawn};
+use crate::operators::webhook_receiver;
+use shared::fixtures::{FileSpec, generate};
+use std::time::{Duration, Instant};
+
+fn put_files(app: &TestApp, n: usize) -> usize {
+    let mut valid = 0;
+    for i in 1..=n {
+        let g = generate(&FileSpec {
+            rows: 150,
+            seed: 70 + i as u64,
+            ..Default::default()
+        });
+        valid += g.valid;
+        app.put(&format!("report_{i}.txt"), &g.bytes);
+    }
+    valid
+}
+
+/// The same world, its binaries configured with another `source.url`.
+fn with_url(app: &TestApp, url: &str) -> TestApp {
+    app.with_env(&[("VISITAS_SOURCE__URL", url)])
+}
+
+/// The same directory served by the test bed's sshd that refuses renames (2230): the
+/// world configured for it, and its origin URL.
+pub(crate) fn served_elsewhere(app: &TestApp) -> (TestApp, String) {
+    let port = std::fs::read_to_string(crate::helpers::testbed().join("port_norename")).unwrap();
+    let new = app
+        .origin_url()
+        .replace(":2222/", &format!(":{}/", port.trim()));
+    let mut served = with_url(app, &new);
+    let key = std::fs::read_to_string(crate::helpers::testbed().join("host_ed25519.pub")).unwrap();
+    let known = app.home.join("known_hosts_new");
+    std::fs::write(
+        &known,
+        format!(
+            "[127.0.0.1]:{} {}\n",
+            port.trim(),
+            key.split_whitespace().take(2).collect::<Vec<_>>().join(" ")
+        ),
+    )
+    .unwrap();
+    served.env.push((
+        "VISITAS_SFTP__KNOWN_HOSTS".into(),
+        known.display().to_string(),
+    ));
+    (served, new)
+}
+
+#[tokio::test]
+async fn items_enqueued_under_one_spelling_are_claimed_by_a_performer_configured_with_another() {
+    let app = spawn(Origin::Sftp).await;
+    let valid = put_files(&app, 3);
+    app.enqueue(); // under sftp://visitas-sftp@127.0.0.1:2222/var/tmp/…
+    // The performer's configuration spells the same directory otherwise: a final slash,
+    // a doubled one, a %-escape.
+    let url = app.origin_url();
+    let (head, dir) = url.split_at(url.find("/var/").unwrap());
+    let other = format!("{}//%76{}/", head, &dir["/v".len()..]);
+    assert_ne!(other, url);
+    let performer = with_url(&app, &other);
+    let started = Instant::now();
+    performer.perform("2026-11-24");
+    assert!(started.elapsed() < Duration::from_secs(60));
+    assert_eq!(
+        app.count("SELECT count(*) FROM work_items WHERE state = 'done'")
+            .await,
+        3
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM estadisticas").await as usize,
+        valid
+    );
+    app.check_invariants().await;
+}
+
+/// The origin is retired (the performers now serve another): `performer run --once`
+/// exits instead of waiting forever, `dispatcher status` shows the items no live
+/// performer can claim, the night alerts them and exits 3 at once instead of waiting out
+/// its drain, and an operator's rebind has them loaded.
+#[tokio::test]
+async fn items_of_a_retired_origin_are_alerted_by_the_night_and_rebound() {
+    let mut app = spawn(Origin::Sftp).await;
+    let (hook, alerts) = webhook_receiver();
+    app.env.push(("VISITAS_ALERTS__WEBHOOK_URL".into(), hook));
+    app.env.push((
+        "VISITAS_DISPATCHER__DRAIN_TIMEOUT_SECS".into(),
+        "300".into(),
+    ));
+    let valid = put_files(&app, 2);
+    app.enqueue();
+    let old = app.origin_url();
+    // The same directory, served now by the sshd that refuses renames.
+    let (served, new) = served_elsewhere(&app);
+
+    let started = Instant::now();
+    served.perform("2026-11-24");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "--once is not kept waiting by items it cannot claim"
+    );
+    assert_eq!(app.count("SELECT count(*) FROM estadisticas").await, 0);
+
+    let mut service = Running::new(served.spawn_bin(
+        "performer",
+        &["run", "--workers", "1", "--as-of", "2026-11-24"],
+    ));
+    service.wait_for("performer starting", 30);
+    tokio::time::sleep(Duration::from_secs(1)).await; // its row is written
+    let status = app.run_ok("dispatcher", &["status"]);
+    assert!(
+        status.contains("Items no live performer can claim") && status.contains(&old),
+        "{status}"
+    );
+    let started = Instant::now();
+    let night = app.run("dispatcher", &["run", "--as-of", "2026-11-24"]);
+    let printed = String::from_utf8_lossy(&night.stdout).to_string();
+    assert_eq!(night.status.code(), Some(3), "{printed}");
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "not the 300 s drain"
+    );
+    assert!(
+        printed.contains("no live performer can claim 2 item(s)"),
+        "{printed}"
+    );
+    let alert = std::iter::from_fn(|| alerts.recv_timeout(Duration::from_secs(5)).ok())
+        .find(|a| a.contains("ORIGEN_SIN_PERFORMER"))
+        .expect("the night alerts the items no performer can claim");
+    assert!(alert.contains("rebind"), "{alert}");
+
+    let dry = app.run_ok(
+        "dispatcher",
+        &["origins", "rebind", &old, &new, "--dry-run"],
+    );
+    assert!(dry.contains("would move 2 pending item(s)"), "{dry}");
+    let moved = app.run_ok("dispatcher", &["origins", "rebind", &old, &new]);
+    assert!(moved.contains("moved 2 pending item(s)"), "{moved}");
+    app.wait_until_done(2, &service).await;
+    let (_, text) = service.terminate();
+    assert!(text.contains("reading the file in place"), "{text}");
+    assert_eq!(
+        app.count("SELECT count(*) FROM estadisticas").await as usize,
+        valid
+    );
+    assert!(std::fs::read_dir(&app.origin).unwrap().next().is_none());
+    app.check_invariants().await;
+}
+
+#[tokio::test]
+async fn items_of_a_retired_origin_can_be_cancelled() {
+    let app = spawn(Origin::Local).await;
+    put_files(&app, 2);
+    app.enqueue();
+    let old = app.origin_url();
+    let out = app.run_ok(
+        "dispatcher",
+        &["origins", "cancel", &old, "--reason", "server retired"],
+    );
+    assert!(out.contains("cancelled 2 pending item(s)"), "{out}");
+    let rows: Vec<(String, String, Option<String>)> = sqlx::query_as(
+        "SELECT w.state, b.estatus, b.motivo_descarte FROM work_items w
+         JOIN bitacora_control b ON b.work_item_id = w.id ORDER BY w.id",
+    )
+    .fetch_all(&app.db)
+    .await
+    .unwrap();
+    for (state, status, reason) in rows {
+        assert_eq!(
+            (state.as_str(), status.as_str()),
+            ("failed", "FALLO_SISTEMA")
+        );
+        assert!(reason.unwrap().contains("server retired"));
+    }
+    let listed = app.run_ok("dispatcher", &["quarantine", "list", "--format", "csv"]);
+    assert_eq!(listed.lines().count(), 1, "nothing waits: {listed}");
+    // The files stay at the origin, and the night leaves them to the operator.
+    assert!(app.enqueue().contains("0 enqueued"));
+    assert_eq!(app.count("SELECT count(*) FROM work_items").await, 2);
+}
