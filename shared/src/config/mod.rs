@@ -6,7 +6,7 @@
 mod sections;
 
 pub use sections::{
-    AlertsConfig, BusinessConfig, DispatcherConfig, PathsConfig, PerformerConfig, SourceConfig,
+    AlertsConfig, BusinessConfig, ConsoleConfig, DispatcherConfig, PathsConfig, PerformerConfig, SourceConfig,
     TelemetryConfig,
 };
 
@@ -62,6 +62,9 @@ pub struct Config {
     /// Metrics.
     #[serde(default)]
     pub telemetry: TelemetryConfig,
+    /// The operators' console.
+    #[serde(default)]
+    pub console: ConsoleConfig,
 }
 
 impl Config {

@@ -9,11 +9,14 @@
 //! - [`load`]: the one load transaction (`estadisticas`, `errores`, `visitantes`,
 //!   `visitas_por_anio`); [`partitions`]: the detail tables' partitions;
 //! - [`locks`]: the service's row locks (`service_locks`, `content_locks`);
-//! - [`runs`]: `dispatch_runs`; [`reports`]: the operators' views and reports.
+//! - [`runs`]: `dispatch_runs`; [`reports`]: the operators' views and reports;
+//! - [`browse`]: the console's lists and pages; [`console_actions`]: what the console did.
 
 pub mod attempt;
 pub mod audit;
+pub mod browse;
 pub mod connect;
+pub mod console_actions;
 pub mod load;
 pub mod locks;
 pub mod partitions;
