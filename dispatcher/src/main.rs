@@ -3,6 +3,7 @@
 
 mod archive;
 mod close;
+mod console;
 #[cfg(feature = "fixtures")]
 mod generate;
 mod listing;
@@ -102,6 +103,8 @@ enum Command {
     /// The monthly partitions of estadisticas and errores; retention of old months.
     #[command(subcommand)]
     Partitions(partitions::Command),
+    /// The operators' console (a web server), and its users (`console user add NAME --role R`).
+    Console(console::Args),
     /// Write generated sample visit files into a directory.
     #[cfg(feature = "fixtures")]
     Generate(generate::Args),
@@ -145,6 +148,13 @@ async fn main() -> anyhow::Result<ExitCode> {
         component: "dispatcher",
         tz: config.business.time_zone,
     }));
+    if let Command::Console(args) = &cli.command
+        && !console::needs_database(args)
+    {
+        return console::run(&config, None, args)
+            .await
+            .map(|()| ExitCode::SUCCESS);
+    }
     let pool = shared::store::connect::sqlx_pool(&config.database).await?;
     let today = |as_of| Ok::<_, anyhow::Error>(business_date(as_of, config.business.time_zone));
     match cli.command {
@@ -204,6 +214,7 @@ async fn main() -> anyhow::Result<ExitCode> {
             )
         }
         Command::Partitions(command) => partitions::run(&pool, command).await?,
+        Command::Console(args) => console::run(&config, Some(pool), &args).await?,
         #[cfg(feature = "fixtures")]
         Command::Generate(_) => unreachable!("handled above"),
     }

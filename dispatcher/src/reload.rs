@@ -9,7 +9,7 @@
 //! like any origin file (renamed to its in-flight name, deleted after the backup); the
 //! zip is never changed here. Content already loaded ends `DUPLICADO`, as always.
 
-mod copies;
+pub mod copies;
 
 use chrono::{NaiveDate, Utc};
 use copies::Copy;

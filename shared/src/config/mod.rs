@@ -6,8 +6,8 @@
 mod sections;
 
 pub use sections::{
-    AlertsConfig, BusinessConfig, ConsoleConfig, DispatcherConfig, PathsConfig, PerformerConfig, SourceConfig,
-    TelemetryConfig,
+    AlertsConfig, BusinessConfig, ConsoleConfig, DispatcherConfig, PathsConfig, PerformerConfig,
+    SourceConfig, TelemetryConfig,
 };
 
 use crate::source::{Access, SftpConfig};

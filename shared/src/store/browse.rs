@@ -83,15 +83,23 @@ pub struct Paged<T> {
     pub older: Option<i64>,
 }
 
-/// Characters of the message a list line shows.
-const LINE_MESSAGE_CHARS: i32 = 160;
+/// The columns of a [`FileLine`], from `bitacora_control b` (the message cut at 160
+/// characters).
+const LINE_SELECT: &str = "SELECT b.id, b.archivo, b.estatus, b.fecha_negocio,
+        to_char(b.creado_en, 'YYYY-MM-DD HH24:MI') AS creado,
+        b.registros_totales, b.registros_error, b.duracion_ms,
+        coalesce(left(b.mensaje_error, 160), '') AS mensaje, b.reprocesa_de,
+        b.descartado_en IS NOT NULL AS discarded
+     FROM bitacora_control b";
 
 /// Appends the filter's conditions (each starting with `AND`) for rows `b` of
 /// `bitacora_control`; `tz` is the business time zone that dates rows not yet dated.
 fn push_filter(q: &mut QueryBuilder<Postgres>, filter: &FileFilter, tz: &str) {
     if !filter.statuses.is_empty() {
         let statuses: Vec<&str> = filter.statuses.iter().map(|s| s.as_str()).collect();
-        q.push(" AND b.estatus = ANY(").push_bind(statuses).push(")");
+        q.push(" AND b.estatus = ANY(")
+            .push_bind(statuses)
+            .push(")");
     }
     if filter.from.is_some() || filter.to.is_some() {
         push_days(q, filter.from, filter.to, tz);
@@ -172,29 +180,20 @@ pub async fn files(
     limit: i64,
     tz: &str,
 ) -> sqlx::Result<Paged<FileLine>> {
-    let mut q = QueryBuilder::new(
-        "SELECT b.id, b.archivo, b.estatus, b.fecha_negocio,
-                to_char(b.creado_en, 'YYYY-MM-DD HH24:MI') AS creado,
-                b.registros_totales, b.registros_error, b.duracion_ms,
-                coalesce(left(b.mensaje_error, ",
-    );
-    q.push(LINE_MESSAGE_CHARS).push(
-        "), '') AS mensaje, b.reprocesa_de, b.descartado_en IS NOT NULL AS discarded
-         FROM bitacora_control b WHERE true",
-    );
+    let mut q = QueryBuilder::new(LINE_SELECT);
+    q.push(" WHERE true");
     push_filter(&mut q, filter, tz);
     match page {
         Page::First => q.push(" ORDER BY b.id DESC"),
-        Page::Before(id) => q.push(" AND b.id < ").push_bind(id).push(" ORDER BY b.id DESC"),
+        Page::Before(id) => q
+            .push(" AND b.id < ")
+            .push_bind(id)
+            .push(" ORDER BY b.id DESC"),
         Page::After(id) => q.push(" AND b.id > ").push_bind(id).push(" ORDER BY b.id"),
     };
     q.push(" LIMIT ").push_bind(limit + 1);
     // Unnamed: planned for these values every time, never a generic plan.
-    let mut rows: Vec<FileLine> = q
-        .build_query_as()
-        .persistent(false)
-        .fetch_all(pool)
-        .await?;
+    let mut rows: Vec<FileLine> = q.build_query_as().persistent(false).fetch_all(pool).await?;
     let more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
     Ok(paged(rows, page, more, |r| r.id))
@@ -213,6 +212,15 @@ pub fn paged<T>(mut rows: Vec<T>, page: Page, more: bool, id: impl Fn(&T) -> i64
         Page::After(after) => (first.filter(|_| more), last.or(Some(after + 1))),
     };
     Paged { rows, newer, older }
+}
+
+/// The lines of the files `ids`, newest first (unknown ids left out).
+pub async fn lines_of(pool: &PgPool, ids: &[i64]) -> sqlx::Result<Vec<FileLine>> {
+    let mut q = QueryBuilder::new(LINE_SELECT);
+    q.push(" WHERE b.id = ANY(")
+        .push_bind(ids.to_vec())
+        .push(") ORDER BY b.id DESC");
+    q.build_query_as().fetch_all(pool).await
 }
 
 /// The ids of the files `filter` matches, newest first, at most `cap` + 1 of them (so

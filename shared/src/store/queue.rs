@@ -521,13 +521,16 @@ pub struct InHand {
     pub status: AuditStatus,
     /// The last error recorded.
     pub last_error: Option<String>,
+    /// Its lease has run out: its performer stopped answering (it is taken back soon).
+    pub lease_expired: bool,
 }
 
 /// Items in hand and committed ones not yet finished (see [`InHand`]), by item id.
 pub async fn in_hand(pool: &PgPool) -> sqlx::Result<Vec<InHand>> {
     sqlx::query_as(concat!(
         "SELECT w.id AS work_item, w.file_name, w.locked_by AS worker, to_char(w.locked_until, 'YYYY-MM-DD HH24:MI:SS TZ') AS lease_until,
-                w.attempts AS attempt, b.id AS bitacora_id, b.estatus AS status, w.last_error
+                w.attempts AS attempt, b.id AS bitacora_id, b.estatus AS status, w.last_error,
+                coalesce(w.locked_until < now(), false) AS lease_expired
          FROM work_items w JOIN bitacora_control b ON b.work_item_id = w.id
          WHERE w.state = ", sql_state!(Running), "
             OR (w.state = ", sql_state!(Pending), " AND b.estatus IN ",

@@ -1,0 +1,153 @@
+//! `GET /login`, `POST /login` (the form: user, password) and `POST /logout`.
+
+use crate::console::Console;
+use crate::console::auth::{Identity, Via, throttle_keys, too_many};
+use crate::console::layout::message;
+use crate::console::params::Params;
+use crate::console::sessions::COOKIE;
+use axum::Extension;
+use axum::body::Bytes;
+use axum::extract::{RawQuery, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use maud::{DOCTYPE, html};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// Where to go after logging in: a path of this console, never another site.
+fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_string(),
+        _ => "/".to_string(),
+    }
+}
+
+/// The login form, with `code` (200, or 401 for a page asked for without credentials).
+pub fn form_response(code: StatusCode, next: &str, error: Option<&str>) -> Response {
+    let body = html! {
+        (DOCTYPE)
+        html lang="en" {
+            head { meta charset="utf-8"; title { "Log in · visitas console" }
+                   link rel="stylesheet" href="/static/console.css"; }
+            body { main.login {
+                h1 { "visitas console" }
+                @if let Some(e) = error { (message(false, e)) }
+                form method="post" action="/login" {
+                    input type="hidden" name="next" value=(next);
+                    p { label { "User " input #login-user type="text" name="user" autocomplete="username" required autofocus; } }
+                    p { label { "Password " input #login-password type="password" name="password" autocomplete="current-password" required; } }
+                    p { button #login-submit type="submit" { "Log in" } }
+                }
+            } }
+        }
+    };
+    (code, body).into_response()
+}
+
+/// `GET /login`.
+pub async fn show(RawQuery(query): RawQuery) -> Response {
+    let params = Params::parse(query.unwrap_or_default().as_bytes());
+    form_response(StatusCode::OK, &safe_next(params.get("next")), None)
+}
+
+/// `POST /login`: a session for the right password (throttled), the form again otherwise.
+pub async fn submit(
+    State(console): State<Arc<Console>>,
+    Extension(peer): Extension<SocketAddr>,
+    body: Bytes,
+) -> Response {
+    let form = Params::parse(&body);
+    let next = safe_next(form.get("next"));
+    let (Some(user), Some(password)) = (form.get("user"), form.raw("password")) else {
+        return form_response(
+            StatusCode::BAD_REQUEST,
+            &next,
+            Some("user and password, please"),
+        );
+    };
+    let keys = throttle_keys(user, &peer);
+    if let Some(wait) = console.throttle.wait(&keys) {
+        return too_many(wait);
+    }
+    let Some(role) = console.users.check(user, password).await else {
+        console.throttle.failed(&keys);
+        tracing::warn!(user, peer = %peer.ip(), "console: wrong credentials (login form)");
+        return form_response(
+            StatusCode::UNAUTHORIZED,
+            &next,
+            Some("wrong user name or password"),
+        );
+    };
+    console.throttle.succeeded(&keys[0]);
+    let token = match console.sessions.open(user, role) {
+        Ok(token) => token,
+        Err(e) => {
+            return crate::console::layout::problem(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                None,
+                &e.to_string(),
+            );
+        }
+    };
+    tracing::info!(user, role = role.as_str(), "console: logged in");
+    let secure = if console.tls { "; Secure" } else { "" };
+    (
+        StatusCode::SEE_OTHER,
+        [
+            (
+                header::SET_COOKIE,
+                format!("{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/{secure}"),
+            ),
+            (header::LOCATION, next),
+        ],
+    )
+        .into_response()
+}
+
+/// `POST /logout`: the session ends, the cookie is cleared.
+pub async fn logout(
+    State(console): State<Arc<Console>>,
+    identity: Option<Extension<Identity>>,
+) -> Response {
+    if let Some(Extension(Identity {
+        via: Via::Session(token),
+        user,
+        ..
+    })) = identity
+    {
+        console.sessions.close(&token);
+        tracing::info!(user, "console: logged out");
+    }
+    (
+        StatusCode::SEE_OTHER,
+        [
+            (
+                header::SET_COOKIE,
+                format!("{COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"),
+            ),
+            (header::LOCATION, "/login".to_string()),
+        ],
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn after_login_only_paths_of_this_console() {
+        assert_eq!(
+            safe_next(Some("/files?status=FALLO_LAYOUT")),
+            "/files?status=FALLO_LAYOUT"
+        );
+        for bad in [
+            "//evil.example/",
+            "https://evil.example/",
+            "/\\evil",
+            "files",
+        ] {
+            assert_eq!(safe_next(Some(bad)), "/", "{bad}");
+        }
+    }
+}

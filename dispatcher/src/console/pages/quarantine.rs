@@ -1,0 +1,149 @@
+//! `GET /quarantine`: the files set aside for an operator, with retry and discard (one,
+//! or the ticked ones through the bulk confirmation); and the actions
+//! `POST /quarantine/{id}/retry` and `POST /quarantine/{id}/discard` (field `reason`).
+
+use crate::console::Console;
+use crate::console::act::{self, Done};
+use crate::console::auth::{Identity, forbidden};
+use crate::console::layout::{Frame, message, page, status};
+use crate::console::pages::db_error;
+use crate::console::params::Params;
+use crate::console::set_aside;
+use axum::Extension;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use maud::html;
+use shared::store::console_actions::Outcome;
+use std::sync::Arc;
+
+/// `GET /quarantine`.
+pub async fn list(
+    State(console): State<Arc<Console>>,
+    Extension(identity): Extension<Identity>,
+) -> Response {
+    let waiting = match set_aside::list(&console.read).await {
+        Ok(waiting) => waiting,
+        Err(e) => return db_error(&identity, e),
+    };
+    let acts = identity.may_act(&console);
+    let body = html! {
+        p { "Files that wait for an operator: layout and system failures neither retried nor discarded, "
+            "and loaded files whose backup or delete at the origin is still being retried." }
+        @if acts {
+            form #bulk method="get" action="/files/bulk" {
+                div.actions {
+                    button name="do" value="retry-selected" { "Retry selected" }
+                    button name="do" value="discard-selected" { "Discard selected" }
+                }
+            }
+        }
+        @if waiting.is_empty() { p #quarantine-empty { "Nothing waits." } } @else {
+            table #quarantine {
+                thead { tr {
+                    @if acts { th { "" } }
+                    th.num { "id" } th { "file" } th { "status" } th { "since" } th { "copy" } th { "message" }
+                    @if acts { th { "" } }
+                } }
+                tbody { @for w in &waiting { tr {
+                    @if acts { td { @if w.actionable { input type="checkbox" form="bulk" name="id" value=(w.id); } } }
+                    td.num { a href=(format!("/files/{}", w.id)) { (w.id) } }
+                    td { (w.file) } td { (status(w.status)) } td { (w.since) } td.msg { (w.copy) } td.msg { (w.message) }
+                    @if acts { td { @if w.actionable {
+                        form.inline method="post" action=(format!("/quarantine/{}/retry", w.id)) { button type="submit" { "Retry" } }
+                        " "
+                        form.inline method="post" action=(format!("/quarantine/{}/discard", w.id)) {
+                            input type="text" name="reason" placeholder="why" required size="16"; " "
+                            button type="submit" { "Discard" }
+                        }
+                    } } }
+                } } }
+            }
+        }
+    };
+    page(
+        &console,
+        &identity,
+        Frame {
+            title: "Quarantine",
+            section: "/quarantine",
+            refresh: true,
+        },
+        body,
+    )
+    .into_response()
+}
+
+/// The page that says how an action ended.
+pub fn result_page(
+    console: &Console,
+    identity: &Identity,
+    title: &str,
+    section: &str,
+    done: &Done,
+) -> Response {
+    let body = html! {
+        (message(done.outcome == Outcome::Done, &done.message))
+        @if let Some((path, label)) = &done.next { p { a #next href=(path) { (label) } } }
+    };
+    page(
+        console,
+        identity,
+        Frame {
+            title,
+            section,
+            refresh: false,
+        },
+        body,
+    )
+    .into_response()
+}
+
+/// `POST /quarantine/{id}/retry`.
+pub async fn retry(
+    State(console): State<Arc<Console>>,
+    Extension(identity): Extension<Identity>,
+    Path(id): Path<i64>,
+) -> Response {
+    let target = id.to_string();
+    if !identity.may_act(&console) {
+        refused(&console, &identity, "quarantine.retry", &target).await;
+        return forbidden(&console, &identity);
+    }
+    let done = act::retry(&console, id).await;
+    act::record(&console, &identity, "quarantine.retry", &target, &done).await;
+    result_page(&console, &identity, "Retry", "/quarantine", &done)
+}
+
+/// `POST /quarantine/{id}/discard` with `reason`.
+pub async fn discard(
+    State(console): State<Arc<Console>>,
+    Extension(identity): Extension<Identity>,
+    Path(id): Path<i64>,
+    body: Bytes,
+) -> Response {
+    let target = id.to_string();
+    if !identity.may_act(&console) {
+        refused(&console, &identity, "quarantine.discard", &target).await;
+        return forbidden(&console, &identity);
+    }
+    let reason = Params::parse(&body).get("reason").unwrap_or("").to_string();
+    let done = act::discard(&console, id, &reason).await;
+    act::record(&console, &identity, "quarantine.discard", &target, &done).await;
+    result_page(&console, &identity, "Discard", "/quarantine", &done)
+}
+
+/// Records an action refused to someone who may not act.
+pub async fn refused(console: &Console, identity: &Identity, action: &str, target: &str) {
+    let why = if console.read_only {
+        "the console runs read-only"
+    } else {
+        "viewers cannot act"
+    };
+    let done = Done {
+        outcome: Outcome::Refused,
+        message: why.into(),
+        next: None,
+    };
+    act::record(console, identity, action, target, &done).await;
+}
