@@ -1,6 +1,7 @@
 //! End-to-end tests: the real binaries against a real PostgreSQL and a real OpenSSH
 //! sshd (started by `ops/testbed.sh`). Each test gets its own database and directories.
 
+mod console;
 mod corpus;
 mod dashboard;
 mod faults;

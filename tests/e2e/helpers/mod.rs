@@ -4,6 +4,7 @@
 
 mod app;
 mod bins;
+pub mod console;
 mod procfs;
 mod sshd;
 
