@@ -2,6 +2,7 @@
 //! sshd (started by `ops/testbed.sh`). Each test gets its own database and directories.
 
 mod console;
+mod console_browser;
 mod corpus;
 mod dashboard;
 mod faults;
