@@ -3,9 +3,9 @@
 # loopback port, with its own host key, client key and known_hosts, serving
 # $VISITAS_TESTBED/sftp as user visitas-sftp. Idempotent; installs what is missing
 # (Debian/Ubuntu, as root). Prints the facts tests and the demo read. The TLS-only
-# PostgreSQL cluster on 5433 is ops/testbed-pgtls.sh. The SMTP server and headless
-# Chromium (ops/testbed-smtp.sh, ops/testbed-browser.sh) are not called from here yet:
-# docs/testbed.md.
+# PostgreSQL cluster on 5433 is ops/testbed-pgtls.sh; headless Chromium, for the
+# console's browser tests, is ops/testbed-browser.sh (called at the end). The SMTP server
+# (ops/testbed-smtp.sh) is not called from here yet: docs/testbed.md.
 set -euo pipefail
 
 TB=${VISITAS_TESTBED:-/var/tmp/visitas-testbed}
@@ -89,3 +89,5 @@ echo "ls" | sftp -q -b - -P "$PORT" -i "$TB/client_ed25519" \
     -o UserKnownHostsFile="$TB/known_hosts" -o StrictHostKeyChecking=yes -o BatchMode=yes \
     "$SFTP_USER@127.0.0.1" >/dev/null
 echo "testbed: PostgreSQL on 127.0.0.1:5432, sshd on 127.0.0.1:$PORT serving $TB/sftp as $SFTP_USER"
+# Headless Chromium for the console's browser tests (installed once; proved every run).
+"$(dirname "$0")/testbed-browser.sh" | tail -n 1

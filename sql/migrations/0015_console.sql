@@ -40,3 +40,10 @@ EXCEPTION WHEN insufficient_privilege OR undefined_file OR feature_not_supported
     RAISE NOTICE 'pg_trgm not available (%): the console''s text search reads without an index', SQLERRM;
 END
 $$;
+
+-- The quarantine (the console's overview and `dispatcher quarantine list`) reads the
+-- failures not discarded: a long history of discarded ones is not read again.
+CREATE INDEX bitacora_control_fallos_abiertos ON bitacora_control (id)
+    WHERE estatus IN ('FALLO_LAYOUT', 'FALLO_SISTEMA') AND descartado_en IS NULL;
+-- ... and joins them to their failed items through this small index, not the items' heap.
+CREATE INDEX work_items_fallidos ON work_items (id) WHERE state = 'failed';

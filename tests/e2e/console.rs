@@ -144,6 +144,14 @@ async fn the_console_lets_only_operators_act_and_only_from_its_own_pages_or_a_sc
     );
     let cookie = set_cookie.split(';').next().unwrap().to_string();
 
+    // A script does not log in by the form either: its credentials go on each request.
+    let (status, _) = read(
+        client
+            .post(&console.url("/login"))
+            .send_form([("user", OPERATOR.0), ("password", OPERATOR.1)]),
+    );
+    assert_eq!(status, 401);
+
     // A script's POST with only the cookie (no Origin, no Sec-Fetch-Site) is refused.
     let (status, _) = read(client.post(&retry).header("Cookie", &cookie).send(""));
     assert_eq!(status, 401);
@@ -363,6 +371,16 @@ async fn read_only_consoles_and_open_addresses_are_refused_what_they_must_not_do
             .send(""),
     );
     assert_eq!(status, 403, "a viewer, however named");
+    // A script's POST is believed on its Basic credentials only, not on the header.
+    app.console_user("root", "operator", "root-password");
+    let (status, _) = read(
+        client
+            .post(&console.url(&format!("/quarantine/{bad}/retry")))
+            .header("X-Remote-User", "root")
+            .send(""),
+    );
+    assert_eq!(status, 401);
+    assert_eq!(retries_of(&app, bad).await, 0);
     console.stop();
 }
 

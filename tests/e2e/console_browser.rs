@@ -78,13 +78,23 @@ async fn shoot(page: &Page, name: &str) {
 async fn eval<T: serde::de::DeserializeOwned>(page: &Page, js: &str) -> T {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let ready = page.evaluate("document.readyState").await.ok().and_then(|r| r.into_value::<String>().ok());
+        let ready = page
+            .evaluate("document.readyState")
+            .await
+            .ok()
+            .and_then(|r| r.into_value::<String>().ok());
         if ready.as_deref() == Some("complete")
-            && let Ok(value) = page.evaluate(js).await.and_then(|r| Ok(r.into_value::<T>()?))
+            && let Ok(value) = page
+                .evaluate(js)
+                .await
+                .and_then(|r| Ok(r.into_value::<T>()?))
         {
             return value;
         }
-        assert!(Instant::now() < deadline, "the page never got ready for {js}");
+        assert!(
+            Instant::now() < deadline,
+            "the page never got ready for {js}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -110,7 +120,10 @@ async fn click(page: &Page, selector: &str) {
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     while location(page).await == before {
-        assert!(Instant::now() < deadline, "{selector} led nowhere from {before}");
+        assert!(
+            Instant::now() < deadline,
+            "{selector} led nowhere from {before}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let _: String = eval(page, "document.readyState").await;
@@ -124,7 +137,15 @@ async fn goto(page: &Page, url: &str) {
 /// Logs in by the form.
 async fn log_in(page: &Page, base: &str, user: &str, password: &str) {
     goto(page, &format!("{base}/login")).await;
-    page.find_element("#login-user").await.unwrap().click().await.unwrap().type_str(user).await.unwrap();
+    page.find_element("#login-user")
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap()
+        .type_str(user)
+        .await
+        .unwrap();
     page.find_element("#login-password")
         .await
         .unwrap()
@@ -139,14 +160,21 @@ async fn log_in(page: &Page, base: &str, user: &str, password: &str) {
 
 /// Whether any element matches `selector`.
 async fn has(page: &Page, selector: &str) -> bool {
-    eval(page, &format!("document.querySelector({selector:?}) !== null")).await
+    eval(
+        page,
+        &format!("document.querySelector({selector:?}) !== null"),
+    )
+    .await
 }
 
 /// A night like the demo's, the performer left serving, the console running.
 async fn demo_night() -> (TestApp, crate::helpers::Running) {
     let app = spawn(Origin::Sftp).await;
     let good = format!("{HEADER}\n{ROW}\n{ROW2}\n");
-    let renamed = format!("{}\n{ROW3}\n{ROW2}\n", HEADER.replace("Badmail", "Bad mail"));
+    let renamed = format!(
+        "{}\n{ROW3}\n{ROW2}\n",
+        HEADER.replace("Badmail", "Bad mail")
+    );
     let with_errors = format!("{HEADER}\n{ROW}\nnot-an-email,J3,-,,xx,,1,0,,0,0,,,,\n");
     for (name, body) in [
         ("report_1.txt", &good),
@@ -175,38 +203,64 @@ async fn an_operator_retries_a_fixed_layout_failure_and_a_viewer_sees_no_action(
     // Log in; the overview shows the night.
     log_in(&page, &console.base, "ana", "operator-password").await;
     let overview = text(&page).await;
-    assert!(overview.contains("Last night") && overview.contains("FALLO_LAYOUT"), "{overview}");
+    assert!(
+        overview.contains("Last night") && overview.contains("FALLO_LAYOUT"),
+        "{overview}"
+    );
     assert!(overview.contains("ana (operator)"), "{overview}");
     shoot(&page, "overview").await;
 
     // The refresh switch is live, and pauses.
-    assert!(has(&page, "#refresh-toggle:not([hidden])").await, "the script runs");
-    page.find_element("#refresh-toggle").await.unwrap().click().await.unwrap();
+    assert!(
+        has(&page, "#refresh-toggle:not([hidden])").await,
+        "the script runs"
+    );
+    page.find_element("#refresh-toggle")
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     assert!(text(&page).await.contains("Resume auto-refresh"));
 
     // Files, filtered to FALLO_LAYOUT by the form: the filter is in the URL.
     goto(&page, &format!("{}/files", console.base)).await;
-    let _: String = eval(&page, "document.getElementById('f-status').value = 'FALLO_LAYOUT'").await;
+    let _: String = eval(
+        &page,
+        "document.getElementById('f-status').value = 'FALLO_LAYOUT'",
+    )
+    .await;
     click(&page, "#f-apply").await;
     let url = location(&page).await;
     assert!(url.contains("status=FALLO_LAYOUT"), "{url}");
     let listed = text(&page).await;
-    assert!(listed.contains("report_13.txt") && !listed.contains("report_1.txt\t"), "{listed}");
+    assert!(
+        listed.contains("report_13.txt") && !listed.contains("report_1.txt\t"),
+        "{listed}"
+    );
     shoot(&page, "files-fallo-layout").await;
 
     // Open it: its message names what to fix.
     click(&page, "#files tbody td:nth-child(3) a").await;
     let message: String = eval(&page, "document.getElementById('file-message').innerText").await;
-    assert!(message.contains("Bad mail") && message.contains("Badmail"), "{message}");
+    assert!(
+        message.contains("Bad mail") && message.contains("Badmail"),
+        "{message}"
+    );
     shoot(&page, "file-fallo-layout").await;
 
     // Fix the quarantined copy (runbook, "A layout failure"): the contract's header back.
     let copy = bad.ruta_backup.clone().unwrap();
-    let fixed = std::fs::read_to_string(&copy).unwrap().replacen("Bad mail", "Badmail", 1);
+    let fixed = std::fs::read_to_string(&copy)
+        .unwrap()
+        .replacen("Bad mail", "Badmail", 1);
     std::fs::write(&copy, fixed).unwrap();
     click(&page, "#retry").await;
     let said = text(&page).await;
-    assert!(said.contains("re-enqueued as bitacora_control.id"), "{said}");
+    assert!(
+        said.contains("re-enqueued as bitacora_control.id"),
+        "{said}"
+    );
     shoot(&page, "retried").await;
 
     // The new load's page: the performer loads it; reloading the page shows COMPLETADO.
@@ -217,12 +271,21 @@ async fn an_operator_retries_a_fixed_layout_failure_and_a_viewer_sees_no_action(
         if status.contains("COMPLETADO") {
             break;
         }
-        assert!(Instant::now() < deadline, "still {status}: {}", performer.text());
+        assert!(
+            Instant::now() < deadline,
+            "still {status}: {}",
+            performer.text()
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
         let here = location(&page).await;
         goto(&page, &here).await;
     }
-    assert!(text(&page).await.contains(&format!("bitacora_control.id = {}", bad.id)), "it retries the failure");
+    assert!(
+        text(&page)
+            .await
+            .contains(&format!("bitacora_control.id = {}", bad.id)),
+        "it retries the failure"
+    );
     shoot(&page, "file-completado").await;
 
     // The other pages, photographed; the action is on record.
@@ -238,7 +301,10 @@ async fn an_operator_retries_a_fixed_layout_failure_and_a_viewer_sees_no_action(
     assert!(text(&page).await.contains("quarantine.retry"));
     let with_errors = app.audit_of("report_4.txt").await;
     goto(&page, &format!("{}/files/{}", console.base, with_errors.id)).await;
-    assert!(text(&page).await.contains("EMAIL_INVALIDO"), "its rejected record is listed");
+    assert!(
+        text(&page).await.contains("EMAIL_INVALIDO"),
+        "its rejected record is listed"
+    );
     shoot(&page, "file-rejected-rows").await;
 
     // Log out; a viewer logs in and finds no action on any page.
@@ -259,7 +325,10 @@ async fn an_operator_retries_a_fixed_layout_failure_and_a_viewer_sees_no_action(
             "#retry",
             "input[type=checkbox][name=id]",
         ] {
-            assert!(!has(&page, selector).await, "a viewer sees {selector} on {path}");
+            assert!(
+                !has(&page, selector).await,
+                "a viewer sees {selector} on {path}"
+            );
         }
     }
     goto(&page, &format!("{}/files", console.base)).await;

@@ -4,7 +4,7 @@
 //! (`FALLO_LAYOUT`, `FALLO_SISTEMA`). A table of alerts replaces [`open`]'s body; the
 //! overview only renders what it returns.
 
-use super::set_aside::SetAside;
+use super::set_aside::Counts;
 use shared::store::runs::LastRun;
 use shared::types::AuditStatus;
 
@@ -20,7 +20,7 @@ pub struct OpenAlert {
 }
 
 /// The alerts open now, from the last night and the files waiting.
-pub fn open(last: Option<&LastRun>, waiting: &[SetAside]) -> Vec<OpenAlert> {
+pub fn open(last: Option<&LastRun>, waiting: &Counts) -> Vec<OpenAlert> {
     let mut alerts = Vec::new();
     if let Some(run) = last.filter(|r| r.drained == "false") {
         alerts.push(OpenAlert {
@@ -33,10 +33,12 @@ pub fn open(last: Option<&LastRun>, waiting: &[SetAside]) -> Vec<OpenAlert> {
         });
     }
     for status in [AuditStatus::FalloLayout, AuditStatus::FalloSistema] {
-        let n = waiting
+        let n: i64 = waiting
+            .waiting
             .iter()
-            .filter(|w| w.actionable && w.status == status)
-            .count();
+            .filter(|(s, _)| *s == status)
+            .map(|(_, n)| n)
+            .sum();
         if n > 0 {
             alerts.push(OpenAlert {
                 event: status.as_str().into(),

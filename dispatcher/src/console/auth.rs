@@ -165,6 +165,13 @@ async fn prove_basic(console: &Console, peer: &SocketAddr, user: &str, password:
 
 /// Who the request is from, by the rules of the module's doc.
 async fn prove(console: &Console, peer: &SocketAddr, headers: &HeaderMap, script: bool) -> Proof {
+    if script {
+        // A script's POST proves who it is on the request itself: HTTP Basic, nothing else.
+        return match basic(headers) {
+            Some((user, password)) => prove_basic(console, peer, &user, &password).await,
+            None => Proof::None,
+        };
+    }
     if let Some(header_name) = &console.config.console.trusted_user_header
         && console.config.console.trusted_proxies.contains(&peer.ip())
         && let Some(user) = headers
@@ -186,10 +193,6 @@ async fn prove(console: &Console, peer: &SocketAddr, headers: &HeaderMap, script
     }
     if let Some((user, password)) = basic(headers) {
         return prove_basic(console, peer, &user, &password).await;
-    }
-    if script {
-        // A script's POST never rides on a cookie.
-        return Proof::None;
     }
     match cookie(headers, COOKIE).and_then(|t| console.sessions.get(t).map(|s| (t, s))) {
         Some((token, s)) => Proof::Known(Identity {
@@ -227,10 +230,11 @@ pub async fn authenticate(
             request.extensions_mut().insert(identity);
         }
         Proof::Refused(response) => return response,
-        Proof::None if public => {}
+        // Before the public routes: a script does not log in by the form either.
         Proof::None if script => {
             return unauthorized(false, "a script's POST must carry HTTP Basic credentials");
         }
+        Proof::None if public => {}
         Proof::None => {
             let page = wants_html(request.headers());
             return if page && request.method() == Method::GET {

@@ -32,6 +32,17 @@ pub struct FileFilter {
     pub unresolved: bool,
 }
 
+/// Days a range may span and still count as short ([`FileFilter::is_short_range`]).
+const SHORT_RANGE_DAYS: i64 = 62;
+
+impl FileFilter {
+    /// Both ends of the day range are given, at most two months apart: its rows are few
+    /// enough (a night's files times the days) to be read whole and sorted.
+    pub fn is_short_range(&self) -> bool {
+        matches!((self.from, self.to), (Some(from), Some(to)) if (to - from).num_days() <= SHORT_RANGE_DAYS)
+    }
+}
+
 /// Which page of a list.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Page {
@@ -165,6 +176,31 @@ fn push_days(
     q.push("))");
 }
 
+/// Appends the page's bound and the order (newest first; oldest first for `After`, which
+/// [`paged`] turns round).
+fn push_order(q: &mut QueryBuilder<Postgres>, filter: &FileFilter, page: Page) {
+    // Within a short range of days, the rows are found by day and sorted: the planner
+    // would otherwise walk the id index from the newest row and filter its way back to
+    // the range (measured: 550 ms instead of 6 on a million rows). `+ 0` keeps the order
+    // and hides the index's.
+    let key = if filter.is_short_range() {
+        "b.id + 0"
+    } else {
+        "b.id"
+    };
+    match page {
+        Page::First => q.push(format_args!(" ORDER BY {key} DESC")),
+        Page::Before(id) => q
+            .push(" AND b.id < ")
+            .push_bind(id)
+            .push(format_args!(" ORDER BY {key} DESC")),
+        Page::After(id) => q
+            .push(" AND b.id > ")
+            .push_bind(id)
+            .push(format_args!(" ORDER BY {key}")),
+    };
+}
+
 /// `text` with LIKE's wildcards and escape taken literally.
 fn like_escaped(text: &str) -> String {
     text.replace('\\', "\\\\")
@@ -183,14 +219,7 @@ pub async fn files(
     let mut q = QueryBuilder::new(LINE_SELECT);
     q.push(" WHERE true");
     push_filter(&mut q, filter, tz);
-    match page {
-        Page::First => q.push(" ORDER BY b.id DESC"),
-        Page::Before(id) => q
-            .push(" AND b.id < ")
-            .push_bind(id)
-            .push(" ORDER BY b.id DESC"),
-        Page::After(id) => q.push(" AND b.id > ").push_bind(id).push(" ORDER BY b.id"),
-    };
+    push_order(&mut q, filter, page);
     q.push(" LIMIT ").push_bind(limit + 1);
     // Unnamed: planned for these values every time, never a generic plan.
     let mut rows: Vec<FileLine> = q.build_query_as().persistent(false).fetch_all(pool).await?;
@@ -233,7 +262,8 @@ pub async fn matching_ids(
 ) -> sqlx::Result<Vec<i64>> {
     let mut q = QueryBuilder::new("SELECT b.id FROM bitacora_control b WHERE true");
     push_filter(&mut q, filter, tz);
-    q.push(" ORDER BY b.id DESC LIMIT ").push_bind(cap + 1);
+    push_order(&mut q, filter, Page::First);
+    q.push(" LIMIT ").push_bind(cap + 1);
     q.build_query_scalar()
         .persistent(false)
         .fetch_all(pool)

@@ -500,6 +500,37 @@ pub async fn depth(pool: &PgPool) -> sqlx::Result<Depth> {
     Ok(depth)
 }
 
+/// The open part of the queue: what is waiting and in hand now.
+#[derive(Debug, Clone, Default, sqlx::FromRow)]
+pub struct OpenDepth {
+    /// Items pending (due or not).
+    pub pending: i64,
+    /// Items running.
+    pub running: i64,
+    /// Seconds since the oldest pending item became due (0 when none).
+    pub oldest_pending_secs: f64,
+}
+
+/// The open part of the queue, read from the partial indexes of pending and running
+/// items only: its cost does not grow with the finished history (unlike [`depth`]).
+pub async fn open_depth(pool: &PgPool) -> sqlx::Result<OpenDepth> {
+    sqlx::query_as(concat!(
+        "SELECT (SELECT count(*) FROM work_items WHERE state = ",
+        sql_state!(Pending),
+        ") AS pending,
+                (SELECT count(*) FROM work_items WHERE state = ",
+        sql_state!(Running),
+        ") AS running,
+                coalesce(extract(epoch FROM now() - (SELECT min(run_at) FROM work_items
+                                                     WHERE state = ",
+        sql_state!(Pending),
+        " AND run_at <= now())), 0)::float8
+                    AS oldest_pending_secs"
+    ))
+    .fetch_one(pool)
+    .await
+}
+
 /// An item in hand (running), or a loaded one whose backup or delete is still to be
 /// done (waiting between attempts as pending): `dispatcher status` shows both.
 #[derive(Debug, Clone, sqlx::FromRow)]

@@ -15,9 +15,17 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// Where to go after logging in: a path of this console, never another site.
+/// (Browsers drop tabs and line breaks from an address, and read `\\` as `/`: a path
+/// with either could become `//another.site`.)
 fn safe_next(next: Option<&str>) -> String {
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_string(),
+        Some(n)
+            if n.starts_with('/')
+                && !n.starts_with("//")
+                && n.bytes().all(|b| b.is_ascii_graphic() && b != b'\\') =>
+        {
+            n.to_string()
+        }
         _ => "/".to_string(),
     }
 }
@@ -146,6 +154,8 @@ mod tests {
             "https://evil.example/",
             "/\\evil",
             "files",
+            "/\t/evil.example",
+            "/ x",
         ] {
             assert_eq!(safe_next(Some(bad)), "/", "{bad}");
         }

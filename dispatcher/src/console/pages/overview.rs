@@ -14,7 +14,7 @@ use shared::store::{browse, queue, runs};
 use std::sync::Arc;
 
 /// Files set aside shown on the overview at the most (the quarantine page has them all).
-const SET_ASIDE_SHOWN: usize = 10;
+const SET_ASIDE_SHOWN: i64 = 10;
 
 /// `GET /`.
 pub async fn show(
@@ -37,10 +37,11 @@ async fn render(console: &Console, identity: &Identity) -> sqlx::Result<Response
         )),
         None => None,
     };
-    let depth = queue::depth(pool).await?;
+    let depth = queue::open_depth(pool).await?;
     let in_hand = queue::in_hand(pool).await?;
-    let waiting = set_aside::list(pool).await?;
-    let open = alerts::open(last.as_ref(), &waiting);
+    let counts = set_aside::counts(pool).await?;
+    let waiting = set_aside::page(pool, 0, SET_ASIDE_SHOWN).await?;
+    let open = alerts::open(last.as_ref(), &counts);
     let body = html! {
         section #last-night {
             h2 { "Last night" }
@@ -86,18 +87,18 @@ async fn render(console: &Console, identity: &Identity) -> sqlx::Result<Response
         }
         section #queue {
             h2 { "Queue" }
-            p {
-                @for (state, n) in &depth.by_state { (state.as_str()) " " strong { (n) } " · " }
-                "oldest pending " (format!("{:.0} s", depth.oldest_pending_secs))
+            p #depth {
+                "pending " strong { (depth.pending) } " · running " strong { (depth.running) }
+                " · oldest pending " (format!("{:.0} s", depth.oldest_pending_secs))
             }
             (in_hand_table(&in_hand))
         }
         section #set-aside {
-            h2 { "Set-aside files (" (waiting.len()) ")" }
+            h2 { "Set-aside files (" (counts.total()) ")" }
             @if waiting.is_empty() { p { "None." } } @else {
                 table {
                     thead { tr { th { "id" } th { "file" } th { "status" } th { "message" } } }
-                    tbody { @for w in waiting.iter().take(SET_ASIDE_SHOWN) {
+                    tbody { @for w in &waiting {
                         tr { td { a href=(format!("/files/{}", w.id)) { (w.id) } } td { (w.file) } td { (status(w.status)) } td.msg { (w.message) } }
                     } }
                 }

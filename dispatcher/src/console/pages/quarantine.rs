@@ -11,25 +11,42 @@ use crate::console::params::Params;
 use crate::console::set_aside;
 use axum::Extension;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use maud::html;
 use shared::store::console_actions::Outcome;
 use std::sync::Arc;
 
+/// Files per page.
+const PAGE_ROWS: i64 = 100;
+
 /// `GET /quarantine`.
 pub async fn list(
     State(console): State<Arc<Console>>,
     Extension(identity): Extension<Identity>,
+    RawQuery(query): RawQuery,
 ) -> Response {
-    let waiting = match set_aside::list(&console.read).await {
-        Ok(waiting) => waiting,
+    let after = match Params::parse(query.unwrap_or_default().as_bytes()).int("after") {
+        Ok(after) => after.unwrap_or(0),
+        Err(why) => return crate::console::pages::bad_request(&identity, &why),
+    };
+    let (mut waiting, counts) = match tokio::try_join!(
+        set_aside::page(&console.read, after, PAGE_ROWS + 1),
+        set_aside::counts(&console.read)
+    ) {
+        Ok(both) => both,
         Err(e) => return db_error(&identity, e),
     };
+    let more = waiting.len() as i64 > PAGE_ROWS;
+    waiting.truncate(PAGE_ROWS as usize);
     let acts = identity.may_act(&console);
     let body = html! {
         p { "Files that wait for an operator: layout and system failures neither retried nor discarded, "
             "and loaded files whose backup or delete at the origin is still being retried." }
+        p #quarantine-counts {
+            @for (s, n) in &counts.waiting { (status(*s)) " " (n) " waiting · " }
+            (counts.unfinished) " loaded, being finished"
+        }
         @if acts {
             form #bulk method="get" action="/files/bulk" {
                 div.actions {
@@ -58,6 +75,10 @@ pub async fn list(
                         }
                     } } }
                 } } }
+            }
+            nav.pager {
+                @if after > 0 { a href="/quarantine" { "← first" } }
+                @if more { @if let Some(last) = waiting.last() { a rel="next" href=(format!("/quarantine?after={}", last.id)) { "next →" } } }
             }
         }
     };

@@ -21,19 +21,19 @@ pub async fn show(
     State(console): State<Arc<Console>>,
     Extension(identity): Extension<Identity>,
 ) -> Response {
-    let (depth, in_hand) =
-        match tokio::try_join!(queue::depth(&console.read), queue::in_hand(&console.read)) {
-            Ok(both) => both,
-            Err(e) => return db_error(&identity, e),
-        };
+    let (depth, in_hand) = match tokio::try_join!(
+        queue::open_depth(&console.read),
+        queue::in_hand(&console.read)
+    ) {
+        Ok(both) => both,
+        Err(e) => return db_error(&identity, e),
+    };
     let acts = identity.may_act(&console);
     let running: Vec<&queue::InHand> = in_hand.iter().filter(|i| i.worker.is_some()).collect();
     let body = html! {
-        table #depth {
-            thead { tr { th { "state" } th.num { "items" } th.num { "oldest due (s)" } } }
-            tbody { @for ((state, n), (_, oldest)) in depth.by_state.iter().zip(&depth.oldest_due_secs) {
-                tr { td { (state.as_str()) } td.num { (n) } td.num { (format!("{oldest:.0}")) } }
-            } }
+        p #depth {
+            "pending " strong { (depth.pending) } " · running " strong { (depth.running) }
+            " · the oldest pending item has been due for " (format!("{:.0} s", depth.oldest_pending_secs))
         }
         h2 { "In hand" }
         (in_hand_table(&in_hand))
