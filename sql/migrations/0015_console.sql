@@ -34,8 +34,10 @@ CREATE INDEX bitacora_control_sha256 ON bitacora_control (sha256) WHERE sha256 I
 DO $$
 BEGIN
     CREATE EXTENSION IF NOT EXISTS pg_trgm;
-    CREATE INDEX bitacora_control_archivo_trgm ON bitacora_control USING gin (archivo gin_trgm_ops);
-    CREATE INDEX bitacora_control_mensaje_trgm ON bitacora_control USING gin (mensaje_error gin_trgm_ops);
+    -- On lower(…), as the search asks: an index on the column itself would also answer
+    -- `archivo = …`, and the planner would take it over the btree (40 ms a probe, not 0.05).
+    CREATE INDEX bitacora_control_archivo_trgm ON bitacora_control USING gin (lower(archivo) gin_trgm_ops);
+    CREATE INDEX bitacora_control_mensaje_trgm ON bitacora_control USING gin (lower(mensaje_error) gin_trgm_ops);
 EXCEPTION WHEN insufficient_privilege OR undefined_file OR feature_not_supported THEN
     RAISE NOTICE 'pg_trgm not available (%): the console''s text search reads without an index', SQLERRM;
 END

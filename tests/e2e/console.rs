@@ -430,7 +430,7 @@ fn link(body: &str, rel: &str) -> Option<String> {
 #[tokio::test]
 async fn the_files_list_filters_by_the_query_string_and_pages_by_keyset() {
     let app = spawn(Origin::Local).await;
-    insert_files(&app, 240).await;
+    insert_files(&app, 600).await;
     app.configure_console("");
     app.console_user(VIEWER.0, "viewer", VIEWER.1);
     let console = app.start_console(&[]);
@@ -453,7 +453,7 @@ async fn the_files_list_filters_by_the_query_string_and_pages_by_keyset() {
     .fetch_all(&app.db)
     .await
     .unwrap();
-    assert!(expected.len() > 20, "{}", expected.len());
+    assert!(expected.len() > 50, "{}", expected.len());
     let mut seen = Vec::new();
     let mut path = "/files?status=FALLO_LAYOUT&from=2026-11-03&to=2026-11-05".to_string();
     let mut pages = Vec::new();
@@ -470,13 +470,11 @@ async fn the_files_list_filters_by_the_query_string_and_pages_by_keyset() {
         }
     }
     assert_eq!(seen, expected, "every matching file once, newest first");
-    assert!(pages.len() >= 1);
+    assert!(pages.len() >= 2, "the filtered list spans pages");
     // Back from the last page: the page before it again.
-    if pages.len() > 1 {
-        let back = link(pages.last().unwrap(), "prev").unwrap();
-        let (_, body) = get(&back);
-        assert_eq!(listed(&body), listed(&pages[pages.len() - 2]));
-    }
+    let back = link(pages.last().unwrap(), "prev").unwrap();
+    let (_, body) = get(&back);
+    assert_eq!(listed(&body), listed(&pages[pages.len() - 2]));
     // Two pages of everything: 50 newest, then the next 50.
     let (_, first) = get("/files");
     let all: Vec<i64> =
@@ -584,13 +582,29 @@ async fn bulk_actions_show_the_count_act_within_the_cap_and_refuse_a_changed_set
     let (status, body) = send(&form);
     assert_eq!(status, 200);
     assert!(body.contains("nothing was done yet"), "{body}");
+    // The right count but not the rows shown: confirmed again, nothing done.
+    form.last_mut().unwrap().1 = matching.to_string();
+    form.push(("shown", "1,2,3".into()));
+    let (_, body) = send(&form);
+    assert!(body.contains("nothing was done yet"), "{body}");
+    form.pop();
     assert_eq!(
         app.count("SELECT count(*) FROM bitacora_control WHERE descartado_en IS NOT NULL")
             .await,
         0
     );
-    // With the count it showed: each matching file discarded, one by one, each recorded.
-    form.last_mut().unwrap().1 = matching.to_string();
+    // With the count and the rows it showed: each matching file discarded, one by one,
+    // each recorded.
+    let shown: Vec<String> = sqlx::query_scalar::<_, i64>(
+        "SELECT id FROM bitacora_control WHERE estatus = 'FALLO_LAYOUT' AND fecha_negocio <= '2026-11-06' ORDER BY id DESC",
+    )
+    .fetch_all(&app.db)
+    .await
+    .unwrap()
+    .iter()
+    .map(|id| id.to_string())
+    .collect();
+    form.push(("shown", shown.join(",")));
     let (status, body) = send(&form);
     assert_eq!(status, 200, "{body}");
     assert!(

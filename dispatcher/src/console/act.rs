@@ -5,9 +5,10 @@
 //! re-enqueued") is an outcome like any other, shown on the page.
 
 use super::Console;
-use super::auth::Identity;
+use super::auth::{Identity, forbidden};
 use crate::quarantine::{self, Retried};
 use crate::reload::{self, Enqueued};
+use axum::response::Response;
 use chrono::NaiveDate;
 use shared::store::console_actions::{self, Action, Outcome};
 
@@ -67,6 +68,33 @@ pub async fn record(
     if let Err(e) = recorded {
         tracing::error!(error = %e, action, target, "console action not recorded");
     }
+}
+
+/// The refusal, recorded, when `identity` may not act (a viewer, or a read-only
+/// console); `None` when they may.
+pub async fn gate(
+    console: &Console,
+    identity: &Identity,
+    action: &str,
+    target: &str,
+) -> Option<Response> {
+    if identity.may_act(console) {
+        return None;
+    }
+    let why = if console.read_only {
+        "the console runs read-only"
+    } else {
+        "viewers cannot act"
+    };
+    record(
+        console,
+        identity,
+        action,
+        target,
+        &Done::of(Outcome::Refused, why),
+    )
+    .await;
+    Some(forbidden(console, identity))
 }
 
 /// `quarantine retry ID`.

@@ -13,9 +13,8 @@
 //! gets `WWW-Authenticate: Basic`.
 
 use super::Console;
-use super::pages::login;
+pub use super::identity::{Identity, Via};
 use super::sessions::COOKIE;
-use super::users::Role;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::Next;
@@ -23,39 +22,6 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use std::net::SocketAddr;
 use std::sync::Arc;
-
-/// How a user proved who they are.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Via {
-    /// A browser session (its token).
-    Session(String),
-    /// HTTP Basic credentials on the request itself.
-    Basic,
-    /// A trusted reverse proxy's header.
-    Proxy,
-}
-
-impl Via {
-    /// As recorded in `console_actions.via`.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Via::Session(_) => "session",
-            Via::Basic => "basic",
-            Via::Proxy => "proxy",
-        }
-    }
-}
-
-/// The user behind a request.
-#[derive(Debug, Clone)]
-pub struct Identity {
-    /// Their name.
-    pub user: String,
-    /// Their role.
-    pub role: Role,
-    /// How they proved it.
-    pub via: Via,
-}
 
 /// Where a request comes from, as its headers tell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -194,7 +160,7 @@ async fn prove(console: &Console, peer: &SocketAddr, headers: &HeaderMap, script
     if let Some((user, password)) = basic(headers) {
         return prove_basic(console, peer, &user, &password).await;
     }
-    match cookie(headers, COOKIE).and_then(|t| console.sessions.get(t).map(|s| (t, s))) {
+    match cookie(headers, COOKIE).and_then(|t| console.sessions.get(t, peer.ip()).map(|s| (t, s))) {
         Some((token, s)) => Proof::Known(Identity {
             user: s.user,
             role: s.role,
@@ -238,7 +204,7 @@ pub async fn authenticate(
         Proof::None => {
             let page = wants_html(request.headers());
             return if page && request.method() == Method::GET {
-                login::form_response(StatusCode::UNAUTHORIZED, &path_and_query(&request), None)
+                super::layout::login_form(StatusCode::UNAUTHORIZED, &path_and_query(&request), None)
             } else {
                 unauthorized(page, "log in first")
             };
@@ -301,13 +267,6 @@ pub async fn security_headers(request: Request, next: Next) -> Response {
         headers.insert(name, header::HeaderValue::from_static(value));
     }
     response
-}
-
-impl Identity {
-    /// Whether this user may act, in this console.
-    pub fn may_act(&self, console: &Console) -> bool {
-        self.role == Role::Operator && !console.read_only
-    }
 }
 
 /// The refusal of an action to someone who may not act.

@@ -3,7 +3,7 @@
 //! every value is escaped unless a page says otherwise (none does).
 
 use super::Console;
-use super::auth::Identity;
+use super::identity::{Identity, Via};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use maud::{DOCTYPE, Markup, html};
@@ -52,7 +52,7 @@ pub fn page(console: &Console, identity: &Identity, frame: Frame<'_>, body: Mark
                     span.who {
                         @if console.read_only { span.badge.readonly { "read-only" } " " }
                         span #user { (identity.user) } " (" span #role { (identity.role.as_str()) } ") "
-                        @if let super::auth::Via::Session(_) = identity.via {
+                        @if let Via::Session(_) = identity.via {
                             form.inline method="post" action="/logout" { button type="submit" { "Log out" } }
                         }
                     }
@@ -67,6 +67,28 @@ pub fn page(console: &Console, identity: &Identity, frame: Frame<'_>, body: Mark
             }
         }
     }
+}
+
+/// The login form, with `code` (200, or 401 for a page asked for without credentials).
+pub fn login_form(code: StatusCode, next: &str, error: Option<&str>) -> Response {
+    let body = html! {
+        (DOCTYPE)
+        html lang="en" {
+            head { meta charset="utf-8"; title { "Log in · visitas console" }
+                   link rel="stylesheet" href="/static/console.css"; }
+            body { main.login {
+                h1 { "visitas console" }
+                @if let Some(e) = error { (message(false, e)) }
+                form method="post" action="/login" {
+                    input type="hidden" name="next" value=(next);
+                    p { label { "User " input #login-user type="text" name="user" autocomplete="username" required autofocus; } }
+                    p { label { "Password " input #login-password type="password" name="password" autocomplete="current-password" required; } }
+                    p { button #login-submit type="submit" { "Log in" } }
+                }
+            } }
+        }
+    };
+    (code, body).into_response()
 }
 
 /// A status as a coloured badge.

@@ -17,6 +17,7 @@ mod act;
 mod alerts;
 mod auth;
 mod http;
+mod identity;
 mod layout;
 mod pages;
 mod params;

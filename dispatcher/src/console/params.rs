@@ -15,6 +15,11 @@ impl Params {
         Self(url::form_urlencoded::parse(text).into_owned().collect())
     }
 
+    /// A request's query string (none: no pairs).
+    pub fn of_query(query: Option<String>) -> Self {
+        Self::parse(query.unwrap_or_default().as_bytes())
+    }
+
     /// The first value of `key`, trimmed, if not empty.
     pub fn get(&self, key: &str) -> Option<&str> {
         self.0

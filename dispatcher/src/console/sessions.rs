@@ -1,9 +1,11 @@
 //! Browser sessions: a random token in an `HttpOnly`, `SameSite=Strict` cookie, kept in
 //! memory (a restart logs everyone out), ended by logout, by `console.session_idle_secs`
-//! without a request, or `console.session_max_secs` after the login.
+//! without a request, or `console.session_max_secs` after the login. A session is good
+//! only from the address that logged in: a cookie carried off elsewhere opens nothing.
 
 use super::users::Role;
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -17,6 +19,8 @@ pub struct Session {
     pub user: String,
     /// Their role at login.
     pub role: Role,
+    /// Where they logged in from.
+    addr: IpAddr,
     started: Instant,
     last_seen: Instant,
 }
@@ -39,7 +43,7 @@ impl Sessions {
     }
 
     /// Opens a session for `user`; returns its token (256 random bits, hex).
-    pub fn open(&self, user: &str, role: Role) -> anyhow::Result<String> {
+    pub fn open(&self, user: &str, role: Role, addr: IpAddr) -> anyhow::Result<String> {
         let mut bytes = [0u8; 32];
         getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
         let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
@@ -52,6 +56,7 @@ impl Sessions {
             Session {
                 user: user.to_string(),
                 role,
+                addr,
                 started: now,
                 last_seen: now,
             },
@@ -59,11 +64,16 @@ impl Sessions {
         Ok(token)
     }
 
-    /// The live session of `token`, its idle clock restarted; `None` once it ended.
-    pub fn get(&self, token: &str) -> Option<Session> {
+    /// The live session of `token` used from `addr`, its idle clock restarted; `None`
+    /// once it ended, or from another address.
+    pub fn get(&self, token: &str, addr: IpAddr) -> Option<Session> {
         let now = Instant::now();
         let mut open = self.open.lock().expect("not poisoned");
         match open.get_mut(token) {
+            Some(s) if s.addr != addr => {
+                tracing::warn!(user = %s.user, from = %addr, "console: a session cookie used from another address");
+                None
+            }
             Some(s) if self.alive(s, now) => {
                 s.last_seen = now;
                 Some(s.clone())
@@ -93,14 +103,17 @@ mod tests {
     #[test]
     fn sessions_end_when_idle_or_closed() {
         let sessions = Sessions::new(Duration::from_millis(50), Duration::from_secs(60));
-        let a = sessions.open("ana", Role::Operator).unwrap();
-        let b = sessions.open("vic", Role::Viewer).unwrap();
+        let (here, there): (IpAddr, IpAddr) =
+            ("127.0.0.1".parse().unwrap(), "127.0.0.2".parse().unwrap());
+        let a = sessions.open("ana", Role::Operator, here).unwrap();
+        let b = sessions.open("vic", Role::Viewer, here).unwrap();
         assert_ne!(a, b);
         assert_eq!(a.len(), 64);
-        assert_eq!(sessions.get(&a).unwrap().user, "ana");
+        assert_eq!(sessions.get(&a, here).unwrap().user, "ana");
+        assert!(sessions.get(&a, there).is_none(), "from another address");
         sessions.close(&a);
-        assert!(sessions.get(&a).is_none());
+        assert!(sessions.get(&a, here).is_none());
         std::thread::sleep(Duration::from_millis(60));
-        assert!(sessions.get(&b).is_none(), "idle past its limit");
+        assert!(sessions.get(&b, here).is_none(), "idle past its limit");
     }
 }

@@ -122,10 +122,11 @@ fn push_filter(q: &mut QueryBuilder<Postgres>, filter: &FileFilter, tz: &str) {
         q.push(" AND false");
     }
     if let Some(text) = filter.text.as_deref().filter(|t| !t.is_empty()) {
-        let pattern = format!("%{}%", like_escaped(text));
-        q.push(" AND (b.archivo ILIKE ")
+        // lower(…) LIKE: what the trigram indexes of migration 15 answer.
+        let pattern = format!("%{}%", like_escaped(&text.to_lowercase()));
+        q.push(" AND (lower(b.archivo) LIKE ")
             .push_bind(pattern.clone())
-            .push(" OR b.mensaje_error ILIKE ")
+            .push(" OR lower(b.mensaje_error) LIKE ")
             .push_bind(pattern)
             .push(")");
     }

@@ -22,7 +22,7 @@ pub async fn list(
     Extension(identity): Extension<Identity>,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let params = Params::parse(query.unwrap_or_default().as_bytes());
+    let params = Params::of_query(query);
     let at = match params.page() {
         Ok(at) => at,
         Err(why) => return bad_request(&identity, &why),

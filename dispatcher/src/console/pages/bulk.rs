@@ -8,7 +8,7 @@
 //!    lists how each ended.
 
 use crate::console::Console;
-use crate::console::act::{self, Done};
+use crate::console::act;
 use crate::console::auth::{Identity, forbidden};
 use crate::console::layout::{Frame, message, page, status};
 use crate::console::pages::files::hidden_filter;
@@ -103,7 +103,7 @@ pub async fn preview(
     if !identity.may_act(&console) {
         return forbidden(&console, &identity);
     }
-    let params = Params::parse(query.unwrap_or_default().as_bytes());
+    let params = Params::of_query(query);
     let (kind, scope) = match request(&params) {
         Ok(r) => r,
         Err(why) => return bad_request(&identity, &why),
@@ -151,6 +151,8 @@ async fn confirmation(
                 input type="hidden" name="do" value=(format!("{}-{}", verb(kind).to_lowercase(),
                     if matches!(scope, Scope::Selected(_)) { "selected" } else { "matching" }));
                 input type="hidden" name="expected" value=(ids.len());
+                // The very rows shown: a matching set that changed meanwhile is confirmed again.
+                input type="hidden" name="shown" value=(ids.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(","));
                 @match scope {
                     Scope::Selected(ids) => { @for id in ids { input type="hidden" name="id" value=(id); } }
                     Scope::Matching(filter) => { (hidden_filter(filter)) }
@@ -172,21 +174,9 @@ pub async fn act(
     body: Bytes,
 ) -> Response {
     let params = Params::parse(&body);
-    if !identity.may_act(&console) {
-        let done = Done {
-            outcome: Outcome::Refused,
-            message: "not allowed to act".into(),
-            next: None,
-        };
-        act::record(
-            &console,
-            &identity,
-            "files.bulk",
-            params.get("do").unwrap_or(""),
-            &done,
-        )
-        .await;
-        return forbidden(&console, &identity);
+    let what = params.get("do").unwrap_or("").to_string();
+    if let Some(refusal) = act::gate(&console, &identity, "files.bulk", &what).await {
+        return refusal;
     }
     let (kind, scope) = match request(&params) {
         Ok(r) => r,
@@ -198,11 +188,17 @@ pub async fn act(
         Err(e) => return db_error(&identity, e),
     };
     let expected = params.int("expected").ok().flatten();
+    let shown: BTreeSet<i64> = params
+        .get("shown")
+        .unwrap_or("")
+        .split(',')
+        .filter_map(|id| id.trim().parse().ok())
+        .collect();
     let changed = if ids.len() > cap {
         Some(format!("more than {cap} files now: nothing was done"))
-    } else if expected != Some(ids.len() as i64) {
+    } else if expected != Some(ids.len() as i64) || shown != ids.iter().copied().collect() {
         Some(format!(
-            "the files changed since the count you confirmed ({}): {} now; nothing was done yet, confirm again",
+            "the files changed since you confirmed {} of them: {} now; nothing was done yet, confirm again",
             expected.map_or("none".into(), |n| n.to_string()),
             ids.len()
         ))

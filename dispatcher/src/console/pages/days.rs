@@ -5,10 +5,9 @@
 
 use crate::console::Console;
 use crate::console::act;
-use crate::console::auth::{Identity, forbidden};
+use crate::console::auth::Identity;
 use crate::console::layout::{Frame, message, page, problem, status};
 use crate::console::pages::db_error;
-use crate::console::pages::quarantine::refused;
 use crate::console::params::Params;
 use axum::Extension;
 use axum::body::{Body, Bytes};
@@ -157,9 +156,8 @@ pub async fn reload(
     Path(day_text): Path<String>,
     body: Bytes,
 ) -> Response {
-    if !identity.may_act(&console) {
-        refused(&console, &identity, "days.reload", &day_text).await;
-        return forbidden(&console, &identity);
+    if let Some(refusal) = act::gate(&console, &identity, "days.reload", &day_text).await {
+        return refusal;
     }
     let Some(day) = parse_day(&day_text) else {
         return problem(

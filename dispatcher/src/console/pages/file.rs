@@ -39,7 +39,7 @@ pub async fn show(
     Path(id): Path<i64>,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let params = Params::parse(query.unwrap_or_default().as_bytes());
+    let params = Params::of_query(query);
     let after = match params.int("after") {
         Ok(after) => after.unwrap_or(0) as i32,
         Err(why) => return bad_request(&identity, &why),

@@ -25,7 +25,7 @@ pub async fn list(
     Extension(identity): Extension<Identity>,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let params = Params::parse(query.unwrap_or_default().as_bytes());
+    let params = Params::of_query(query);
     let (filter, at) = match params.filter().and_then(|f| Ok((f, params.page()?))) {
         Ok(read) => read,
         Err(why) => return bad_request(&identity, &why),

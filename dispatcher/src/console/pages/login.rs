@@ -2,7 +2,7 @@
 
 use crate::console::Console;
 use crate::console::auth::{Identity, Via, throttle_keys, too_many};
-use crate::console::layout::message;
+use crate::console::layout::login_form;
 use crate::console::params::Params;
 use crate::console::sessions::COOKIE;
 use axum::Extension;
@@ -10,7 +10,6 @@ use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use maud::{DOCTYPE, html};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -30,32 +29,10 @@ fn safe_next(next: Option<&str>) -> String {
     }
 }
 
-/// The login form, with `code` (200, or 401 for a page asked for without credentials).
-pub fn form_response(code: StatusCode, next: &str, error: Option<&str>) -> Response {
-    let body = html! {
-        (DOCTYPE)
-        html lang="en" {
-            head { meta charset="utf-8"; title { "Log in · visitas console" }
-                   link rel="stylesheet" href="/static/console.css"; }
-            body { main.login {
-                h1 { "visitas console" }
-                @if let Some(e) = error { (message(false, e)) }
-                form method="post" action="/login" {
-                    input type="hidden" name="next" value=(next);
-                    p { label { "User " input #login-user type="text" name="user" autocomplete="username" required autofocus; } }
-                    p { label { "Password " input #login-password type="password" name="password" autocomplete="current-password" required; } }
-                    p { button #login-submit type="submit" { "Log in" } }
-                }
-            } }
-        }
-    };
-    (code, body).into_response()
-}
-
 /// `GET /login`.
 pub async fn show(RawQuery(query): RawQuery) -> Response {
-    let params = Params::parse(query.unwrap_or_default().as_bytes());
-    form_response(StatusCode::OK, &safe_next(params.get("next")), None)
+    let params = Params::of_query(query);
+    login_form(StatusCode::OK, &safe_next(params.get("next")), None)
 }
 
 /// `POST /login`: a session for the right password (throttled), the form again otherwise.
@@ -67,7 +44,7 @@ pub async fn submit(
     let form = Params::parse(&body);
     let next = safe_next(form.get("next"));
     let (Some(user), Some(password)) = (form.get("user"), form.raw("password")) else {
-        return form_response(
+        return login_form(
             StatusCode::BAD_REQUEST,
             &next,
             Some("user and password, please"),
@@ -80,14 +57,14 @@ pub async fn submit(
     let Some(role) = console.users.check(user, password).await else {
         console.throttle.failed(&keys);
         tracing::warn!(user, peer = %peer.ip(), "console: wrong credentials (login form)");
-        return form_response(
+        return login_form(
             StatusCode::UNAUTHORIZED,
             &next,
             Some("wrong user name or password"),
         );
     };
     console.throttle.succeeded(&keys[0]);
-    let token = match console.sessions.open(user, role) {
+    let token = match console.sessions.open(user, role, peer.ip()) {
         Ok(token) => token,
         Err(e) => {
             return crate::console::layout::problem(

@@ -4,7 +4,7 @@
 
 use crate::console::Console;
 use crate::console::act::{self, Done};
-use crate::console::auth::{Identity, forbidden};
+use crate::console::auth::Identity;
 use crate::console::layout::{Frame, message, page, status};
 use crate::console::pages::db_error;
 use crate::console::params::Params;
@@ -26,7 +26,7 @@ pub async fn list(
     Extension(identity): Extension<Identity>,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let after = match Params::parse(query.unwrap_or_default().as_bytes()).int("after") {
+    let after = match Params::of_query(query).int("after") {
         Ok(after) => after.unwrap_or(0),
         Err(why) => return crate::console::pages::bad_request(&identity, &why),
     };
@@ -127,9 +127,8 @@ pub async fn retry(
     Path(id): Path<i64>,
 ) -> Response {
     let target = id.to_string();
-    if !identity.may_act(&console) {
-        refused(&console, &identity, "quarantine.retry", &target).await;
-        return forbidden(&console, &identity);
+    if let Some(refusal) = act::gate(&console, &identity, "quarantine.retry", &target).await {
+        return refusal;
     }
     let done = act::retry(&console, id).await;
     act::record(&console, &identity, "quarantine.retry", &target, &done).await;
@@ -144,27 +143,11 @@ pub async fn discard(
     body: Bytes,
 ) -> Response {
     let target = id.to_string();
-    if !identity.may_act(&console) {
-        refused(&console, &identity, "quarantine.discard", &target).await;
-        return forbidden(&console, &identity);
+    if let Some(refusal) = act::gate(&console, &identity, "quarantine.discard", &target).await {
+        return refusal;
     }
     let reason = Params::parse(&body).get("reason").unwrap_or("").to_string();
     let done = act::discard(&console, id, &reason).await;
     act::record(&console, &identity, "quarantine.discard", &target, &done).await;
     result_page(&console, &identity, "Discard", "/quarantine", &done)
-}
-
-/// Records an action refused to someone who may not act.
-pub async fn refused(console: &Console, identity: &Identity, action: &str, target: &str) {
-    let why = if console.read_only {
-        "the console runs read-only"
-    } else {
-        "viewers cannot act"
-    };
-    let done = Done {
-        outcome: Outcome::Refused,
-        message: why.into(),
-        next: None,
-    };
-    act::record(console, identity, action, target, &done).await;
 }

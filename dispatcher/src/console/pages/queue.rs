@@ -4,11 +4,11 @@
 
 use crate::console::Console;
 use crate::console::act;
-use crate::console::auth::{Identity, forbidden};
+use crate::console::auth::Identity;
 use crate::console::layout::{Frame, page};
 use crate::console::pages::db_error;
 use crate::console::pages::overview::in_hand_table;
-use crate::console::pages::quarantine::{refused, result_page};
+use crate::console::pages::quarantine::result_page;
 use axum::Extension;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
@@ -70,9 +70,8 @@ pub async fn take_back(
     Path(item): Path<i64>,
 ) -> Response {
     let target = item.to_string();
-    if !identity.may_act(&console) {
-        refused(&console, &identity, "queue.take-back", &target).await;
-        return forbidden(&console, &identity);
+    if let Some(refusal) = act::gate(&console, &identity, "queue.take-back", &target).await {
+        return refusal;
     }
     let done = act::take_back(&console, item).await;
     act::record(&console, &identity, "queue.take-back", &target, &done).await;
