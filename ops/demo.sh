@@ -10,8 +10,10 @@ BIN=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys;
 
 TB=${VISITAS_TESTBED:-/var/tmp/visitas-testbed}
 DEMO=${VISITAS_DEMO:-/var/tmp/visitas-demo}
-ORIGIN=$TB/sftp/demo
-DB=visitas_demo
+# VISITAS_DEMO_NAME: the origin directory and database of this demo (two demos at once
+# must not share them).
+ORIGIN=$TB/sftp/${VISITAS_DEMO_NAME:-demo}
+DB=visitas_${VISITAS_DEMO_NAME:-demo}
 # The console of an earlier demo (started at the end, left running) stops first.
 if [ -f "$DEMO/console.pid" ]; then
     kill -TERM "$(cat "$DEMO/console.pid")" 2>/dev/null || true

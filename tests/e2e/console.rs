@@ -309,10 +309,39 @@ async fn read_only_consoles_and_open_addresses_are_refused_what_they_must_not_do
     );
     assert_eq!(status, 403);
     assert_eq!(retries_of(&app, bad).await, 0);
-    // Pages read as the read-only role: no session of the console writes.
     let (_, health) = read(client.get(&console.url("/healthz")).call());
     assert_eq!(health, "ok\n");
     console.stop();
+
+    // Pages read as console.read_role: given a role that may read nothing, they fail
+    // (while the service's own login could read everything).
+    let role = format!("vt_noread_{:08x}", fastrand::u32(..));
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE ROLE {role} NOLOGIN")))
+        .execute(&app.db)
+        .await
+        .unwrap();
+    let blind = app.with_env(&[("VISITAS_CONSOLE__READ_ROLE", role.as_str())]);
+    let console = blind.start_console(&[]);
+    let (status, body) = read(
+        client
+            .get(&console.url("/files"))
+            .header("Authorization", &operator)
+            .call(),
+    );
+    assert_eq!(status, 500);
+    assert!(body.contains("permission denied"), "{body}");
+    console.stop();
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP ROLE {role}")))
+        .execute(&app.db)
+        .await
+        .unwrap();
+    // A role the login cannot become: the console does not start, and names the grant.
+    let out = app
+        .with_env(&[("VISITAS_CONSOLE__READ_ROLE", "vt_no_such_role")])
+        .run("dispatcher", &["console", "--listen", "127.0.0.1:0"]);
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("GRANT vt_no_such_role TO"), "{said}");
 
     // With a certificate it speaks HTTPS, and may listen on every address.
     let pgtls = crate::helpers::testbed().join("pgtls");
@@ -628,4 +657,110 @@ async fn bulk_actions_show_the_count_act_within_the_cap_and_refuse_a_changed_set
             .call(),
     );
     assert!(body.contains("more than 3 files selected"), "{body}");
+}
+
+#[tokio::test]
+async fn days_reload_from_their_zip_when_the_date_is_typed_and_items_are_taken_back() {
+    let app = night_with_failures().await;
+    app.run_ok("dispatcher", &["close", "--as-of", "2026-11-24"]);
+    let loaded = app.audit_of("report_1.txt").await;
+    let console = app.start_console(&[]);
+    let client = http();
+    let operator = basic(OPERATOR.0, OPERATOR.1);
+    let get = |path: &str| {
+        read(
+            client
+                .get(&console.url(path))
+                .header("Authorization", &operator)
+                .call(),
+        )
+    };
+
+    // The day is listed with its zip, which downloads.
+    let (_, days) = get("/days");
+    assert!(days.contains("backup_20261124.zip"), "{days}");
+    let mut zip = client
+        .get(&console.url("/days/2026-11-24/zip"))
+        .header("Authorization", &operator)
+        .call()
+        .unwrap();
+    assert_eq!(zip.status(), 200);
+    let bytes = zip.body_mut().read_to_vec().unwrap();
+    assert!(bytes.starts_with(b"PK"), "a zip");
+    let (status, _) = get("/days/2026-11-24x/zip");
+    assert_eq!(status, 404);
+
+    // A reload needs the date typed: otherwise nothing is enqueued.
+    let reload = console.url("/days/2026-11-24/reload");
+    let items = || app.count("SELECT count(*) FROM work_items");
+    let before = items().await;
+    let (status, body) = read(
+        client
+            .post(&reload)
+            .header("Authorization", &operator)
+            .send_form([("confirm", "2026-11-25")]),
+    );
+    assert_eq!(status, 200);
+    assert!(body.contains("type the date 2026-11-24"), "{body}");
+    assert_eq!(items().await, before);
+    let (status, body) = read(
+        client
+            .post(&reload)
+            .header("Authorization", &operator)
+            .send_form([("confirm", "2026-11-24")]),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("reload: 1 file(s) enqueued"), "{body}");
+    assert_eq!(items().await, before + 1);
+    // The performers on this host load it: its content was loaded, so DUPLICADO.
+    app.perform("2026-11-24");
+    let again = app.audit().await.into_iter().last().unwrap();
+    assert_eq!(
+        (again.archivo.as_str(), again.estatus.as_str()),
+        ("report_1.txt", "DUPLICADO")
+    );
+    assert_ne!(again.id, loaded.id);
+
+    // An item whose performer is gone is taken back at once; a second time, nothing to do.
+    let item: i64 = sqlx::query_scalar(
+        "UPDATE work_items SET state = 'running', locked_by = 'gone-host:1:1', locked_until = now() + interval '1 hour',
+                claim_token = nextval('work_items_claim_token_seq')
+         WHERE id = (SELECT work_item_id FROM bitacora_control WHERE id = $1) RETURNING id",
+    )
+    .bind(app.audit_of("report_2.txt").await.id)
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    let (_, queue) = get("/queue");
+    assert!(
+        queue.contains("gone-host:1:1") && queue.contains(&format!("/queue/{item}/take-back")),
+        "{queue}"
+    );
+    let take_back = console.url(&format!("/queue/{item}/take-back"));
+    let (status, body) = read(
+        client
+            .post(&take_back)
+            .header("Authorization", &operator)
+            .send(""),
+    );
+    assert_eq!(status, 200);
+    assert!(body.contains("lease ended"), "{body}");
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) FROM work_items WHERE id = {item} AND state = 'pending'"
+        ))
+        .await,
+        1
+    );
+    let (_, body) = read(
+        client
+            .post(&take_back)
+            .header("Authorization", &operator)
+            .send(""),
+    );
+    assert!(body.contains("is not running; nothing to do"), "{body}");
+    let (_, actions) = get("/actions");
+    for needle in ["days.reload", "queue.take-back", "refused"] {
+        assert!(actions.contains(needle), "{needle}: {actions}");
+    }
 }
