@@ -201,6 +201,8 @@ async fn an_operator_retries_a_fixed_layout_failure_and_a_viewer_sees_no_action(
     let page = chromium.browser.new_page("about:blank").await.unwrap();
 
     // Log in; the overview shows the night.
+    goto(&page, &format!("{}/login", console.base)).await;
+    shoot(&page, "login").await;
     log_in(&page, &console.base, "ana", "operator-password").await;
     let overview = text(&page).await;
     assert!(

@@ -123,6 +123,7 @@ async fn prove_basic(console: &Console, peer: &SocketAddr, user: &str, password:
         }
         None => {
             console.throttle.failed(&keys);
+            let user = console.users.loggable(user);
             tracing::warn!(user, peer = %peer.ip(), "console: wrong credentials (Basic)");
             Proof::Refused(unauthorized(false, "wrong user name or password"))
         }

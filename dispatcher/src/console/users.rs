@@ -118,11 +118,7 @@ pub fn add(path: &Path, name: &str, role: Role, password: &str) -> anyhow::Resul
         text.push_str(&format!("{name} {} {}\n", user.role.as_str(), user.hash));
     }
     let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".{}.{}.tmp",
-        path.file_name().unwrap_or_default().to_string_lossy(),
-        std::process::id()
-    ));
+    let tmp = dir.join(shared::local::paths::temporary_name(path));
     let written = (|| -> std::io::Result<()> {
         use std::os::unix::fs::OpenOptionsExt;
         let mut file = std::fs::OpenOptions::new()
@@ -194,6 +190,16 @@ impl Users {
             *cached = (Some(modified), read(path)?);
         }
         Ok(cached.1.clone())
+    }
+
+    /// `name` if the file lists it, for a log line: a name that is no user's may be a
+    /// password typed in the wrong field, and is never written down.
+    pub fn loggable<'a>(&self, name: &'a str) -> &'a str {
+        if self.role_of(name).is_some() {
+            name
+        } else {
+            "(not a user)"
+        }
     }
 
     /// The role of `name`, if the file lists them (a trusted proxy's user).

@@ -56,6 +56,7 @@ pub async fn submit(
     }
     let Some(role) = console.users.check(user, password).await else {
         console.throttle.failed(&keys);
+        let user = console.users.loggable(user);
         tracing::warn!(user, peer = %peer.ip(), "console: wrong credentials (login form)");
         return login_form(
             StatusCode::UNAUTHORIZED,
