@@ -64,11 +64,11 @@ pub async fn page(pool: &PgPool, after: i64, limit: i64) -> sqlx::Result<Vec<Set
 /// The files counted.
 pub async fn counts(pool: &PgPool) -> sqlx::Result<Counts> {
     let mut counts = Counts::default();
-    for (status, waiting, n) in audit::quarantined_counts(pool).await? {
-        if waiting {
-            counts.waiting.push((status, n));
+    for c in audit::quarantined_counts(pool).await? {
+        if c.waiting {
+            counts.waiting.push((c.estatus, c.files));
         } else {
-            counts.unfinished += n;
+            counts.unfinished += c.files;
         }
     }
     Ok(counts)

@@ -533,21 +533,27 @@ pub async fn quarantined_page(
     .await
 }
 
+/// A count of the quarantine's lines.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct QuarantineCount {
+    /// Their status.
+    #[sqlx(try_from = "String")]
+    pub estatus: AuditStatus,
+    /// They wait for an operator (else they are loaded and being finished).
+    pub waiting: bool,
+    /// How many.
+    pub files: i64,
+}
+
 /// The quarantine's lines counted by status and whether they wait for an operator.
-pub async fn quarantined_counts(
-    pool: &sqlx::PgPool,
-) -> sqlx::Result<Vec<(AuditStatus, bool, i64)>> {
-    let rows: Vec<(String, bool, i64)> = sqlx::query_as(concat!(
-        "SELECT estatus, waiting, count(*) FROM (",
+pub async fn quarantined_counts(pool: &sqlx::PgPool) -> sqlx::Result<Vec<QuarantineCount>> {
+    sqlx::query_as(concat!(
+        "SELECT estatus, waiting, count(*) AS files FROM (",
         quarantine_lines!(),
         ") q GROUP BY estatus, waiting ORDER BY estatus, waiting"
     ))
     .fetch_all(pool)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .filter_map(|(s, w, n)| AuditStatus::parse(&s).map(|s| (s, w, n)))
-        .collect())
+    .await
 }
 
 /// A quarantined file and its item, as an operator's retry reads them (locked).

@@ -464,6 +464,13 @@ pub struct Rejected {
     pub fila_original: String,
 }
 
+/// When a file's rows can have been made: from its audit row to its end.
+#[derive(sqlx::FromRow)]
+struct LoadWindow {
+    made: chrono::DateTime<chrono::Utc>,
+    ended: chrono::DateTime<chrono::Utc>,
+}
+
 /// Rejected records of audit row `id` after line `after`, at most `limit`. Read only in
 /// the partitions of the file's load: its rows were made between its audit row and its
 /// end, and those bounds, given as values, let the planner leave out every other day.
@@ -473,14 +480,13 @@ pub async fn rejected(
     after: i32,
     limit: i64,
 ) -> sqlx::Result<Vec<Rejected>> {
-    type Bounds = (chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>);
-    let bounds: Option<Bounds> = sqlx::query_as(
-        "SELECT creado_en, coalesce(fin, now()) FROM bitacora_control WHERE id = $1",
+    let bounds: Option<LoadWindow> = sqlx::query_as(
+        "SELECT creado_en AS made, coalesce(fin, now()) AS ended FROM bitacora_control WHERE id = $1",
     )
     .bind(id)
     .fetch_optional(pool)
     .await?;
-    let Some((made, ended)) = bounds else {
+    let Some(LoadWindow { made, ended }) = bounds else {
         return Ok(Vec::new());
     };
     sqlx::query_as(
