@@ -67,7 +67,7 @@ pub async fn list(
                     td {
                         @if let Ok(meta) = std::fs::metadata(&zip) {
                             a href=(format!("/days/{day}/zip")) { (zip.file_name().unwrap_or_default().to_string_lossy()) }
-                            " (" (meta.len() / 1024) " KiB)"
+                            " (" (size(meta.len())) ")"
                         }
                         @if let Some(n) = loose { " " (n) " loose cop(ies)" }
                     }
@@ -93,6 +93,15 @@ pub async fn list(
         body,
     )
     .into_response()
+}
+
+/// A file size for people: bytes, KiB or MiB.
+fn size(bytes: u64) -> String {
+    match bytes {
+        0..10_240 => format!("{bytes} bytes"),
+        10_240..10_485_760 => format!("{} KiB", bytes / 1024),
+        _ => format!("{} MiB", bytes / 1_048_576),
+    }
 }
 
 /// `GET /days/{YYYY-MM-DD}/zip`: the day's backup zip, streamed.
