@@ -308,6 +308,31 @@ async fn an_operator_retries_a_fixed_layout_failure_and_a_viewer_sees_no_action(
         "its rejected record is listed"
     );
     shoot(&page, "file-rejected-rows").await;
+    // All of them as CSV.
+    let mut csv = crate::helpers::console::http()
+        .get(&console.url(&format!("/files/{}/rejected.csv", with_errors.id)))
+        .header(
+            "Authorization",
+            crate::helpers::console::basic("ana", "operator-password"),
+        )
+        .call()
+        .unwrap();
+    assert_eq!(csv.status(), 200);
+    assert!(
+        csv.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/csv")
+    );
+    let csv = csv.body_mut().read_to_string().unwrap();
+    assert!(
+        csv.starts_with("linea,tipo_error,detalle,fila_original\n"),
+        "{csv}"
+    );
+    assert!(
+        csv.contains("3,EMAIL_INVALIDO,") && csv.contains("not-an-email"),
+        "{csv}"
+    );
 
     // Log out; a viewer logs in and finds no action on any page.
     click(&page, "header form button").await;
