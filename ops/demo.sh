@@ -10,8 +10,14 @@ BIN=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys;
 
 TB=${VISITAS_TESTBED:-/var/tmp/visitas-testbed}
 DEMO=${VISITAS_DEMO:-/var/tmp/visitas-demo}
-ORIGIN=$TB/sftp/demo
-DB=visitas_demo
+# VISITAS_DEMO_NAME: the origin directory and database of this demo (two demos at once
+# must not share them).
+ORIGIN=$TB/sftp/${VISITAS_DEMO_NAME:-demo}
+DB=visitas_${VISITAS_DEMO_NAME:-demo}
+# The console of an earlier demo (started at the end, left running) stops first.
+if [ -f "$DEMO/console.pid" ]; then
+    kill -TERM "$(cat "$DEMO/console.pid")" 2>/dev/null || true
+fi
 rm -rf "$DEMO" "$ORIGIN"
 mkdir -p "$DEMO" "$ORIGIN"
 chown visitas-sftp: "$ORIGIN"
@@ -56,3 +62,22 @@ echo "== Files: origin now holds $(ls "$ORIGIN" | wc -l) file(s); backups and qu
 find "$DEMO/etl" -type f | sort | sed "s|$DEMO/etl/||"
 echo "== In the day's zip"
 unzip -l "$DEMO/etl/backup/backup_$(TZ=America/Mexico_City date +%Y%m%d).zip" 2>/dev/null | tail -n +1 | head -20 || true
+
+echo "== The operators' console"
+cat >> "$DEMO/visitas.toml" <<CFG
+[console]
+listen = "127.0.0.1:${VISITAS_DEMO_CONSOLE_PORT:-8480}"
+users_file = "$DEMO/console-users"
+CFG
+OPERATOR_PASSWORD=$(head -c 12 /dev/urandom | base64 | tr -d '/+=')
+VIEWER_PASSWORD=$(head -c 12 /dev/urandom | base64 | tr -d '/+=')
+echo "$OPERATOR_PASSWORD" | "$BIN/dispatcher" console user add operador --role operator
+echo "$VIEWER_PASSWORD" | "$BIN/dispatcher" console user add lector --role viewer
+setsid "$BIN/dispatcher" console > "$DEMO/console.log" 2>&1 < /dev/null &
+echo $! > "$DEMO/console.pid"
+for _ in $(seq 100); do grep -q "console: listening on" "$DEMO/console.log" && break; sleep 0.1; done
+ADDRESS=$(sed -n 's/^console: listening on \([^ ]*\).*/\1/p' "$DEMO/console.log")
+[ -n "$ADDRESS" ] || { echo "the console did not start: $(cat "$DEMO/console.log")" >&2; exit 1; }
+echo "console: $ADDRESS/ (left running; stop it with: kill $(cat "$DEMO/console.pid"))"
+echo "  operator: operador / $OPERATOR_PASSWORD"
+echo "  viewer:   lector / $VIEWER_PASSWORD"

@@ -6,8 +6,8 @@
 # PostgreSQL cluster on 5433 is ops/testbed-pgtls.sh; the sshds that refuse renames
 # (2230) and renames and removes (2231), ops/testbed-sshd-refusing.sh; the SMTP server the
 # e-mail alerts' tests read (ports 2525, 2587, 2465, 2526) is ops/testbed-smtp.sh, started
-# from here. Headless Chromium (ops/testbed-browser.sh) is not called from here yet:
-# docs/testbed.md.
+# from here; headless Chromium, for the console's browser tests, is
+# ops/testbed-browser.sh (called at the end). docs/testbed.md.
 set -euo pipefail
 
 TB=${VISITAS_TESTBED:-/var/tmp/visitas-testbed}
@@ -104,3 +104,5 @@ echo "ls" | sftp -q -b - -P "$PORT" -i "$TB/client_ed25519" \
 # The sshds of origins that refuse renames, and renames and removes (issue 21).
 "$(dirname "$0")/testbed-sshd-refusing.sh"
 echo "testbed: PostgreSQL on 127.0.0.1:5432, sshd on 127.0.0.1:$PORT serving $TB/sftp as $SFTP_USER"
+# Headless Chromium for the console's browser tests (installed once; proved every run).
+"$(dirname "$0")/testbed-browser.sh" | tail -n 1

@@ -6,6 +6,7 @@ mod archive;
 mod aside;
 mod check;
 mod close;
+mod console;
 #[cfg(feature = "fixtures")]
 mod generate;
 mod listing;
@@ -117,6 +118,8 @@ enum Command {
     /// Origins with open items; rebind the items of a retired origin, or cancel them.
     #[command(subcommand)]
     Origins(origins::Command),
+    /// The operators' console (a web server), and its users (`console user add NAME --role R`).
+    Console(console::Args),
     /// Write generated sample visit files into a directory.
     #[cfg(feature = "fixtures")]
     Generate(generate::Args),
@@ -160,6 +163,13 @@ async fn main() -> anyhow::Result<ExitCode> {
         component: "dispatcher",
         tz: config.business.time_zone,
     }));
+    if let Command::Console(args) = &cli.command
+        && !console::needs_database(args)
+    {
+        return console::run(&config, None, args)
+            .await
+            .map(|()| ExitCode::SUCCESS);
+    }
     let pool = shared::store::connect::sqlx_pool(&config.database).await?;
     let tz = config.business.time_zone;
     // Commands that write to the ETL root work only with the service's own (several hosts
@@ -273,6 +283,7 @@ async fn command(
         Command::Check => println!("{}", check::run(&config, &pool).await?),
         Command::Alerts(args) => alerts::run(&pool, &args).await?,
         Command::Origins(command) => print!("{}", origins::run(&pool, command).await?),
+        Command::Console(args) => console::run(&config, Some(pool), &args).await?,
         #[cfg(feature = "fixtures")]
         Command::Generate(_) => unreachable!("handled above"),
     }

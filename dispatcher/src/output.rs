@@ -82,27 +82,32 @@ impl Rows {
     }
 
     fn csv(&self) -> String {
-        let mut out = Vec::new();
-        let header: Vec<String> = self.columns.iter().map(|c| c.to_string()).collect();
-        for row in std::iter::once(&header).chain(&self.rows) {
-            let mut writer = csv_core::Writer::new();
-            let mut buf = vec![0; row.iter().map(|f| f.len() * 2 + 3).sum::<usize>() + 16];
-            let mut at = 0;
-            for (i, field) in row.iter().enumerate() {
-                if i > 0 {
-                    let (_, n) = writer.delimiter(&mut buf[at..]);
-                    at += n;
-                }
-                let (_, _, n) = writer.field(field.as_bytes(), &mut buf[at..]);
-                at += n;
-            }
-            let (_, n) = writer.finish(&mut buf[at..]);
-            at += n;
-            out.extend_from_slice(&buf[..at]);
-            out.push(b'\n');
+        let mut out = csv_line(&self.columns);
+        for row in &self.rows {
+            out.extend(csv_line(row));
         }
         String::from_utf8(out).expect("fields are text")
     }
+}
+
+/// One RFC 4180 record, with its line end: fields quoted where they need it.
+pub fn csv_line<S: AsRef<str>>(row: &[S]) -> Vec<u8> {
+    let mut writer = csv_core::Writer::new();
+    let mut buf = vec![0; row.iter().map(|f| f.as_ref().len() * 2 + 3).sum::<usize>() + 16];
+    let mut at = 0;
+    for (i, field) in row.iter().enumerate() {
+        if i > 0 {
+            let (_, n) = writer.delimiter(&mut buf[at..]);
+            at += n;
+        }
+        let (_, _, n) = writer.field(field.as_ref().as_bytes(), &mut buf[at..]);
+        at += n;
+    }
+    let (_, n) = writer.finish(&mut buf[at..]);
+    at += n;
+    buf.truncate(at);
+    buf.push(b'\n');
+    buf
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@
 //! like any origin file (renamed to its in-flight name, deleted after the backup); the
 //! zip is never changed here. Content already loaded ends `DUPLICADO`, as always.
 
-mod copies;
+pub mod copies;
 
 use chrono::{NaiveDate, Utc};
 use copies::Copy;
@@ -64,12 +64,89 @@ struct Reloaded {
     business_date: NaiveDate,
 }
 
-/// Finds the copies, extracts and enqueues them, and (with `--wait`) waits for them.
-/// A copy that cannot be extracted (a damaged zip entry) is named and the others go on;
-/// the command then fails, after enqueueing (and waiting for) the rest.
-pub async fn run(config: &Config, pool: &PgPool, args: &Args) -> anyhow::Result<Outcome> {
+/// What to reload, as the CLI and the console ask for it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Selection {
+    /// Every file of this business day.
+    pub day: Option<NaiveDate>,
+    /// Only the file loaded as this `bitacora_control.id`.
+    pub file: Option<i64>,
+    /// The business date the reloaded files count under (default: their backup's day).
+    pub as_of: Option<NaiveDate>,
+}
+
+impl From<&Args> for Selection {
+    fn from(args: &Args) -> Self {
+        Self {
+            day: args.day,
+            file: args.file,
+            as_of: args.as_of,
+        }
+    }
+}
+
+/// One copy enqueued again.
+#[derive(Debug, Clone)]
+pub struct EnqueuedFile {
+    /// Where it came from (`<entry> of <zip or directory>`), when known.
+    pub from: String,
+    /// Its new item and audit row.
+    pub item: audit::ItemReport,
+}
+
+/// What a reload did: the copies enqueued, and those it could not take.
+#[derive(Debug, Clone, Default)]
+pub struct Enqueued {
+    /// Names in the backup that are not `<bitacora_id>-<file name>`, each with the rule.
+    pub refused: Vec<String>,
+    /// Copies that could not be extracted, each with why (naming the zip and the entry).
+    pub failed: Vec<String>,
+    /// The copies enqueued, by item id.
+    pub files: Vec<EnqueuedFile>,
+    /// The directory the copies were extracted into (removed once they are taken).
+    pub run_dir: PathBuf,
+}
+
+impl Enqueued {
+    /// The new items' ids.
+    pub fn ids(&self) -> Vec<i64> {
+        self.files.iter().map(|f| f.item.work_item).collect()
+    }
+}
+
+impl std::fmt::Display for Enqueued {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for line in self.refused.iter().chain(&self.failed) {
+            writeln!(f, "{line}")?;
+        }
+        for e in &self.files {
+            let r = &e.item;
+            writeln!(
+                f,
+                "{} ({}extracted to {}): enqueued as bitacora_control.id = {} (work item {}), \
+                 business date {}",
+                r.file_name,
+                e.from,
+                r.source_path,
+                r.bitacora_id,
+                r.work_item,
+                r.business_date.map_or(String::new(), |d| d.to_string()),
+            )?;
+        }
+        write!(f, "reload: {} file(s) enqueued", self.files.len())
+    }
+}
+
+/// Finds the copies, extracts and enqueues them (the CLI's and the console's one way to
+/// reload); returns what it did. A copy that cannot be extracted is named in
+/// [`Enqueued::failed`] and the others go on.
+pub async fn enqueue_copies(
+    config: &Config,
+    pool: &PgPool,
+    what: Selection,
+) -> anyhow::Result<Enqueued> {
     let backup = Dirs::new(&config.paths.root).backup();
-    let found = find(&backup, args)?;
+    let (found, refused) = find(&backup, what)?;
     // Absolute: the items record it as a `file://` URL.
     let reload_root = std::path::absolute(config.paths.root.join("reload"))?;
     if let Err(e) = copies::remove_empty_dirs(&reload_root, OLD_RELOAD_DIRS) {
@@ -80,9 +157,38 @@ pub async fn run(config: &Config, pool: &PgPool, args: &Args) -> anyhow::Result<
         Utc::now().format("%Y%m%dT%H%M%S"),
         std::process::id()
     ));
-    let (reloaded, failed) = extract_all(&backup, &run_dir, found, args.as_of);
+    let (reloaded, failed) = extract_all(&backup, &run_dir, found, what.as_of);
     let ids = enqueue(config, pool, &reloaded).await?;
-    print_enqueued(pool, &ids, &reloaded).await?;
+    let copy_at: BTreeMap<String, &Copy> = reloaded
+        .iter()
+        .map(|r| (r.path.display().to_string(), &r.copy))
+        .collect();
+    let files = audit::items_report(pool, &ids)
+        .await?
+        .into_iter()
+        .map(|item| EnqueuedFile {
+            from: copy_at
+                .get(&item.source_path)
+                .map_or(String::new(), |c| format!("{} of {}, ", c.entry, c.place)),
+            item,
+        })
+        .collect();
+    Ok(Enqueued {
+        refused,
+        failed,
+        files,
+        run_dir,
+    })
+}
+
+/// `dispatcher reload`: enqueues the copies, prints what it did, and (with `--wait`)
+/// waits for them. A copy that cannot be extracted (a damaged zip entry) is named and
+/// the others go on; the command then fails, after enqueueing (and waiting for) the rest.
+pub async fn run(config: &Config, pool: &PgPool, args: &Args) -> anyhow::Result<Outcome> {
+    let done = enqueue_copies(config, pool, Selection::from(args)).await?;
+    println!("{done}");
+    let ids = done.ids();
+    let reload_root = std::path::absolute(config.paths.root.join("reload"))?;
     let outcome = if !args.wait {
         println!(
             "reloaded files wait for a performer on this host ({}); `dispatcher status` shows the queue",
@@ -91,7 +197,7 @@ pub async fn run(config: &Config, pool: &PgPool, args: &Args) -> anyhow::Result<
         Outcome::Done
     } else if wait_for(config, pool, &ids).await? {
         print_outcomes(pool, &ids).await?;
-        tidy(&reload_root, &run_dir);
+        tidy(&reload_root, &done.run_dir);
         Outcome::Done
     } else {
         print_outcomes(pool, &ids).await?;
@@ -103,11 +209,11 @@ pub async fn run(config: &Config, pool: &PgPool, args: &Args) -> anyhow::Result<
         );
         Outcome::NotDrained
     };
-    if !failed.is_empty() {
+    if !done.failed.is_empty() {
         anyhow::bail!(
             "{} backup copy(ies) not reloaded:\n{}",
-            failed.len(),
-            failed.join("\n")
+            done.failed.len(),
+            done.failed.join("\n")
         );
     }
     Ok(outcome)
@@ -138,7 +244,6 @@ fn extract_all(
             Err(e) => {
                 let why = format!("{e:#}");
                 error!(entry = %copy.entry, from = %copy.place, error = %why, "backup copy not reloaded");
-                println!("{why}");
                 failed.push(why);
             }
         }
@@ -157,34 +262,35 @@ fn tidy(reload_root: &Path, run_dir: &Path) {
     }
 }
 
-/// The copies asked for; names that are not `<bitacora_id>-<file name>` are reported.
-fn find(backup: &Path, args: &Args) -> anyhow::Result<Vec<Copy>> {
-    let days = match args.day {
+/// The copies asked for, and the names that are not `<bitacora_id>-<file name>` (each
+/// with the rule it breaks; only when a whole day is asked for).
+fn find(backup: &Path, what: Selection) -> anyhow::Result<(Vec<Copy>, Vec<String>)> {
+    let days = match what.day {
         Some(day) => vec![day],
         None => copies::days(backup)
             .map_err(|e| anyhow::anyhow!("listing {}: {e}", backup.display()))?,
     };
-    let mut found = Vec::new();
+    let (mut found, mut refused_names) = (Vec::new(), Vec::new());
     for day in days {
         let (day_copies, refused) = copies::of_day(backup, day)?;
         for r in refused {
-            if args.file.is_none() {
+            if what.file.is_none() {
                 warn!(place = %r.place, name = %r.name, rule = %r.rule, "backup entry not reloaded");
-                println!("{}: {}: not reloaded: {}", r.place, r.name, r.rule);
+                refused_names.push(format!("{}: {}: not reloaded: {}", r.place, r.name, r.rule));
             }
         }
         found.extend(
             day_copies
                 .into_iter()
-                .filter(|c| args.file.is_none_or(|id| c.bitacora_id == id)),
+                .filter(|c| what.file.is_none_or(|id| c.bitacora_id == id)),
         );
     }
     if found.is_empty() {
-        let what = match (args.file, args.day) {
+        let what = match (what.file, what.day) {
             (Some(id), Some(day)) => format!("bitacora_control.id = {id} in the backup of {day}"),
             (Some(id), None) => format!("bitacora_control.id = {id} in any day's backup"),
             (None, Some(day)) => format!("no file of {day}"),
-            (None, None) => unreachable!("clap requires --day or --file"),
+            (None, None) => anyhow::bail!("nothing to reload: name a day or a file"),
         };
         anyhow::bail!(
             "nothing to reload: {what} (looked in {} for backup_YYYYMMDD.zip entries and \
@@ -192,7 +298,7 @@ fn find(backup: &Path, args: &Args) -> anyhow::Result<Vec<Copy>> {
             backup.display()
         );
     }
-    Ok(found)
+    Ok((found, refused_names))
 }
 
 /// Enqueues the extracted copies as local items of this host, their business date fixed
@@ -234,29 +340,6 @@ async fn enqueue(
         ids.extend(new);
     }
     Ok(ids)
-}
-
-async fn print_enqueued(pool: &PgPool, ids: &[i64], reloaded: &[Reloaded]) -> anyhow::Result<()> {
-    let copy_at: BTreeMap<String, &Copy> = reloaded
-        .iter()
-        .map(|r| (r.path.display().to_string(), &r.copy))
-        .collect();
-    for r in audit::items_report(pool, ids).await? {
-        let path = &r.source_path;
-        let from = copy_at
-            .get(path)
-            .map_or(String::new(), |c| format!("{} of {}, ", c.entry, c.place));
-        println!(
-            "{} ({from}extracted to {path}): enqueued as bitacora_control.id = {} (work item {}), \
-             business date {}",
-            r.file_name,
-            r.bitacora_id,
-            r.work_item,
-            r.business_date.map_or(String::new(), |d| d.to_string()),
-        );
-    }
-    println!("reload: {} file(s) enqueued", ids.len());
-    Ok(())
 }
 
 async fn print_outcomes(pool: &PgPool, ids: &[i64]) -> anyhow::Result<()> {

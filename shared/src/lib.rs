@@ -9,7 +9,7 @@
 //! | [`types`] | plain types, no I/O: the states of `work_items` and `bitacora_control` and their SQL literals, the claimed item and its fence, origins, file facts, counts, outcomes, the encoding, secrets, storable text | — |
 //! | [`feed`] | the pure feed: bytes → records → validated batches (decoding, line and field splitters, layout and header check, rules, visitor tally) | types |
 //! | [`local`] | this host: the ETL root and durable moves, the staged file read through the feed, hashing, the host name and clock (the business date), secret files, test-only fault hooks | types, feed |
-//! | [`store`] | PostgreSQL: connections and TLS, one module per table (queue, audit, load, partitions, locks, runs, reports, alerts, notices, file checks) and `attempt`, the transactions across queue and audit | types, feed, local |
+//! | [`store`] | PostgreSQL: connections and TLS, one module per table (queue, audit, load, partitions, locks, runs, reports, alerts, notices, file checks, set-aside files, performers, console actions), `attempt`, the transactions across queue and audit, and the console's reads | types, feed, local |
 //! | [`source`] | the origin directory: SFTP (host key verified) or local, safe remote names | types, local |
 //! | [`config`] | the TOML file, composed of the sections the layers above define | all of the above |
 //! | [`observe`] | alerts and their life, their outbox's sender (webhook, e-mail), the checks that raise them (expected feeds, a file against its feed's history), logs and metrics | all of the above |

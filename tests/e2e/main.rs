@@ -2,6 +2,8 @@
 //! sshd (started by `ops/testbed.sh`). Each test gets its own database and directories.
 
 mod alerts;
+mod console;
+mod console_browser;
 mod copies;
 mod corpus;
 mod dashboard;

@@ -10,7 +10,8 @@ mod sections;
 pub use alerts::{Address, AlertsConfig, EmailConfig, Every, SmtpTls};
 pub use expect::{ExpectConfig, FileCount, RowBounds};
 pub use sections::{
-    BusinessConfig, DispatcherConfig, PathsConfig, PerformerConfig, SourceConfig, TelemetryConfig,
+    BusinessConfig, ConsoleConfig, DispatcherConfig, PathsConfig, PerformerConfig, SourceConfig,
+    TelemetryConfig,
 };
 
 use crate::source::{Access, SftpConfig};
@@ -69,6 +70,9 @@ pub struct Config {
     /// Metrics.
     #[serde(default)]
     pub telemetry: TelemetryConfig,
+    /// The operators' console.
+    #[serde(default)]
+    pub console: ConsoleConfig,
 }
 
 impl Config {

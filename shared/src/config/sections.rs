@@ -16,6 +16,59 @@ pub struct TelemetryConfig {
     pub metrics_listen: Option<String>,
 }
 
+/// The operators' console (`dispatcher console`): where it listens, who may log in,
+/// and how long a session lasts. `docs/configuration.md` lists every key.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConsoleConfig {
+    /// Address and port to listen on; a loopback address unless TLS or a trusted proxy is set.
+    pub listen: String,
+    /// The credentials file (`dispatcher console user add` writes it): users, roles, argon2 hashes.
+    pub users_file: Option<PathBuf>,
+    /// A header that names the user, set by a reverse proxy that authenticated them.
+    pub trusted_user_header: Option<String>,
+    /// The addresses of the reverse proxies whose `trusted_user_header` is believed.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// TLS certificate chain (PEM); with `tls_key_file`, the console speaks HTTPS.
+    pub tls_cert_file: Option<PathBuf>,
+    /// The certificate's private key (PEM).
+    pub tls_key_file: Option<PathBuf>,
+    /// A session ends after this long without a request.
+    pub session_idle_secs: u64,
+    /// A session ends this long after its login, whatever its use.
+    pub session_max_secs: u64,
+    /// Failed logins of one user or address before it must wait.
+    pub login_failures_allowed: u32,
+    /// The database role pages read as (`SET ROLE`): SELECT only.
+    pub read_role: String,
+    /// Rows one bulk action may act on at the most.
+    pub bulk_cap: usize,
+    /// Seconds between automatic refreshes of the overview and the lists.
+    pub refresh_secs: u64,
+    /// No actions at all, for anyone (`dispatcher console --read-only` too).
+    pub read_only: bool,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8480".into(),
+            users_file: None,
+            trusted_user_header: None,
+            trusted_proxies: Vec::new(),
+            tls_cert_file: None,
+            tls_key_file: None,
+            session_idle_secs: 1800,
+            session_max_secs: 12 * 3600,
+            login_failures_allowed: 5,
+            read_role: "visitas_lectura".into(),
+            bulk_cap: 100,
+            refresh_secs: 5,
+            read_only: false,
+        }
+    }
+}
+
 /// The nightly run.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]

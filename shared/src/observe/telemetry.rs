@@ -125,6 +125,18 @@ struct ItemFields {
     work_item_id: Option<i64>,
 }
 
+/// The name of a file's log in its day directory: `report_7.txt` → `report_7.log`. The
+/// remote name becomes a path only once proved safe.
+pub fn file_log_name(file: &str) -> String {
+    match RemoteName::parse(file) {
+        Ok(name) => format!(
+            "{}.log",
+            name.as_str().strip_suffix(".txt").unwrap_or(name.as_str())
+        ),
+        Err(_) => "unsafe-name.log".into(),
+    }
+}
+
 /// The layer writing day-directory logs.
 struct DayFiles {
     config: FileLogs,
@@ -210,14 +222,7 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for DayFiles {
                     work_item_id.map_or(Value::Null, Value::from),
                 );
                 line.insert("file".into(), Value::String(file.clone()));
-                // The remote name becomes a path only once proved safe.
-                match RemoteName::parse(file) {
-                    Ok(name) => format!(
-                        "{}.log",
-                        name.as_str().strip_suffix(".txt").unwrap_or(name.as_str())
-                    ),
-                    Err(_) => "unsafe-name.log".into(),
-                }
+                file_log_name(file)
             }
             None => format!("{}.log", self.config.component),
         };

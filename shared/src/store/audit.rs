@@ -552,21 +552,90 @@ pub struct Quarantined {
     pub local_copy: String,
     /// Why it waits, or what is left to do.
     pub message: String,
+    /// It waits for an operator (retry or discard); else it is loaded and being finished.
+    pub waiting: bool,
+}
+
+/// The quarantine's lines: the files waiting for an operator (found by their status),
+/// the loaded files not yet finished (found by their open item) and the loaded files
+/// whose backup is missing (by a partial index of migration 0015), never a scan of the
+/// whole history.
+macro_rules! quarantine_lines {
+    () => {
+        concat!(
+            "SELECT b.id, b.archivo, b.estatus, coalesce(to_char(b.fin, 'YYYY-MM-DD HH24:MI'), '') AS failed_at,
+                    coalesce(b.ruta_backup, '') AS local_copy, coalesce(b.mensaje_error, '') AS message,
+                    true AS waiting
+             FROM bitacora_control b JOIN work_items w ON w.id = b.work_item_id
+             WHERE ", waiting!(), "
+             UNION ALL
+             SELECT b.id, b.archivo, b.estatus, coalesce(to_char(b.fin, 'YYYY-MM-DD HH24:MI'), '') AS failed_at,
+                    coalesce(b.ruta_backup, '') AS local_copy,
+                    coalesce(w.last_error, 'loaded; left to do: backup and delete at the origin') AS message,
+                    false AS waiting
+             FROM work_items w JOIN bitacora_control b ON b.work_item_id = w.id
+             WHERE ", unfinished!(), "
+             UNION ALL
+             SELECT b.id, b.archivo, b.estatus, coalesce(to_char(b.fin, 'YYYY-MM-DD HH24:MI'), '') AS failed_at,
+                    '' AS local_copy,
+                    'BACKUP MISSING: ' || coalesce(b.mensaje_error,
+                        'loaded, but no copy of what was loaded could be had for the backup')
+                        || ' (acknowledge with `dispatcher quarantine discard ' || b.id || ' --reason \"…\"`)'
+                        AS message,
+                    true AS waiting
+             FROM bitacora_control b JOIN work_items w ON w.id = b.work_item_id
+             WHERE ", backup_missing!()
+        )
+    };
 }
 
 /// What waits for an operator, loaded files not yet finished, and loaded files whose
 /// backup is missing, by id. (Files set aside at the origin: `super::set_aside::waiting`.)
 pub async fn quarantined(pool: &sqlx::PgPool) -> sqlx::Result<Vec<Quarantined>> {
     sqlx::query_as(concat!(
-        "SELECT b.id, b.archivo, b.estatus, coalesce(to_char(b.fin, 'YYYY-MM-DD HH24:MI'), '') AS failed_at,
-                coalesce(b.ruta_backup, '') AS local_copy,
-                CASE WHEN ", unfinished!(), " THEN coalesce(w.last_error, 'loaded; left to do: backup and delete at the origin')
-                     WHEN ", backup_missing!(), " THEN 'BACKUP MISSING: ' || coalesce(b.mensaje_error,
-                          'loaded, but no copy of what was loaded could be had for the backup')
-                          || ' (acknowledge with `dispatcher quarantine discard ' || b.id || ' --reason \"…\"`)'
-                     ELSE coalesce(b.mensaje_error, '') END AS message
-         FROM bitacora_control b JOIN work_items w ON w.id = b.work_item_id
-         WHERE (", waiting!(), ") OR (", unfinished!(), ") OR (", backup_missing!(), ") ORDER BY b.id"
+        "SELECT * FROM (",
+        quarantine_lines!(),
+        ") q ORDER BY id"
+    ))
+    .fetch_all(pool)
+    .await
+}
+
+/// At most `limit` lines of the quarantine after id `after`, by id.
+pub async fn quarantined_page(
+    pool: &sqlx::PgPool,
+    after: i64,
+    limit: i64,
+) -> sqlx::Result<Vec<Quarantined>> {
+    sqlx::query_as(concat!(
+        "SELECT * FROM (",
+        quarantine_lines!(),
+        ") q WHERE id > $1 ORDER BY id LIMIT $2"
+    ))
+    .bind(after)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
+/// A count of the quarantine's lines.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct QuarantineCount {
+    /// Their status.
+    #[sqlx(try_from = "String")]
+    pub estatus: AuditStatus,
+    /// They wait for an operator (else they are loaded and being finished).
+    pub waiting: bool,
+    /// How many.
+    pub files: i64,
+}
+
+/// The quarantine's lines counted by status and whether they wait for an operator.
+pub async fn quarantined_counts(pool: &sqlx::PgPool) -> sqlx::Result<Vec<QuarantineCount>> {
+    sqlx::query_as(concat!(
+        "SELECT estatus, waiting, count(*) AS files FROM (",
+        quarantine_lines!(),
+        ") q GROUP BY estatus, waiting ORDER BY estatus, waiting"
     ))
     .fetch_all(pool)
     .await

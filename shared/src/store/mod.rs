@@ -15,11 +15,14 @@
 //! - [`root`]: `etl_root`, the one ETL root every host shares.
 //! - [`set_aside`]: `set_aside_files`, what the service leaves at the origin for an
 //!   operator; [`performers`]: the live performers and the origins they serve.
+//! - [`browse`]: the console's lists and pages; [`console_actions`]: what the console did.
 
 pub mod alerts;
 pub mod attempt;
 pub mod audit;
+pub mod browse;
 pub mod connect;
+pub mod console_actions;
 pub mod file_checks;
 pub mod load;
 pub mod locks;

@@ -774,6 +774,37 @@ pub async fn depth(pool: &PgPool) -> sqlx::Result<Depth> {
     Ok(depth)
 }
 
+/// The open part of the queue: what is waiting and in hand now.
+#[derive(Debug, Clone, Default, sqlx::FromRow)]
+pub struct OpenDepth {
+    /// Items pending (due or not).
+    pub pending: i64,
+    /// Items running.
+    pub running: i64,
+    /// Seconds since the oldest pending item became due (0 when none).
+    pub oldest_pending_secs: f64,
+}
+
+/// The open part of the queue, read from the partial indexes of pending and running
+/// items only: its cost does not grow with the finished history (unlike [`depth`]).
+pub async fn open_depth(pool: &PgPool) -> sqlx::Result<OpenDepth> {
+    sqlx::query_as(concat!(
+        "SELECT (SELECT count(*) FROM work_items WHERE state = ",
+        sql_state!(Pending),
+        ") AS pending,
+                (SELECT count(*) FROM work_items WHERE state = ",
+        sql_state!(Running),
+        ") AS running,
+                coalesce(extract(epoch FROM now() - (SELECT min(run_at) FROM work_items
+                                                     WHERE state = ",
+        sql_state!(Pending),
+        " AND run_at <= now())), 0)::float8
+                    AS oldest_pending_secs"
+    ))
+    .fetch_one(pool)
+    .await
+}
+
 /// An item in hand (running), or a loaded one whose backup or delete is still to be
 /// done (waiting between attempts as pending): `dispatcher status` shows both.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -795,13 +826,16 @@ pub struct InHand {
     pub status: AuditStatus,
     /// The last error recorded.
     pub last_error: Option<String>,
+    /// Its lease has run out: its performer stopped answering (it is taken back soon).
+    pub lease_expired: bool,
 }
 
 /// Items in hand and committed ones not yet finished (see [`InHand`]), by item id.
 pub async fn in_hand(pool: &PgPool) -> sqlx::Result<Vec<InHand>> {
     sqlx::query_as(concat!(
         "SELECT w.id AS work_item, w.file_name, w.locked_by AS worker, to_char(w.locked_until, 'YYYY-MM-DD HH24:MI:SS TZ') AS lease_until,
-                w.attempts AS attempt, b.id AS bitacora_id, b.estatus AS status, w.last_error
+                w.attempts AS attempt, b.id AS bitacora_id, b.estatus AS status, w.last_error,
+                coalesce(w.locked_until < now(), false) AS lease_expired
          FROM work_items w JOIN bitacora_control b ON b.work_item_id = w.id
          WHERE w.state = ", sql_state!(Running), "
             OR (w.state = ", sql_state!(Pending), " AND b.estatus IN ",

@@ -99,6 +99,10 @@ pub struct LastRun {
     pub drained: String,
     /// How it ended, empty while running.
     pub outcome: String,
+    /// The business day it ran for.
+    pub fecha_negocio: Option<chrono::NaiveDate>,
+    /// How long it took (or has taken so far), in seconds.
+    pub duration_secs: f64,
 }
 
 /// The last dispatch run, if any.
@@ -107,7 +111,9 @@ pub async fn last(pool: &PgPool) -> sqlx::Result<Option<LastRun>> {
         "SELECT id, to_char(started_at, 'YYYY-MM-DD HH24:MI:SS TZ') AS started,
                 to_char(finished_at, 'YYYY-MM-DD HH24:MI:SS TZ') AS finished,
                 files_listed AS listed, files_enqueued AS enqueued, files_retried AS retried,
-                coalesce(drained::text, '') AS drained, coalesce(outcome, '') AS outcome
+                coalesce(drained::text, '') AS drained, coalesce(outcome, '') AS outcome,
+                fecha_negocio,
+                extract(epoch FROM coalesce(finished_at, now()) - started_at)::float8 AS duration_secs
          FROM dispatch_runs ORDER BY id DESC LIMIT 1",
     )
     .fetch_optional(pool)

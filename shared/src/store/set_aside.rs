@@ -188,6 +188,27 @@ macro_rules! set_aside_columns {
     };
 }
 
+/// At most `limit` open records after audit row `after`, by the audit row of the item
+/// that left them (the console's pages).
+pub async fn waiting_page(pool: &PgPool, after: i64, limit: i64) -> sqlx::Result<Vec<SetAside>> {
+    sqlx::query_as(concat!(
+        "SELECT ",
+        set_aside_columns!(),
+        " WHERE s.resolved_at IS NULL AND b.id > $1 ORDER BY b.id LIMIT $2"
+    ))
+    .bind(after)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
+/// How many records are open.
+pub async fn waiting_count(pool: &PgPool) -> sqlx::Result<i64> {
+    sqlx::query_scalar("SELECT count(*) FROM set_aside_files WHERE resolved_at IS NULL")
+        .fetch_one(pool)
+        .await
+}
+
 /// The open records, by the audit row of the item that left them.
 pub async fn waiting(pool: &PgPool) -> sqlx::Result<Vec<SetAside>> {
     sqlx::query_as(concat!(

@@ -236,6 +236,12 @@ impl AuditStatus {
     pub fn is_failure(self) -> bool {
         matches!(self, Self::FalloLayout | Self::FalloSistema)
     }
+
+    /// Its content is in the tables, by this load or an earlier one: a later row of a
+    /// failed file's name with such a status resolves the failure.
+    pub fn resolves_failure(self) -> bool {
+        self.is_final() && !self.is_failure()
+    }
 }
 
 states! {set_aside_reason_text,
@@ -304,6 +310,15 @@ macro_rules! failure_statuses {
     };
 }
 pub(crate) use failure_statuses;
+
+/// The statuses that resolve an earlier failure of the same file, as an SQL list:
+/// [`AuditStatus::resolves_failure`].
+macro_rules! resolving_statuses {
+    () => {
+        $crate::types::state::sql_statuses!(Completado, CompletadoConErrores, Duplicado)
+    };
+}
+pub(crate) use resolving_statuses;
 
 /// The final state of an item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -377,6 +392,10 @@ mod tests {
         assert_eq!(
             failure_statuses!(),
             sql_list_of(AuditStatus::ALL, AuditStatus::is_failure)
+        );
+        assert_eq!(
+            resolving_statuses!(),
+            sql_list_of(AuditStatus::ALL, AuditStatus::resolves_failure)
         );
     }
 

@@ -36,17 +36,21 @@ fn require_fault_hooks(binary: &str, env: &[(String, String)]) {
 }
 
 impl TestApp {
-    /// Runs a binary of the workspace with this test's configuration.
-    pub fn run(&self, binary: &str, args: &[&str]) -> Output {
+    /// A binary of the workspace with this test's configuration and environment, not started.
+    pub fn command(&self, binary: &str) -> Command {
         require_fault_hooks(binary, &self.env);
         let mut cmd = Command::new(bin(binary));
-        cmd.args(args)
-            .env("VISITAS_CONFIG", &self.config)
+        cmd.env("VISITAS_CONFIG", &self.config)
             .env("RUST_LOG", "info");
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
-        cmd.output().unwrap()
+        cmd
+    }
+
+    /// Runs a binary of the workspace with this test's configuration.
+    pub fn run(&self, binary: &str, args: &[&str]) -> Output {
+        self.command(binary).args(args).output().unwrap()
     }
 
     /// Runs a binary and insists it exits 0.
@@ -64,16 +68,12 @@ impl TestApp {
 
     /// Starts a binary in the background, output captured.
     pub fn spawn_bin(&self, binary: &str, args: &[&str]) -> std::process::Child {
-        require_fault_hooks(binary, &self.env);
-        let mut cmd = Command::new(bin(binary));
-        cmd.args(args)
-            .env("VISITAS_CONFIG", &self.config)
+        self.command(binary)
+            .args(args)
             .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped());
-        for (k, v) in &self.env {
-            cmd.env(k, v);
-        }
-        cmd.spawn().unwrap()
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
     }
 
     /// Starts `performer run` (serving until SIGTERM) in the background.

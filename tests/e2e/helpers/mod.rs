@@ -5,6 +5,7 @@
 
 mod app;
 mod bins;
+pub mod console;
 mod files;
 mod mail;
 mod procfs;
