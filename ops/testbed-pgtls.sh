@@ -52,9 +52,10 @@ chown postgres: "$conf" "$ETC/$NAME/pg_hba.conf"
 if pg_isready -q -h 127.0.0.1 -p "$PORT"; then
     [ $changed = 0 ] || pg_ctlcluster --skip-systemctl-redirect "$VERSION" "$NAME" restart
 else
-    pg_ctlcluster --skip-systemctl-redirect "$VERSION" "$NAME" start
+    # Exit 2 is "already running" (still starting, say): then wait for it below.
+    pg_ctlcluster --skip-systemctl-redirect "$VERSION" "$NAME" start || [ $? = 2 ]
 fi
-for _ in $(seq 30); do pg_isready -q -h 127.0.0.1 -p "$PORT" && break; sleep 1; done
+for _ in $(seq 60); do pg_isready -q -h 127.0.0.1 -p "$PORT" && break; sleep 1; done
 pg_isready -q -h 127.0.0.1 -p "$PORT" || { echo "testbed: the TLS cluster is not reachable on 127.0.0.1:$PORT" >&2; exit 1; }
 
 tls_psql() { runuser -u postgres -- psql -h /var/run/postgresql -p "$PORT" -d postgres -v ON_ERROR_STOP=1 -Atq "$@"; }

@@ -31,8 +31,9 @@ fi
 # PostgreSQL: running, reachable on 127.0.0.1:5432 with trust auth for local tests.
 if ! pg_isready -q -h 127.0.0.1 -p 5432; then
     cluster=$(ls /etc/postgresql | sort -V | tail -n 1)
-    pg_ctlcluster --skip-systemctl-redirect "$cluster" main start
-    for _ in $(seq 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
+    # Exit 2 is "already running" (a cluster still starting, say): then wait for it.
+    pg_ctlcluster --skip-systemctl-redirect "$cluster" main start || [ $? = 2 ]
+    for _ in $(seq 60); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
 fi
 pg_isready -h 127.0.0.1 -p 5432 >/dev/null || { echo "testbed: PostgreSQL is not reachable on 127.0.0.1:5432" >&2; exit 1; }
 # Test databases left by earlier runs.
