@@ -766,3 +766,48 @@ async fn days_reload_from_their_zip_when_the_date_is_typed_and_items_are_taken_b
         assert!(actions.contains(needle), "{needle}: {actions}");
     }
 }
+
+#[tokio::test]
+async fn rejected_rows_download_as_csv_a_spreadsheet_cannot_run() {
+    let app = spawn(Origin::Local).await;
+    // A hostile sender's rows: each a formula to a spreadsheet, each rejected for its e-mail.
+    let formulas = ["=1+2", "+1", "-1", "@SUM(1)"];
+    let mut file = format!("{HEADER}\n{ROW}\n");
+    for f in formulas {
+        file.push_str(&ROW.replacen("ana@example.com", f, 1));
+        file.push('\n');
+    }
+    app.load(&[("report_1.txt", file.as_bytes())], "2026-11-24");
+    app.configure_console("");
+    app.console_user(VIEWER.0, "viewer", VIEWER.1);
+    let id = app.audit_of("report_1.txt").await.id;
+    let console = app.start_console(&[]);
+
+    let (status, csv) = read(
+        http()
+            .get(&console.url(&format!("/files/{id}/rejected.csv")))
+            .header("Authorization", basic(VIEWER.0, VIEWER.1))
+            .call(),
+    );
+    assert_eq!(status, 200, "{csv}");
+    let lines: Vec<&str> = csv.lines().skip(1).collect();
+    assert_eq!(lines.len(), formulas.len(), "{csv}");
+    for (line, formula) in lines.iter().zip(formulas) {
+        // The original row, as text: quoted (it holds commas) and led by an apostrophe.
+        assert!(line.contains(&format!(",\"'{formula},J1,")), "{line}");
+        // No cell of it begins with a formula character.
+        for cell in line.split(',') {
+            let cell = cell.trim_start_matches('"');
+            assert!(
+                !cell.starts_with(['=', '+', '@']) && !cell.starts_with("-1"),
+                "{line}"
+            );
+        }
+    }
+    // The database keeps what the sender sent.
+    assert_eq!(
+        app.count("SELECT count(*) FROM errores WHERE fila_original LIKE '=1+2,%'")
+            .await,
+        1
+    );
+}

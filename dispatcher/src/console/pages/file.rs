@@ -265,8 +265,8 @@ pub async fn rejected_csv(
                         bytes.extend(csv_line(&[
                             r.linea.to_string().as_str(),
                             &r.tipo_error,
-                            &r.detalle,
-                            &r.fila_original,
+                            &inert(&r.detalle),
+                            &inert(&r.fila_original),
                         ]));
                     }
                     Some((Ok::<_, sqlx::Error>(bytes), next))
@@ -287,6 +287,16 @@ pub async fn rejected_csv(
         Body::from_stream(body),
     )
         .into_response()
+}
+
+/// A sender's text made inert for a spreadsheet: a cell that begins with `=`, `+`, `-`, `@`,
+/// a tab or a carriage return is a formula to Excel and LibreOffice (CSV injection), so it
+/// gets a leading `'`, which they show as text. The rows in the database keep the original.
+fn inert(text: &str) -> std::borrow::Cow<'_, str> {
+    match text.as_bytes().first() {
+        Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r') => format!("'{text}").into(),
+        _ => text.into(),
+    }
 }
 
 use futures_util::StreamExt as _;
