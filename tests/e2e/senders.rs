@@ -602,3 +602,49 @@ async fn a_commit_then_crash_with_the_origin_changed_keeps_the_loaded_content_an
     assert!(at_origin(&app).is_empty());
     app.check_invariants().await;
 }
+
+/// Read in place, loaded, its backup refused (a file where the day's backup directory
+/// belongs), the file at the origin replaced before the next attempt: the copy the failed
+/// attempt verified is what reaches the backup; the new content stays at the origin.
+#[tokio::test]
+async fn a_backup_that_fails_after_the_commit_keeps_the_loaded_copy_for_the_next_attempt() {
+    let app = spawn(Origin::SftpNoRename).await;
+    let (old, new) = (file(300, 81), file(200, 82));
+    app.put("report_1.txt", &old.bytes);
+    app.enqueue();
+    let mut loading = paused_at(&app, "after_commit", 3);
+    loading.wait_for("fault hook: pausing", 30);
+    // The backup's move fails: a regular file where the day's directory goes.
+    let backup = app.root.join("backup");
+    std::fs::create_dir_all(&backup).unwrap();
+    let blocker = backup.join("20261124");
+    std::fs::write(&blocker, b"in the way").unwrap();
+    // The sender replaces the file under its name before the next attempt.
+    app.put("report_1.txt", &new.bytes);
+    loading.wait_for(
+        "the backup and the delete at the origin will be retried",
+        30,
+    );
+    std::fs::remove_file(&blocker).unwrap();
+    app.wait_until_done(1, &loading).await;
+    let (_, text) = loading.terminate();
+    let a = app.audit_of("report_1.txt").await;
+    assert_eq!(a.sha256.as_deref(), Some(sha(&old.bytes).as_str()));
+    let backed_up = a
+        .ruta_backup
+        .as_deref()
+        .unwrap_or_else(|| panic!("no backup: {a:?}\n{text}"));
+    assert_eq!(
+        std::fs::read(backed_up).unwrap(),
+        old.bytes,
+        "the backup is what was loaded"
+    );
+    assert_eq!(
+        std::fs::read(app.origin.join("report_1.txt")).unwrap(),
+        new.bytes,
+        "the new content is left at the origin"
+    );
+    let open = app.run_ok("dispatcher", &["alerts", "--open", "--format", "csv"]);
+    assert!(!open.contains("RESPALDO_FALTANTE"), "{open}");
+    app.check_invariants().await;
+}
