@@ -401,3 +401,45 @@ async fn a_performer_whose_root_is_not_the_services_is_refused_at_start() {
     all_in_zip(&app, &zip_of(&app, DAY), &all).await;
     app.check_invariants().await;
 }
+
+/// The console acts on the ETL root (a discard downloads into `quarantine/discarded/`, a
+/// reload reads `backup/`): with a root that is not the service's it is refused at start,
+/// as every command that writes there; read-only, it may serve.
+#[tokio::test]
+async fn a_console_whose_root_is_not_the_services_is_refused_at_start() {
+    let app = spawn(Origin::Sftp).await;
+    load(&app, 1, 1, 50, DAY);
+    app.configure_console("");
+    app.console_user("ana", "operator", "a long password 1");
+    let other_root = app.home.join("etl-ops-box");
+    let ops_box = app.with_env(&[
+        ("VISITAS_PATHS__ROOT", other_root.to_str().unwrap()),
+        ("VISITAS_PERFORMER__HOST_NAME", "ops-box"),
+    ]);
+    let mut console = ops_box.spawn_bin("dispatcher", &["console", "--listen", "127.0.0.1:0"]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = console.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let (_, said) = crate::helpers::terminate(console);
+            panic!("the console served on a root of its own: {said}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let said = text(&console.wait_with_output().unwrap());
+    assert!(!status.success(), "refused: {said}");
+    for needed in [
+        other_root.to_str().unwrap(),
+        app.root.to_str().unwrap(),
+        "share one ETL root",
+    ] {
+        assert!(
+            said.contains(needed),
+            "the refusal names {needed:?}: {said}"
+        );
+    }
+    // Read-only it writes nowhere: it serves.
+    ops_box.start_console(&["--read-only"]).stop();
+}
