@@ -260,7 +260,7 @@ async fn handle_connected(
     source: &Source,
 ) -> Result<(), ItemError> {
     let taken = origin::take(ctx, source, item).await?;
-    let bytes = download(ctx, source, &taken.name, &attempt.staged).await?;
+    let bytes = download(ctx, source, &taken.name, &attempt.staged, taken.seen.mtime).await?;
     origin::check_unchanged(ctx, source, item, &taken, bytes).await?;
     shared::local::fault::pause("downloaded").await;
     let facts = file_facts(item, &attempt.staged).await?;

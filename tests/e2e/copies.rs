@@ -198,18 +198,20 @@ async fn a_stale_close_whose_lease_was_taken_cannot_replace_or_shrink_the_new_zi
 
 #[tokio::test]
 async fn zip_entries_carry_their_files_mtime_or_else_the_load_time() {
-    let app = spawn(Origin::Local).await;
-    load(&app, 1, 2, 50, DAY);
-    let loose = app.root.join("backup/20261124");
+    let app = spawn(Origin::Sftp).await;
+    // The sender's mtimes, at the origin: nothing in the ETL root is touched.
+    put_files(&app, 1, 2, 50);
     let dated = SystemTime::UNIX_EPOCH + Duration::from_secs(1_763_632_800); // 2025-11-20 10:00:00 UTC
-    let first = app.audit_of("report_1.txt").await;
-    let second = app.audit_of("report_2.txt").await;
-    set_mtime(&loose.join(format!("{}-report_1.txt", first.id)), dated);
+    set_mtime(&app.origin.join("report_1.txt"), dated);
     // Before 1980: the zip format cannot hold it, so the entry takes the load time.
     set_mtime(
-        &loose.join(format!("{}-report_2.txt", second.id)),
+        &app.origin.join("report_2.txt"),
         SystemTime::UNIX_EPOCH + Duration::from_secs(86_400),
     );
+    app.enqueue();
+    app.perform(DAY);
+    let first = app.audit_of("report_1.txt").await;
+    let second = app.audit_of("report_2.txt").await;
     app.run_ok("dispatcher", &["close"]);
     let loaded_at: i64 = sqlx::query_scalar(
         "SELECT extract(epoch FROM fin)::bigint FROM bitacora_control WHERE archivo = 'report_2.txt'",

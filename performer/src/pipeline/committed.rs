@@ -9,6 +9,7 @@ use super::this_attempt::{Attempt, file_part};
 use crate::context::Context;
 use crate::error::ItemError;
 use crate::origin::{self, Check, Loaded};
+use shared::local::paths::copy_dated;
 use shared::observe::alert::{self, Alert};
 use shared::source::Source;
 use shared::store::audit;
@@ -75,7 +76,7 @@ pub(super) async fn finish(
     if let Some(taken) = &at_origin
         && item.prior_backup.is_none()
     {
-        download(ctx, source, &taken.name, &attempt.staged).await?;
+        download(ctx, source, &taken.name, &attempt.staged, taken.seen.mtime).await?;
         copy = file_facts(item, &attempt.staged).await?.sha256 == loaded.sha256
             || truncated_copy_matches(&attempt.staged, loaded.size, &loaded.sha256).await?;
     }
@@ -176,7 +177,7 @@ async fn earlier_copy(
     }
     for candidate in candidates.into_iter().filter(|c| c.is_file()) {
         let _ = std::fs::remove_file(&attempt.staged);
-        if let Err(e) = std::fs::copy(&candidate, &attempt.staged) {
+        if let Err(e) = copy_dated(&candidate, &attempt.staged) {
             warn!(copy = %candidate.display(), error = %e, "could not read an earlier copy");
             continue;
         }
