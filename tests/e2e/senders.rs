@@ -648,3 +648,49 @@ async fn a_backup_that_fails_after_the_commit_keeps_the_loaded_copy_for_the_next
     assert!(!open.contains("RESPALDO_FALTANTE"), "{open}");
     app.check_invariants().await;
 }
+
+/// A file with a bad header on an origin that refuses deletes: quarantined, left at the
+/// origin. The operator's discard is taken (its alert closes), the same bad file is not
+/// loaded again, and the sender's correction under the same name loads.
+#[tokio::test]
+async fn a_bad_file_on_an_origin_that_refuses_deletes_is_discarded_and_its_correction_loads() {
+    use shared::fixtures::HEADER;
+    let app = spawn(Origin::SftpReadOnly).await;
+    let good = file(120, 91);
+    let bad = String::from_utf8(good.bytes.clone()).unwrap().replacen(
+        HEADER,
+        &HEADER.replace("Badmail", "Bad mail"),
+        1,
+    );
+    app.put("report_1.txt", bad.as_bytes());
+    app.enqueue();
+    app.perform("2026-11-24");
+    let failed = app.audit_of("report_1.txt").await;
+    assert_eq!(failed.estatus, "FALLO_LAYOUT", "{failed:?}");
+    assert_eq!(at_origin(&app), ["report_1.txt"], "the origin keeps it");
+    let said = app.run_ok(
+        "dispatcher",
+        &[
+            "quarantine",
+            "discard",
+            &failed.id.to_string(),
+            "--reason",
+            "the sender resends it",
+        ],
+    );
+    assert!(said.contains("discarded"), "{said}");
+    let open = app.run_ok("dispatcher", &["alerts", "--open", "--format", "csv"]);
+    assert!(!open.contains("FALLO_LAYOUT"), "{open}");
+    // The discarded file, still at the origin, is not loaded again.
+    let night = app.enqueue();
+    assert!(night.contains("0 enqueued"), "{night}");
+    // The sender's correction, under the same name, is.
+    app.put("report_1.txt", &good.bytes);
+    let night = app.enqueue();
+    assert!(night.contains("1 enqueued"), "{night}");
+    app.perform("2026-11-25");
+    let loaded = app.audit_of("report_1.txt").await;
+    assert!(loaded.estatus.starts_with("COMPLETADO"), "{loaded:?}");
+    assert_eq!(rows(&app).await.0 as usize, good.valid);
+    app.check_invariants().await;
+}

@@ -82,7 +82,12 @@ pub(crate) async fn insert_item(
                              -- (retried: that retry's; discarded: left alone).
                              OR (o.state = ", sql_state!(Failed), " AND b.estatus = ",
         crate::types::state::sql_status!(FalloSistema), "
-                                 AND NOT EXISTS (SELECT 1 FROM work_items r WHERE r.retry_of = b.id))))))
+                                 AND NOT EXISTS (SELECT 1 FROM work_items r WHERE r.retry_of = b.id))
+                             -- The origin refused to delete a failed item's file: that file
+                             -- was quarantined (retried from there, or discarded).
+                             OR (o.state = ", sql_state!(Failed), "
+                                 AND o.origin = $1
+                                 AND EXISTS (SELECT 1 FROM set_aside_files s WHERE s.work_item_id = o.id))))))
          ON CONFLICT (source_path) WHERE state IN ", open_states!(), "
          DO NOTHING
          RETURNING id"

@@ -5,7 +5,7 @@
 //! gone. The night leaves an open record's name alone; `dispatcher quarantine list` and
 //! `dispatcher status` show them with why and what to do.
 
-use crate::types::state::{committed_statuses, sql_state};
+use crate::types::state::{committed_statuses, open_states, sql_state};
 use crate::types::{AuditStatus, Fence, ItemState, Resolution, SetAsideReason};
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
@@ -242,18 +242,45 @@ pub async fn for_operator(
 }
 
 /// Whether the item behind audit row `bitacora_id` has a record still being made (its
-/// item is open: an attempt is finishing it).
+/// item is open: an attempt is finishing it). A failed item's record is final: a layout
+/// failure's file the origin refused to delete, settled by the operator's retry or discard
+/// ([`resolve_failed`]).
 pub async fn still_finishing(tx: &mut sqlx::PgConnection, bitacora_id: i64) -> sqlx::Result<bool> {
     sqlx::query_scalar(concat!(
         "SELECT EXISTS (SELECT 1 FROM set_aside_files s JOIN work_items w ON w.id = s.work_item_id
                         JOIN bitacora_control b ON b.work_item_id = w.id
-                        WHERE b.id = $1 AND s.resolved_at IS NULL AND w.state <> ",
-        sql_state!(Done),
+                        WHERE b.id = $1 AND s.resolved_at IS NULL AND w.state IN ",
+        open_states!(),
         ")"
     ))
     .bind(bitacora_id)
     .fetch_one(tx)
     .await
+}
+
+/// Resolves, in the operator's transaction, the open record of the failed item behind
+/// audit row `bitacora_id` (a quarantined file the origin refused to delete): the
+/// operator's retry (from the quarantined copy) or discard settles it, and the name is
+/// listed again: the same file stays known ([`super::queue`]), a new one under the name
+/// is loaded. Returns how many records it resolved.
+pub async fn resolve_failed(
+    tx: &mut sqlx::PgConnection,
+    bitacora_id: i64,
+    how: Resolution,
+    resolved_as: &str,
+) -> sqlx::Result<u64> {
+    Ok(sqlx::query(concat!(
+        "UPDATE set_aside_files s SET resolved_at = now(), resolution = $2, resolved_as = $3
+         FROM work_items w JOIN bitacora_control b ON b.work_item_id = w.id
+         WHERE s.work_item_id = w.id AND b.id = $1 AND s.resolved_at IS NULL AND w.state = ",
+        sql_state!(Failed)
+    ))
+    .bind(bitacora_id)
+    .bind(how.as_str())
+    .bind(resolved_as)
+    .execute(tx)
+    .await?
+    .rows_affected())
 }
 
 /// Resolves record `id` in the operator's transaction.
