@@ -694,3 +694,49 @@ async fn a_bad_file_on_an_origin_that_refuses_deletes_is_discarded_and_its_corre
     assert_eq!(rows(&app).await.0 as usize, good.valid);
     app.check_invariants().await;
 }
+
+/// On an origin that refuses deletes: the operator has a file that holds exactly what was
+/// loaded retried, and the sender appends to it before a performer takes it: only the
+/// lines after what was loaded are loaded, once.
+#[tokio::test]
+async fn a_set_aside_file_appended_after_its_retry_loads_only_its_new_lines() {
+    let app = spawn(Origin::SftpReadOnly).await;
+    let whole = file(300, 93);
+    let cut = after_line(&whole.bytes, 201);
+    let other = file(100, 94);
+    app.put("report_1.txt", &whole.bytes[..cut]);
+    app.put("report_2.txt", &other.bytes);
+    app.enqueue();
+    app.perform("2026-11-24");
+    let first = app.audit_of("report_1.txt").await;
+    assert!(first.estatus.starts_with("COMPLETADO"), "{first:?}");
+    let unchanged = app.audit_of("report_2.txt").await;
+    for id in [first.id, unchanged.id] {
+        let retried = app.run_ok("dispatcher", &["quarantine", "retry", &id.to_string()]);
+        assert!(retried.contains("DUPLICADO"), "{retried}");
+    }
+    // The sender goes on writing before a performer takes it.
+    append(&app.origin.join("report_1.txt"), &whole.bytes[cut..]);
+    app.perform("2026-11-24");
+    let rest = app.audit_of("report_1.txt").await;
+    assert_ne!(rest.id, first.id);
+    assert!(rest.estatus.starts_with("COMPLETADO"), "{rest:?}");
+    assert_eq!(
+        rest.totales,
+        Some(100),
+        "only the lines after the loaded part"
+    );
+    // The one left as it was is what was loaded.
+    assert_eq!(app.audit_of("report_2.txt").await.estatus, "DUPLICADO");
+    no_line_twice(&app).await;
+    let (valid, rejected) = rows(&app).await;
+    assert_eq!(
+        (valid as usize, rejected as usize),
+        (
+            whole.valid + other.valid,
+            whole.invalid_total() + other.invalid_total()
+        ),
+        "every line once"
+    );
+    app.check_invariants().await;
+}

@@ -18,7 +18,8 @@ use std::path::{Path, PathBuf};
 use tracing::{error, info, warn};
 
 /// The item's file must still begin with what an earlier item loaded (an operator had
-/// the rest of a set-aside file loaded), ending at a line end: else nothing is loaded.
+/// the rest of a set-aside file loaded), ending at a line end or being all of it: else
+/// nothing is loaded.
 pub(super) async fn begins_with(
     staged: &Path,
     item: &Claimed,
@@ -29,6 +30,10 @@ pub(super) async fn begins_with(
         use std::io::{Read, Seek, SeekFrom};
         let sha = shared::local::hash::file_prefix_sha256(&path, bytes)?;
         let mut file = std::fs::File::open(&path)?;
+        if file.metadata()?.len() == bytes {
+            // All of it: unchanged (DUPLICADO), wherever its last line ends.
+            return Ok((sha, Some(b'\n')));
+        }
         file.seek(SeekFrom::Start(bytes.saturating_sub(1)))?;
         let mut last = [0u8];
         Ok((sha, (file.read(&mut last)? == 1).then_some(last[0])))
