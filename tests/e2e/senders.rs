@@ -740,3 +740,45 @@ async fn a_set_aside_file_appended_after_its_retry_loads_only_its_new_lines() {
     );
     app.check_invariants().await;
 }
+
+/// On an origin that refuses deletes, the sender reuses a loaded file's name for new
+/// content: the night does not load it on its own (it is set aside), but says so by an
+/// alert, and the operator's retry loads it.
+#[tokio::test]
+async fn new_content_under_a_set_aside_name_is_alerted_and_loaded_on_retry() {
+    let app = spawn(Origin::SftpReadOnly).await;
+    let (old, new) = (file(200, 95), file(150, 96));
+    app.put("report_1.txt", &old.bytes);
+    app.enqueue();
+    app.perform("2026-11-24");
+    let first = app.audit_of("report_1.txt").await;
+    let open = app.run_ok("dispatcher", &["alerts", "--open", "--format", "csv"]);
+    assert!(!open.contains("ARCHIVO_MODIFICADO"), "{open}");
+    // Unchanged: nothing to say, night after night.
+    app.enqueue();
+    let open = app.run_ok("dispatcher", &["alerts", "--open", "--format", "csv"]);
+    assert!(!open.contains("ARCHIVO_MODIFICADO"), "{open}");
+    // Tomorrow's file under the same name.
+    app.put("report_1.txt", &new.bytes);
+    let night = app.enqueue();
+    assert!(night.contains("1 set aside"), "{night}");
+    let open = app.run_ok("dispatcher", &["alerts", "--open", "--format", "csv"]);
+    assert!(
+        open.lines()
+            .any(|l| l.contains("ARCHIVO_MODIFICADO") && l.contains("report_1.txt")),
+        "{open}"
+    );
+    app.run_ok(
+        "dispatcher",
+        &["quarantine", "retry", &first.id.to_string()],
+    );
+    app.perform("2026-11-25");
+    let loaded = app.audit_of("report_1.txt").await;
+    assert_ne!(loaded.id, first.id);
+    assert_eq!(loaded.sha256.as_deref(), Some(sha(&new.bytes).as_str()));
+    assert_eq!(rows(&app).await.0 as usize, old.valid + new.valid);
+    app.run_ok("dispatcher", &["check"]);
+    let open = app.run_ok("dispatcher", &["alerts", "--open", "--format", "csv"]);
+    assert!(!open.contains("ARCHIVO_MODIFICADO"), "{open}");
+    app.check_invariants().await;
+}

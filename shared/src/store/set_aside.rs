@@ -76,12 +76,28 @@ pub struct OpenName {
     pub id: i64,
     /// The file's name at the origin.
     pub name: String,
+    /// Its size when set aside.
+    pub size_bytes: i64,
+    /// Its mtime when set aside, when the origin showed one.
+    pub mtime: Option<DateTime<Utc>>,
+    /// The item that left it.
+    pub work_item_id: i64,
+    /// That item's audit row.
+    pub bitacora_id: i64,
+    /// The file's logical name.
+    pub archivo: String,
+    /// That item's business date.
+    pub business_date: Option<chrono::NaiveDate>,
 }
 
 /// The open records of origin `origin` (its normalised URL).
 pub async fn open_at(pool: &PgPool, origin: &str) -> sqlx::Result<Vec<OpenName>> {
     sqlx::query_as(
-        "SELECT id, name FROM set_aside_files WHERE origin = $1 AND resolved_at IS NULL ORDER BY id",
+        "SELECT s.id, s.name, s.size_bytes, s.mtime, s.work_item_id, b.id AS bitacora_id,
+                b.archivo, w.business_date
+         FROM set_aside_files s JOIN work_items w ON w.id = s.work_item_id
+         JOIN bitacora_control b ON b.work_item_id = w.id
+         WHERE s.origin = $1 AND s.resolved_at IS NULL ORDER BY s.id",
     )
     .bind(origin)
     .fetch_all(pool)
