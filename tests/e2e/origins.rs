@@ -183,3 +183,54 @@ async fn items_of_a_retired_origin_can_be_cancelled() {
     assert!(app.enqueue().contains("0 enqueued"));
     assert_eq!(app.count("SELECT count(*) FROM work_items").await, 2);
 }
+
+/// A performer killed between its commit and its backup leaves its item pending, its
+/// verified staged copy in `staging/`; the operator cancels the origin (retired): what
+/// was loaded reaches the backup, and the next close keeps it.
+#[tokio::test]
+async fn cancelling_an_origin_backs_up_what_its_items_loaded() {
+    use crate::senders::{file, killed_after_commit, short_leases};
+    let mut app = spawn(Origin::Sftp).await;
+    short_leases(&mut app);
+    let g = file(200, 97);
+    killed_after_commit(&app, "report_1.txt", &g.bytes).await;
+    tokio::time::sleep(Duration::from_secs(4)).await; // the lease expires
+    // A performer of another origin takes the item back, and cannot claim it.
+    let elsewhere = app.home.join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    let url = format!("file://{}", elsewhere.display());
+    app.with_env(&[("VISITAS_SOURCE__URL", url.as_str())])
+        .perform("2026-11-24");
+    let out = app.run_ok(
+        "dispatcher",
+        &[
+            "origins",
+            "cancel",
+            &app.origin_url(),
+            "--reason",
+            "server retired",
+        ],
+    );
+    assert!(out.contains("1 loaded item(s)"), "{out}");
+    app.run_ok("dispatcher", &["close"]);
+    let a = app.audit_of("report_1.txt").await;
+    let copy = a
+        .ruta_backup
+        .clone()
+        .unwrap_or_else(|| panic!("no backup: {a:?}\n{out}"));
+    let want = {
+        use sha2::Digest;
+        shared::local::hash::to_hex(&sha2::Sha256::digest(&g.bytes))
+    };
+    let found = match copy.split_once('#') {
+        Some((zip, entry)) => crate::helpers::zip_hashes(std::path::Path::new(zip))[entry].clone(),
+        None => {
+            use sha2::Digest;
+            shared::local::hash::to_hex(&sha2::Sha256::digest(std::fs::read(&copy).unwrap()))
+        }
+    };
+    assert_eq!(found, want, "the backup is what was loaded");
+    let open = app.run_ok("dispatcher", &["alerts", "--open", "--format", "csv"]);
+    assert!(!open.contains("RESPALDO_FALTANTE"), "{open}");
+    app.check_invariants().await;
+}
