@@ -42,6 +42,9 @@ pub enum Command {
         /// Why (recorded on each row).
         #[arg(long)]
         reason: String,
+        /// Cancel even though a live performer serves the origin (it would load them).
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -177,12 +180,25 @@ pub async fn run(pool: &PgPool, config: &Config, command: Command) -> anyhow::Re
             }
             Ok(out + "\n")
         }
-        Command::Cancel { from, reason } => {
+        Command::Cancel {
+            from,
+            reason,
+            force,
+        } => {
             anyhow::ensure!(
                 !reason.trim().is_empty(),
                 "--reason must say why the items are cancelled"
             );
             let (from, _) = origin_of(&from)?;
+            let served = performers::by_origin(pool)
+                .await?
+                .into_iter()
+                .any(|o| o.origin == from && o.served);
+            anyhow::ensure!(
+                force || !served,
+                "{from}: a live performer serves it, and would load its items; nothing \
+                 cancelled (`dispatcher origins list`). Cancel them anyway with --force"
+            );
             let why = format!("cancelled by an operator (dispatcher origins cancel): {reason}");
             let cancelled = attempt::cancel_origin(pool, &from, &why).await?;
             let (committed, not): (Vec<_>, Vec<_>) = cancelled.iter().partition(|(_, c)| *c);

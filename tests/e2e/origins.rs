@@ -234,3 +234,45 @@ async fn cancelling_an_origin_backs_up_what_its_items_loaded() {
     assert!(!open.contains("RESPALDO_FALTANTE"), "{open}");
     app.check_invariants().await;
 }
+
+/// A host renamed (a local origin's items bound to the old name): the operator cancels
+/// them, and the files still there, unchanged, are loaded by the new host's night.
+/// A cancel of an origin whose pending items a live performer would load is refused.
+#[tokio::test]
+async fn files_of_a_cancelled_origin_resent_unchanged_are_loaded() {
+    let app = spawn(Origin::Local).await;
+    let valid = put_files(&app, 2);
+    let host_a = app.with_env(&[("VISITAS_PERFORMER__HOST_NAME", "host-a")]);
+    host_a.enqueue();
+    let origin = app.origin_url();
+    let out = app.run_ok(
+        "dispatcher",
+        &["origins", "cancel", &origin, "--reason", "host renamed"],
+    );
+    assert!(out.contains("cancelled 2 pending item(s)"), "{out}");
+    let host_b = app.with_env(&[("VISITAS_PERFORMER__HOST_NAME", "host-b")]);
+    let night = host_b.enqueue();
+    assert!(night.contains("2 enqueued"), "{night}");
+    // While host-b serves them (one paused in its download, one pending), no cancel.
+    let mut serving = crate::senders::paused_at(&host_b, "download", 5);
+    serving.wait_for("fault hook: pausing", 30);
+    let refused = app.run(
+        "dispatcher",
+        &["origins", "cancel", &origin, "--reason", "by mistake"],
+    );
+    let said = crate::helpers::text(&refused);
+    assert!(
+        !refused.status.success() && said.contains("a live performer serves it"),
+        "{said}"
+    );
+    app.wait_until_done(2, &serving).await;
+    serving.terminate();
+    for name in ["report_1.txt", "report_2.txt"] {
+        let loaded = app.audit_of(name).await;
+        assert!(loaded.estatus.starts_with("COMPLETADO"), "{loaded:?}");
+    }
+    assert_eq!(
+        app.count("SELECT count(*) FROM estadisticas").await as usize,
+        valid
+    );
+}

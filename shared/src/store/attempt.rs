@@ -12,7 +12,8 @@ use std::time::Duration;
 
 /// Enqueues listed files in one transaction, creates their `PENDIENTE` audit rows and
 /// notifies performers; returns the new ids. A file is skipped while an item for the same
-/// path is open, or an item with the same listing identity (path, size, mtime) finished
+/// path is open, or an item with the same listing identity (origin and its host, path,
+/// size, mtime) finished
 /// after `listed_at` (the listing saw the file that item took) or failed as
 /// `FALLO_SISTEMA` and waits for tier 4 or an operator (the origin keeps such a file);
 /// anything else under a listed name is new content: a finished item took its file off

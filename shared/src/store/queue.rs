@@ -77,6 +77,9 @@ pub(crate) async fn insert_item(
                AND (o.state IN ", open_states!(), "
                     OR ($10::bigint IS NULL AND o.retry_of IS NULL AND o.size_bytes = $6
                         AND o.mtime IS NOT DISTINCT FROM $7
+                        -- Known at this origin: the same path on another server (a retired
+                        -- one, a renamed host) is another file.
+                        AND o.origin = $1 AND o.origin_host IS NOT DISTINCT FROM $2
                         AND (o.updated_at >= $11
                              -- The origin keeps a FALLO_SISTEMA file: tier 4's, or an operator's
                              -- (retried: that retry's; discarded: left alone).
