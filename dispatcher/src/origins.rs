@@ -32,6 +32,10 @@ pub enum Command {
         /// Say what would move; change nothing.
         #[arg(long)]
         dry_run: bool,
+        /// For a local (`file://`) origin: the host whose performers take the items now
+        /// (a host renamed; TO may then be FROM).
+        #[arg(long, value_name = "NAME")]
+        host: Option<String>,
     },
     /// End the pending items of origin FROM: nothing of theirs committed → FALLO_SISTEMA,
     /// discarded with the reason; a committed load stays loaded (its backup or delete at
@@ -149,10 +153,26 @@ pub async fn run(pool: &PgPool, config: &Config, command: Command) -> anyhow::Re
             };
             Ok(rows.render(format))
         }
-        Command::Rebind { from, to, dry_run } => {
+        Command::Rebind {
+            from,
+            to,
+            dry_run,
+            host,
+        } => {
+            let local = SourceUrl::try_from(to.clone())
+                .is_ok_and(|u| matches!(u.location(), SourceLocation::Local { .. }));
             let ((from, _), (to, dir)) = (origin_of(&from)?, origin_of(&to)?);
-            anyhow::ensure!(from != to, "{from} and {to} are the same origin");
-            let (moved, records) = attempt::rebind_origin(pool, &from, &to, &dir, dry_run).await?;
+            anyhow::ensure!(
+                host.is_none() || local,
+                "--host binds the items of a local (file://) origin to a host; {to} is not one"
+            );
+            anyhow::ensure!(
+                from != to || host.is_some(),
+                "{from} and {to} are the same origin (a renamed host: --host NAME)"
+            );
+            let host = host.as_deref().map(str::trim).filter(|h| !h.is_empty());
+            let (moved, records) =
+                attempt::rebind_origin(pool, &from, &to, &dir, host, dry_run).await?;
             let verb = if dry_run { "would move" } else { "moved" };
             let mut out = format!(
                 "{from} → {to}: {verb} {} pending item(s) {:?}, {} system failure(s) still \

@@ -276,3 +276,30 @@ async fn files_of_a_cancelled_origin_resent_unchanged_are_loaded() {
         valid
     );
 }
+
+/// A host renamed: the items of a local origin, bound to the old name, are rebound to
+/// the new one (the same origin, `--host`), and its performers load them.
+#[tokio::test]
+async fn a_local_origins_items_follow_a_renamed_host() {
+    let app = spawn(Origin::Local).await;
+    let valid = put_files(&app, 1);
+    app.with_env(&[("VISITAS_PERFORMER__HOST_NAME", "host-a")])
+        .enqueue();
+    let host_b = app.with_env(&[("VISITAS_PERFORMER__HOST_NAME", "host-b")]);
+    host_b.perform("2026-11-24");
+    assert_eq!(app.audit_of("report_1.txt").await.estatus, "PENDIENTE");
+    let origin = app.origin_url();
+    let out = app.run_ok(
+        "dispatcher",
+        &["origins", "rebind", &origin, &origin, "--host", "host-b"],
+    );
+    assert!(out.contains("moved 1 pending item(s)"), "{out}");
+    host_b.perform("2026-11-24");
+    let loaded = app.audit_of("report_1.txt").await;
+    assert!(loaded.estatus.starts_with("COMPLETADO"), "{loaded:?}");
+    assert_eq!(
+        app.count("SELECT count(*) FROM estadisticas").await as usize,
+        valid
+    );
+    app.check_invariants().await;
+}

@@ -313,11 +313,12 @@ pub async fn rebind_origin(
     from: &str,
     to: &str,
     dir: &str,
+    host: Option<&str>,
     dry_run: bool,
 ) -> sqlx::Result<(queue::Rebound, u64)> {
     let mut tx = pool.begin().await?;
-    let rebound = queue::rebind_origin(&mut tx, from, to, dir).await?;
-    let records = super::set_aside::rebind_origin(&mut tx, from, to, dir).await?;
+    let rebound = queue::rebind_origin(&mut tx, from, to, dir, host).await?;
+    let records = super::set_aside::rebind_origin(&mut tx, from, to, dir, host).await?;
     if dry_run {
         tx.rollback().await?;
     } else {

@@ -603,12 +603,14 @@ pub struct Rebound {
 
 /// An operator's rebind, in `tx`: the pending items of origin `from` (and its failed
 /// `FALLO_SISTEMA` items that still wait, so a retry finds their file) are bound to
-/// origin `to`, whose directory is `dir`; their paths become `dir/<listed name>`.
+/// origin `to`, whose directory is `dir`; their paths become `dir/<listed name>`. Items
+/// bound to a host (a local origin) are bound to `host` when given (a renamed host).
 pub(crate) async fn rebind_origin(
     tx: &mut sqlx::PgConnection,
     from: &str,
     to: &str,
     dir: &str,
+    host: Option<&str>,
 ) -> sqlx::Result<Rebound> {
     #[derive(sqlx::FromRow)]
     struct Moved {
@@ -618,7 +620,8 @@ pub(crate) async fn rebind_origin(
     }
     let moved: Vec<Moved> = sqlx::query_as(concat!(
         "UPDATE work_items w
-         SET origin = $2, source_path = rtrim($3, '/') || '/' || w.source_name, updated_at = now()
+         SET origin = $2, source_path = rtrim($3, '/') || '/' || w.source_name, updated_at = now(),
+             origin_host = CASE WHEN w.origin_host IS NULL THEN NULL ELSE coalesce($4, w.origin_host) END
          FROM bitacora_control b
          WHERE b.work_item_id = w.id AND w.origin = $1
            AND (w.state = ",
@@ -643,6 +646,7 @@ pub(crate) async fn rebind_origin(
     .bind(from)
     .bind(to)
     .bind(dir)
+    .bind(host)
     .fetch_all(&mut *tx)
     .await?;
     let mut rebound = Rebound::default();

@@ -319,20 +319,24 @@ pub async fn resolve(
 }
 
 /// An operator's rebind, in `tx`: the open records of origin `from` now name origin `to`,
-/// whose directory is `dir` (the files kept their names); returns how many.
+/// whose directory is `dir` (the files kept their names), bound to `host` when given and
+/// bound to one; returns how many.
 pub async fn rebind_origin(
     tx: &mut sqlx::PgConnection,
     from: &str,
     to: &str,
     dir: &str,
+    host: Option<&str>,
 ) -> sqlx::Result<u64> {
     Ok(sqlx::query(
-        "UPDATE set_aside_files SET origin = $2, path = rtrim($3, '/') || '/' || name
+        "UPDATE set_aside_files SET origin = $2, path = rtrim($3, '/') || '/' || name,
+                origin_host = CASE WHEN origin_host IS NULL THEN NULL ELSE coalesce($4, origin_host) END
          WHERE origin = $1 AND resolved_at IS NULL",
     )
     .bind(from)
     .bind(to)
     .bind(dir)
+    .bind(host)
     .execute(tx)
     .await?
     .rows_affected())
