@@ -263,9 +263,13 @@ pub async fn settle(
         }
         Ok(Deletion::Changed(now)) => changed(ctx, source, item, taken, &now, loaded, state).await,
         Err(SourceError::Denied { why, .. }) => {
+            let done = match state {
+                Final::Done => "loaded and backed up",
+                Final::Failed => "quarantined, nothing loaded",
+            };
             let message = format!(
-                "{}: loaded and backed up, but the origin refuses to delete it ({why}); left \
-                 there as {} for an operator: ask for delete rights",
+                "{}: {done}, but the origin refuses to delete it ({why}); left there as {} \
+                 for an operator: ask for delete rights",
                 item.file_name, taken.name
             );
             let reason = SetAsideReason::DeleteRefused;

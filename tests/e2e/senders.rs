@@ -668,6 +668,11 @@ async fn a_bad_file_on_an_origin_that_refuses_deletes_is_discarded_and_its_corre
     let failed = app.audit_of("report_1.txt").await;
     assert_eq!(failed.estatus, "FALLO_LAYOUT", "{failed:?}");
     assert_eq!(at_origin(&app), ["report_1.txt"], "the origin keeps it");
+    let listed = app.run_ok("dispatcher", &["quarantine", "list"]);
+    assert!(
+        !listed.contains("loaded and backed up") && listed.contains("refuses to delete"),
+        "nothing was loaded: {listed}"
+    );
     let said = app.run_ok(
         "dispatcher",
         &[

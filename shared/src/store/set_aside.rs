@@ -179,6 +179,14 @@ impl SetAside {
                 self.loaded_size.unwrap_or_default(),
                 id = self.bitacora_id
             ),
+            SetAsideReason::DeleteRefused if self.item_state == ItemState::Failed => format!(
+                "{} (nothing loaded; its copy in quarantine); the origin refuses to delete \
+                 it, and the night leaves it alone. Retry its quarantined copy (fixed): \
+                 `dispatcher quarantine retry {id}`; or `dispatcher quarantine discard {id} \
+                 --reason \"…\"`; then new content under its name is loaded",
+                self.estatus,
+                id = self.bitacora_id
+            ),
             SetAsideReason::DeleteRefused => format!(
                 "loaded and backed up; the origin refuses to delete it. Ask for delete \
                  rights for the service's SFTP user, then `dispatcher quarantine retry {id}` \
