@@ -667,6 +667,11 @@ async fn a_bad_file_on_an_origin_that_refuses_deletes_is_discarded_and_its_corre
     app.perform("2026-11-24");
     let failed = app.audit_of("report_1.txt").await;
     assert_eq!(failed.estatus, "FALLO_LAYOUT", "{failed:?}");
+    let why = failed.mensaje.clone().unwrap_or_default();
+    assert!(
+        why.contains("line 1") && why.contains("refuses to delete"),
+        "the layout error stays, the note follows: {why}"
+    );
     assert_eq!(at_origin(&app), ["report_1.txt"], "the origin keeps it");
     let listed = app.run_ok("dispatcher", &["quarantine", "list"]);
     assert!(

@@ -337,6 +337,25 @@ pub async fn record_note(
     Ok(n == 1)
 }
 
+const APPEND_NOTE: &str = fenced!("mensaje_error = coalesce(b.mensaje_error || '; ', '') || $3");
+
+/// Adds a note for operators after what the attempt's audit row says already (a layout
+/// failure's reason stays).
+pub async fn append_note(
+    client: &impl GenericClient,
+    fence: Fence,
+    note: &str,
+) -> Result<bool, tokio_postgres::Error> {
+    let note: &str = &crate::types::storable::message(note);
+    let n = client
+        .execute(
+            &client.prepare_cached(APPEND_NOTE).await?,
+            &[&fence.item, &fence.token, &note],
+        )
+        .await?;
+    Ok(n == 1)
+}
+
 const RECORD_LOCAL_COPY: &str = concat!(
     "WITH owner AS (",
     super::queue::owner_lock!(),
