@@ -177,13 +177,20 @@ pub async fn load(
         size: file.size,
         mtime: file.mtime,
         done_marker: aside.done_marker.clone(),
+        // Also when it holds exactly what was loaded: the sender may append to it before a
+        // performer takes it, and then only what follows is loaded (unchanged, DUPLICADO).
         loaded_prefix: match before {
             LoadedBefore::Beginning { bytes } => Some(LoadedPrefix {
                 bytes,
                 sha256: aside.loaded_sha256.clone().unwrap_or_default(),
                 loaded_by: id,
             }),
-            _ => None,
+            LoadedBefore::All => Some(LoadedPrefix {
+                bytes: loaded_size as i64,
+                sha256: aside.loaded_sha256.clone().unwrap_or_default(),
+                loaded_by: id,
+            }),
+            LoadedBefore::Nothing => None,
         },
     };
     let max_attempts = config.performer.max_attempts as i32;

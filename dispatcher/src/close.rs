@@ -268,7 +268,8 @@ async fn sweep_staging(pool: &PgPool, dirs: &Dirs) -> anyhow::Result<usize> {
             .await?
             .first()
             .is_some_and(|(_, item)| item.state.is_open());
-        if !open {
+        // A loaded item finished without its backup: its staged copy may be all there is.
+        if !open && !audit::lacks_backup(pool, id).await? {
             std::fs::remove_file(&path)?;
             removed += 1;
         }

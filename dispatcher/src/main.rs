@@ -174,6 +174,7 @@ async fn main() -> anyhow::Result<ExitCode> {
     let tz = config.business.time_zone;
     // Commands that write to the ETL root work only with the service's own (several hosts
     // share one root: a root of this host's own would strand what is written there).
+    // So does a console that may act (its retries, discards and reloads write there).
     if matches!(
         cli.command,
         Command::Run { .. }
@@ -181,7 +182,9 @@ async fn main() -> anyhow::Result<ExitCode> {
             | Command::Reload(_)
             | Command::Quarantine(QuarantineCommand::Retry { .. })
             | Command::Quarantine(QuarantineCommand::Discard { .. })
-    ) {
+            | Command::Origins(origins::Command::Cancel { .. })
+    ) || matches!(&cli.command, Command::Console(args) if console::may_act(args, &config))
+    {
         shared::store::root::check(&pool, &config.paths.root, &shared::local::host::name()).await?;
     }
     // Whichever command runs next sends what the alerts' outbox holds (run and close may
@@ -282,7 +285,7 @@ async fn command(
         Command::Partitions(command) => partitions::run(&pool, command).await?,
         Command::Check => println!("{}", check::run(&config, &pool).await?),
         Command::Alerts(args) => alerts::run(&pool, &args).await?,
-        Command::Origins(command) => print!("{}", origins::run(&pool, command).await?),
+        Command::Origins(command) => print!("{}", origins::run(&pool, &config, command).await?),
         Command::Console(args) => console::run(&config, Some(pool), &args).await?,
         #[cfg(feature = "fixtures")]
         Command::Generate(_) => unreachable!("handled above"),

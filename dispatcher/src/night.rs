@@ -222,6 +222,41 @@ async fn finish(
     runs::finish(pool, run_id, drained, outcome).await
 }
 
+/// A file left at the origin for an operator that is no longer as it was left (its size
+/// or mtime differ: new content under its name, or more of it) is not loaded by the
+/// night, which cannot tell what of it was loaded: an `ARCHIVO_MODIFICADO` says so, until
+/// the operator resolves it (`quarantine retry` loads only what is new).
+async fn changed_since_set_aside(
+    config: &Config,
+    pool: &PgPool,
+    aside: &[set_aside::OpenName],
+    verdicts: &[(RemoteFile, Verdict)],
+) {
+    for a in aside {
+        let Some((now, _)) = verdicts.iter().find(|(f, _)| f.name == a.name) else {
+            continue;
+        };
+        let mtime_differs = a.mtime.is_some() && now.mtime.is_some() && a.mtime != now.mtime;
+        if now.size == a.size_bytes.max(0) as u64 && !mtime_differs {
+            continue;
+        }
+        let message = format!(
+            "{}: the file left at the origin as {} changed since it was set aside ({} bytes,              now {}): not loaded; `dispatcher quarantine retry {}` loads what is new,              `dispatcher quarantine discard {} --reason \"…\"` leaves it",
+            a.archivo, a.name, a.size_bytes, now.size, a.bitacora_id, a.bitacora_id
+        );
+        warn!(file = %a.name, "{message}");
+        let mut alert = Alert::new(AlertKind::ArchivoModificado, message).about(
+            &a.archivo,
+            a.bitacora_id,
+            a.work_item_id,
+        );
+        if let Some(day) = a.business_date {
+            alert = alert.on(day);
+        }
+        alert::raise(pool, config, alert).await;
+    }
+}
+
 /// Listings `source.stability_window_secs` apart until every file is complete or cannot
 /// be within `crate::listing::Rules::span`; only complete files are ready. Names left at
 /// the origin for an operator are never enqueued (those no longer there are recorded
@@ -277,6 +312,7 @@ async fn list_complete(config: &Config, pool: &PgPool) -> anyhow::Result<Listed>
             "files set aside at the origin are no longer there"
         );
     }
+    changed_since_set_aside(config, pool, &aside, &verdicts).await;
     let mut listed = Listed {
         listed: first.len() as i32,
         listed_at,

@@ -8,7 +8,7 @@ use shared::config::Config;
 use shared::local::paths::{Dirs, durable_move};
 use shared::source::{RemoteName, Source, in_flight_name};
 use shared::store::{attempt, audit, queue, set_aside};
-use shared::types::{AuditStatus, ItemState, NewItem, Origin};
+use shared::types::{AuditStatus, ItemState, NewItem, Origin, Resolution};
 use sqlx::PgPool;
 use std::path::Path;
 
@@ -217,6 +217,8 @@ pub async fn retry(pool: &PgPool, config: &Config, id: i64) -> anyhow::Result<Re
             item.source_path
         );
     };
+    let retried_as = format!("retried as bitacora_control.id = {new_id}");
+    set_aside::resolve_failed(&mut tx, id, Resolution::Loaded, &retried_as).await?;
     tx.commit().await?;
     let set_aside = match unverified {
         Some((path, found)) => {
@@ -311,6 +313,7 @@ pub async fn discard(
         moved_to = Some(to.display().to_string());
     }
     attempt::discard(&mut tx, id, reason, moved_to.as_deref()).await?;
+    set_aside::resolve_failed(&mut tx, id, Resolution::Discarded, reason).await?;
     tx.commit().await?;
     // Its alert is over (and the next check would say so too).
     settle_alerts(pool, config).await;

@@ -263,13 +263,29 @@ pub async fn settle(
         }
         Ok(Deletion::Changed(now)) => changed(ctx, source, item, taken, &now, loaded, state).await,
         Err(SourceError::Denied { why, .. }) => {
+            let done = match state {
+                Final::Done => "loaded and backed up",
+                Final::Failed => "quarantined, nothing loaded",
+            };
             let message = format!(
-                "{}: loaded and backed up, but the origin refuses to delete it ({why}); left \
-                 there as {} for an operator: ask for delete rights",
+                "{}: {done}, but the origin refuses to delete it ({why}); left there as {} \
+                 for an operator: ask for delete rights",
                 item.file_name, taken.name
             );
             let reason = SetAsideReason::DeleteRefused;
-            leave(ctx, source, item, taken, &taken.seen, reason, &message).await?;
+            // A layout failure's row keeps why it failed; the note follows it.
+            let keep = state == Final::Failed;
+            leave(
+                ctx,
+                source,
+                item,
+                taken,
+                &taken.seen,
+                reason,
+                &message,
+                keep,
+            )
+            .await?;
             Ok(Settled::SetAside(reason))
         }
         Err(e) => Err(e.into()),
@@ -323,6 +339,7 @@ async fn changed(
             now,
             SetAsideReason::Changed,
             &message,
+            false,
         )
         .await?;
         let alert = shared::observe::alert::Alert::new(
@@ -344,7 +361,7 @@ async fn changed(
         shown(now.mtime),
         taken.name
     );
-    note(ctx, item, &message).await?;
+    note(ctx, item, &message, state == Final::Failed).await?;
     warn!(origin_name = %taken.name, "{message}");
     if !taken.renamed {
         // Its marker marked the file that was read, not this one.
@@ -363,7 +380,9 @@ fn changed_name(item: &Claimed) -> Result<RemoteName, ItemError> {
 
 /// Leaves the file at the origin for an operator: recorded first (fenced), then, if it
 /// was renamed, moved to `.visitas-changed-…` (a crash in between leaves a record the
-/// next attempt makes again); the audit row says so.
+/// next attempt makes again); the audit row says so (after what it says already when
+/// `keep`).
+#[allow(clippy::too_many_arguments)]
 async fn leave(
     ctx: &Context,
     source: &Source,
@@ -372,6 +391,7 @@ async fn leave(
     now: &RemoteFile,
     reason: SetAsideReason,
     message: &str,
+    keep: bool,
 ) -> Result<(), ItemError> {
     let rename_to = (taken.renamed && reason == SetAsideReason::Changed)
         .then(|| changed_name(item))
@@ -409,15 +429,20 @@ async fn leave(
             Err(e) => return Err(e.into()),
         }
     }
-    note(ctx, item, message).await?;
+    note(ctx, item, message, keep).await?;
     warn!(origin_name = %name, "{message}");
     Ok(())
 }
 
-/// A note for operators on the audit row (fenced).
-async fn note(ctx: &Context, item: &Claimed, message: &str) -> Result<(), ItemError> {
+/// A note for operators on the audit row (fenced), after what it says already if `keep`.
+async fn note(ctx: &Context, item: &Claimed, message: &str, keep: bool) -> Result<(), ItemError> {
     let client = ctx.pool.get().await?;
-    if !audit::record_note(&client, item.into(), message).await? {
+    let recorded = if keep {
+        audit::append_note(&client, item.into(), message).await?
+    } else {
+        audit::record_note(&client, item.into(), message).await?
+    };
+    if !recorded {
         return Err(ItemError::LeaseLost);
     }
     Ok(())

@@ -57,7 +57,13 @@ pub async fn process(ctx: &Context, worker: &str, item: Claimed) {
             }
         };
         // Whatever is left of this attempt's own copy is nobody's: a whole one was moved.
-        let _ = std::fs::remove_file(&attempt.staged);
+        // Except after a commit this attempt could not finish: then it is the verified copy
+        // of what was loaded, which the next attempt backs up (`committed::earlier_copy`)
+        // even if the file at the origin changed meanwhile; the close sweeps it once the
+        // item is final.
+        if !(ended.is_err() && attempt.committed.load(Ordering::SeqCst)) {
+            let _ = std::fs::remove_file(&attempt.staged);
+        }
         // The item is final and its heartbeat stopped (it would take a final item for a
         // lost lease): its alert, or what the file changes for its feed's alerts.
         match ended {
@@ -254,7 +260,7 @@ async fn handle_connected(
     source: &Source,
 ) -> Result<(), ItemError> {
     let taken = origin::take(ctx, source, item).await?;
-    let bytes = download(ctx, source, &taken.name, &attempt.staged).await?;
+    let bytes = download(ctx, source, &taken.name, &attempt.staged, taken.seen.mtime).await?;
     origin::check_unchanged(ctx, source, item, &taken, bytes).await?;
     shared::local::fault::pause("downloaded").await;
     let facts = file_facts(item, &attempt.staged).await?;

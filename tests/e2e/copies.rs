@@ -198,18 +198,20 @@ async fn a_stale_close_whose_lease_was_taken_cannot_replace_or_shrink_the_new_zi
 
 #[tokio::test]
 async fn zip_entries_carry_their_files_mtime_or_else_the_load_time() {
-    let app = spawn(Origin::Local).await;
-    load(&app, 1, 2, 50, DAY);
-    let loose = app.root.join("backup/20261124");
+    let app = spawn(Origin::Sftp).await;
+    // The sender's mtimes, at the origin: nothing in the ETL root is touched.
+    put_files(&app, 1, 2, 50);
     let dated = SystemTime::UNIX_EPOCH + Duration::from_secs(1_763_632_800); // 2025-11-20 10:00:00 UTC
-    let first = app.audit_of("report_1.txt").await;
-    let second = app.audit_of("report_2.txt").await;
-    set_mtime(&loose.join(format!("{}-report_1.txt", first.id)), dated);
+    set_mtime(&app.origin.join("report_1.txt"), dated);
     // Before 1980: the zip format cannot hold it, so the entry takes the load time.
     set_mtime(
-        &loose.join(format!("{}-report_2.txt", second.id)),
+        &app.origin.join("report_2.txt"),
         SystemTime::UNIX_EPOCH + Duration::from_secs(86_400),
     );
+    app.enqueue();
+    app.perform(DAY);
+    let first = app.audit_of("report_1.txt").await;
+    let second = app.audit_of("report_2.txt").await;
     app.run_ok("dispatcher", &["close"]);
     let loaded_at: i64 = sqlx::query_scalar(
         "SELECT extract(epoch FROM fin)::bigint FROM bitacora_control WHERE archivo = 'report_2.txt'",
@@ -400,4 +402,46 @@ async fn a_performer_whose_root_is_not_the_services_is_refused_at_start() {
     );
     all_in_zip(&app, &zip_of(&app, DAY), &all).await;
     app.check_invariants().await;
+}
+
+/// The console acts on the ETL root (a discard downloads into `quarantine/discarded/`, a
+/// reload reads `backup/`): with a root that is not the service's it is refused at start,
+/// as every command that writes there; read-only, it may serve.
+#[tokio::test]
+async fn a_console_whose_root_is_not_the_services_is_refused_at_start() {
+    let app = spawn(Origin::Sftp).await;
+    load(&app, 1, 1, 50, DAY);
+    app.configure_console("");
+    app.console_user("ana", "operator", "a long password 1");
+    let other_root = app.home.join("etl-ops-box");
+    let ops_box = app.with_env(&[
+        ("VISITAS_PATHS__ROOT", other_root.to_str().unwrap()),
+        ("VISITAS_PERFORMER__HOST_NAME", "ops-box"),
+    ]);
+    let mut console = ops_box.spawn_bin("dispatcher", &["console", "--listen", "127.0.0.1:0"]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = console.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let (_, said) = crate::helpers::terminate(console);
+            panic!("the console served on a root of its own: {said}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let said = text(&console.wait_with_output().unwrap());
+    assert!(!status.success(), "refused: {said}");
+    for needed in [
+        other_root.to_str().unwrap(),
+        app.root.to_str().unwrap(),
+        "share one ETL root",
+    ] {
+        assert!(
+            said.contains(needed),
+            "the refusal names {needed:?}: {said}"
+        );
+    }
+    // Read-only it writes nowhere: it serves.
+    ops_box.start_console(&["--read-only"]).stop();
 }

@@ -183,3 +183,123 @@ async fn items_of_a_retired_origin_can_be_cancelled() {
     assert!(app.enqueue().contains("0 enqueued"));
     assert_eq!(app.count("SELECT count(*) FROM work_items").await, 2);
 }
+
+/// A performer killed between its commit and its backup leaves its item pending, its
+/// verified staged copy in `staging/`; the operator cancels the origin (retired): what
+/// was loaded reaches the backup, and the next close keeps it.
+#[tokio::test]
+async fn cancelling_an_origin_backs_up_what_its_items_loaded() {
+    use crate::senders::{file, killed_after_commit, short_leases};
+    let mut app = spawn(Origin::Sftp).await;
+    short_leases(&mut app);
+    let g = file(200, 97);
+    killed_after_commit(&app, "report_1.txt", &g.bytes).await;
+    tokio::time::sleep(Duration::from_secs(4)).await; // the lease expires
+    // A performer of another origin takes the item back, and cannot claim it.
+    let elsewhere = app.home.join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    let url = format!("file://{}", elsewhere.display());
+    app.with_env(&[("VISITAS_SOURCE__URL", url.as_str())])
+        .perform("2026-11-24");
+    let out = app.run_ok(
+        "dispatcher",
+        &[
+            "origins",
+            "cancel",
+            &app.origin_url(),
+            "--reason",
+            "server retired",
+        ],
+    );
+    assert!(out.contains("1 loaded item(s)"), "{out}");
+    app.run_ok("dispatcher", &["close"]);
+    let a = app.audit_of("report_1.txt").await;
+    let copy = a
+        .ruta_backup
+        .clone()
+        .unwrap_or_else(|| panic!("no backup: {a:?}\n{out}"));
+    let want = {
+        use sha2::Digest;
+        shared::local::hash::to_hex(&sha2::Sha256::digest(&g.bytes))
+    };
+    let found = match copy.split_once('#') {
+        Some((zip, entry)) => crate::helpers::zip_hashes(std::path::Path::new(zip))[entry].clone(),
+        None => {
+            use sha2::Digest;
+            shared::local::hash::to_hex(&sha2::Sha256::digest(std::fs::read(&copy).unwrap()))
+        }
+    };
+    assert_eq!(found, want, "the backup is what was loaded");
+    let open = app.run_ok("dispatcher", &["alerts", "--open", "--format", "csv"]);
+    assert!(!open.contains("RESPALDO_FALTANTE"), "{open}");
+    app.check_invariants().await;
+}
+
+/// A host renamed (a local origin's items bound to the old name): the operator cancels
+/// them, and the files still there, unchanged, are loaded by the new host's night.
+/// A cancel of an origin whose pending items a live performer would load is refused.
+#[tokio::test]
+async fn files_of_a_cancelled_origin_resent_unchanged_are_loaded() {
+    let app = spawn(Origin::Local).await;
+    let valid = put_files(&app, 2);
+    let host_a = app.with_env(&[("VISITAS_PERFORMER__HOST_NAME", "host-a")]);
+    host_a.enqueue();
+    let origin = app.origin_url();
+    let out = app.run_ok(
+        "dispatcher",
+        &["origins", "cancel", &origin, "--reason", "host renamed"],
+    );
+    assert!(out.contains("cancelled 2 pending item(s)"), "{out}");
+    let host_b = app.with_env(&[("VISITAS_PERFORMER__HOST_NAME", "host-b")]);
+    let night = host_b.enqueue();
+    assert!(night.contains("2 enqueued"), "{night}");
+    // While host-b serves them (one paused in its download, one pending), no cancel.
+    let mut serving = crate::senders::paused_at(&host_b, "download", 5);
+    serving.wait_for("fault hook: pausing", 30);
+    let refused = app.run(
+        "dispatcher",
+        &["origins", "cancel", &origin, "--reason", "by mistake"],
+    );
+    let said = crate::helpers::text(&refused);
+    assert!(
+        !refused.status.success() && said.contains("a live performer serves it"),
+        "{said}"
+    );
+    app.wait_until_done(2, &serving).await;
+    serving.terminate();
+    for name in ["report_1.txt", "report_2.txt"] {
+        let loaded = app.audit_of(name).await;
+        assert!(loaded.estatus.starts_with("COMPLETADO"), "{loaded:?}");
+    }
+    assert_eq!(
+        app.count("SELECT count(*) FROM estadisticas").await as usize,
+        valid
+    );
+}
+
+/// A host renamed: the items of a local origin, bound to the old name, are rebound to
+/// the new one (the same origin, `--host`), and its performers load them.
+#[tokio::test]
+async fn a_local_origins_items_follow_a_renamed_host() {
+    let app = spawn(Origin::Local).await;
+    let valid = put_files(&app, 1);
+    app.with_env(&[("VISITAS_PERFORMER__HOST_NAME", "host-a")])
+        .enqueue();
+    let host_b = app.with_env(&[("VISITAS_PERFORMER__HOST_NAME", "host-b")]);
+    host_b.perform("2026-11-24");
+    assert_eq!(app.audit_of("report_1.txt").await.estatus, "PENDIENTE");
+    let origin = app.origin_url();
+    let out = app.run_ok(
+        "dispatcher",
+        &["origins", "rebind", &origin, &origin, "--host", "host-b"],
+    );
+    assert!(out.contains("moved 1 pending item(s)"), "{out}");
+    host_b.perform("2026-11-24");
+    let loaded = app.audit_of("report_1.txt").await;
+    assert!(loaded.estatus.starts_with("COMPLETADO"), "{loaded:?}");
+    assert_eq!(
+        app.count("SELECT count(*) FROM estadisticas").await as usize,
+        valid
+    );
+    app.check_invariants().await;
+}

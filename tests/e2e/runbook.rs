@@ -772,6 +772,8 @@ async fn a_loaded_file_whose_backup_is_missing() {
     assert!(taken.exists(), "nothing deleted at the origin");
     let listed = app.run_ok("dispatcher", &["quarantine", "list"]);
     assert!(listed.contains("BACKUP MISSING"), "{listed}");
+    let open = app.run_ok("dispatcher", &["alerts", "--open", "--format", "csv"]);
+    assert!(open.contains("RESPALDO_FALTANTE"), "{open}");
     let [fix, verify] =
         <[String; 2]>::try_from(blocks(Some("A loaded file whose backup is missing"))).unwrap();
     let seen = follow(&app, &fix, &[("ID", a.id.to_string())]);
@@ -779,6 +781,14 @@ async fn a_loaded_file_whose_backup_is_missing() {
     assert!(seen.contains("acknowledged"), "{seen}");
     let seen = follow(&app, &verify, &[("ID", a.id.to_string())]);
     assert!(!seen.contains("BACKUP MISSING"), "{seen}");
+    // Acknowledged, its alert is over: no reminder follows.
+    let open = app.run_ok("dispatcher", &["alerts", "--open", "--format", "csv"]);
+    assert!(!open.contains("RESPALDO_FALTANTE"), "{open}");
+    assert!(
+        app.run_ok("dispatcher", &["alerts", "--format", "csv"])
+            .contains("RESPALDO_FALTANTE"),
+        "closed, not forgotten"
+    );
     assert_eq!(
         a.validos.map(|n| n as i64),
         Some(app.count("SELECT count(*) FROM estadisticas").await)

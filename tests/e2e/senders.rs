@@ -602,3 +602,193 @@ async fn a_commit_then_crash_with_the_origin_changed_keeps_the_loaded_content_an
     assert!(at_origin(&app).is_empty());
     app.check_invariants().await;
 }
+
+/// Read in place, loaded, its backup refused (a file where the day's backup directory
+/// belongs), the file at the origin replaced before the next attempt: the copy the failed
+/// attempt verified is what reaches the backup; the new content stays at the origin.
+#[tokio::test]
+async fn a_backup_that_fails_after_the_commit_keeps_the_loaded_copy_for_the_next_attempt() {
+    let app = spawn(Origin::SftpNoRename).await;
+    let (old, new) = (file(300, 81), file(200, 82));
+    app.put("report_1.txt", &old.bytes);
+    app.enqueue();
+    let mut loading = paused_at(&app, "after_commit", 3);
+    loading.wait_for("fault hook: pausing", 30);
+    // The backup's move fails: a regular file where the day's directory goes.
+    let backup = app.root.join("backup");
+    std::fs::create_dir_all(&backup).unwrap();
+    let blocker = backup.join("20261124");
+    std::fs::write(&blocker, b"in the way").unwrap();
+    // The sender replaces the file under its name before the next attempt.
+    app.put("report_1.txt", &new.bytes);
+    loading.wait_for(
+        "the backup and the delete at the origin will be retried",
+        30,
+    );
+    std::fs::remove_file(&blocker).unwrap();
+    app.wait_until_done(1, &loading).await;
+    let (_, text) = loading.terminate();
+    let a = app.audit_of("report_1.txt").await;
+    assert_eq!(a.sha256.as_deref(), Some(sha(&old.bytes).as_str()));
+    let backed_up = a
+        .ruta_backup
+        .as_deref()
+        .unwrap_or_else(|| panic!("no backup: {a:?}\n{text}"));
+    assert_eq!(
+        std::fs::read(backed_up).unwrap(),
+        old.bytes,
+        "the backup is what was loaded"
+    );
+    assert_eq!(
+        std::fs::read(app.origin.join("report_1.txt")).unwrap(),
+        new.bytes,
+        "the new content is left at the origin"
+    );
+    let open = app.run_ok("dispatcher", &["alerts", "--open", "--format", "csv"]);
+    assert!(!open.contains("RESPALDO_FALTANTE"), "{open}");
+    app.check_invariants().await;
+}
+
+/// A file with a bad header on an origin that refuses deletes: quarantined, left at the
+/// origin. The operator's discard is taken (its alert closes), the same bad file is not
+/// loaded again, and the sender's correction under the same name loads.
+#[tokio::test]
+async fn a_bad_file_on_an_origin_that_refuses_deletes_is_discarded_and_its_correction_loads() {
+    use shared::fixtures::HEADER;
+    let app = spawn(Origin::SftpReadOnly).await;
+    let good = file(120, 91);
+    let bad = String::from_utf8(good.bytes.clone()).unwrap().replacen(
+        HEADER,
+        &HEADER.replace("Badmail", "Bad mail"),
+        1,
+    );
+    app.put("report_1.txt", bad.as_bytes());
+    app.enqueue();
+    app.perform("2026-11-24");
+    let failed = app.audit_of("report_1.txt").await;
+    assert_eq!(failed.estatus, "FALLO_LAYOUT", "{failed:?}");
+    let why = failed.mensaje.clone().unwrap_or_default();
+    assert!(
+        why.contains("line 1") && why.contains("refuses to delete"),
+        "the layout error stays, the note follows: {why}"
+    );
+    assert_eq!(at_origin(&app), ["report_1.txt"], "the origin keeps it");
+    let listed = app.run_ok("dispatcher", &["quarantine", "list"]);
+    assert!(
+        !listed.contains("loaded and backed up") && listed.contains("refuses to delete"),
+        "nothing was loaded: {listed}"
+    );
+    let said = app.run_ok(
+        "dispatcher",
+        &[
+            "quarantine",
+            "discard",
+            &failed.id.to_string(),
+            "--reason",
+            "the sender resends it",
+        ],
+    );
+    assert!(said.contains("discarded"), "{said}");
+    let open = app.run_ok("dispatcher", &["alerts", "--open", "--format", "csv"]);
+    assert!(!open.contains("FALLO_LAYOUT"), "{open}");
+    // The discarded file, still at the origin, is not loaded again.
+    let night = app.enqueue();
+    assert!(night.contains("0 enqueued"), "{night}");
+    // The sender's correction, under the same name, is.
+    app.put("report_1.txt", &good.bytes);
+    let night = app.enqueue();
+    assert!(night.contains("1 enqueued"), "{night}");
+    app.perform("2026-11-25");
+    let loaded = app.audit_of("report_1.txt").await;
+    assert!(loaded.estatus.starts_with("COMPLETADO"), "{loaded:?}");
+    assert_eq!(rows(&app).await.0 as usize, good.valid);
+    app.check_invariants().await;
+}
+
+/// On an origin that refuses deletes: the operator has a file that holds exactly what was
+/// loaded retried, and the sender appends to it before a performer takes it: only the
+/// lines after what was loaded are loaded, once.
+#[tokio::test]
+async fn a_set_aside_file_appended_after_its_retry_loads_only_its_new_lines() {
+    let app = spawn(Origin::SftpReadOnly).await;
+    let whole = file(300, 93);
+    let cut = after_line(&whole.bytes, 201);
+    let other = file(100, 94);
+    app.put("report_1.txt", &whole.bytes[..cut]);
+    app.put("report_2.txt", &other.bytes);
+    app.enqueue();
+    app.perform("2026-11-24");
+    let first = app.audit_of("report_1.txt").await;
+    assert!(first.estatus.starts_with("COMPLETADO"), "{first:?}");
+    let unchanged = app.audit_of("report_2.txt").await;
+    for id in [first.id, unchanged.id] {
+        let retried = app.run_ok("dispatcher", &["quarantine", "retry", &id.to_string()]);
+        assert!(retried.contains("DUPLICADO"), "{retried}");
+    }
+    // The sender goes on writing before a performer takes it.
+    append(&app.origin.join("report_1.txt"), &whole.bytes[cut..]);
+    app.perform("2026-11-24");
+    let rest = app.audit_of("report_1.txt").await;
+    assert_ne!(rest.id, first.id);
+    assert!(rest.estatus.starts_with("COMPLETADO"), "{rest:?}");
+    assert_eq!(
+        rest.totales,
+        Some(100),
+        "only the lines after the loaded part"
+    );
+    // The one left as it was is what was loaded.
+    assert_eq!(app.audit_of("report_2.txt").await.estatus, "DUPLICADO");
+    no_line_twice(&app).await;
+    let (valid, rejected) = rows(&app).await;
+    assert_eq!(
+        (valid as usize, rejected as usize),
+        (
+            whole.valid + other.valid,
+            whole.invalid_total() + other.invalid_total()
+        ),
+        "every line once"
+    );
+    app.check_invariants().await;
+}
+
+/// On an origin that refuses deletes, the sender reuses a loaded file's name for new
+/// content: the night does not load it on its own (it is set aside), but says so by an
+/// alert, and the operator's retry loads it.
+#[tokio::test]
+async fn new_content_under_a_set_aside_name_is_alerted_and_loaded_on_retry() {
+    let app = spawn(Origin::SftpReadOnly).await;
+    let (old, new) = (file(200, 95), file(150, 96));
+    app.put("report_1.txt", &old.bytes);
+    app.enqueue();
+    app.perform("2026-11-24");
+    let first = app.audit_of("report_1.txt").await;
+    let open = app.run_ok("dispatcher", &["alerts", "--open", "--format", "csv"]);
+    assert!(!open.contains("ARCHIVO_MODIFICADO"), "{open}");
+    // Unchanged: nothing to say, night after night.
+    app.enqueue();
+    let open = app.run_ok("dispatcher", &["alerts", "--open", "--format", "csv"]);
+    assert!(!open.contains("ARCHIVO_MODIFICADO"), "{open}");
+    // Tomorrow's file under the same name.
+    app.put("report_1.txt", &new.bytes);
+    let night = app.enqueue();
+    assert!(night.contains("1 set aside"), "{night}");
+    let open = app.run_ok("dispatcher", &["alerts", "--open", "--format", "csv"]);
+    assert!(
+        open.lines()
+            .any(|l| l.contains("ARCHIVO_MODIFICADO") && l.contains("report_1.txt")),
+        "{open}"
+    );
+    app.run_ok(
+        "dispatcher",
+        &["quarantine", "retry", &first.id.to_string()],
+    );
+    app.perform("2026-11-25");
+    let loaded = app.audit_of("report_1.txt").await;
+    assert_ne!(loaded.id, first.id);
+    assert_eq!(loaded.sha256.as_deref(), Some(sha(&new.bytes).as_str()));
+    assert_eq!(rows(&app).await.0 as usize, old.valid + new.valid);
+    app.run_ok("dispatcher", &["check"]);
+    let open = app.run_ok("dispatcher", &["alerts", "--open", "--format", "csv"]);
+    assert!(!open.contains("ARCHIVO_MODIFICADO"), "{open}");
+    app.check_invariants().await;
+}

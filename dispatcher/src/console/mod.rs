@@ -78,6 +78,11 @@ pub fn needs_database(args: &Args) -> bool {
     args.command.is_none()
 }
 
+/// Whether this console serves with actions (not `--read-only`, nor `console.read_only`).
+pub fn may_act(args: &Args, config: &Config) -> bool {
+    args.command.is_none() && !args.read_only && !config.console.read_only
+}
+
 /// Runs `dispatcher console`: serves until SIGTERM or SIGINT, or manages users.
 pub async fn run(config: &Config, pool: Option<PgPool>, args: &Args) -> anyhow::Result<()> {
     match &args.command {

@@ -9,6 +9,7 @@ use super::this_attempt::{Attempt, file_part};
 use crate::context::Context;
 use crate::error::ItemError;
 use crate::origin::{self, Check, Loaded};
+use shared::local::paths::copy_dated;
 use shared::observe::alert::{self, Alert};
 use shared::source::Source;
 use shared::store::audit;
@@ -17,7 +18,8 @@ use std::path::{Path, PathBuf};
 use tracing::{error, info, warn};
 
 /// The item's file must still begin with what an earlier item loaded (an operator had
-/// the rest of a set-aside file loaded), ending at a line end: else nothing is loaded.
+/// the rest of a set-aside file loaded), ending at a line end or being all of it: else
+/// nothing is loaded.
 pub(super) async fn begins_with(
     staged: &Path,
     item: &Claimed,
@@ -28,6 +30,10 @@ pub(super) async fn begins_with(
         use std::io::{Read, Seek, SeekFrom};
         let sha = shared::local::hash::file_prefix_sha256(&path, bytes)?;
         let mut file = std::fs::File::open(&path)?;
+        if file.metadata()?.len() == bytes {
+            // All of it: unchanged (DUPLICADO), wherever its last line ends.
+            return Ok((sha, Some(b'\n')));
+        }
         file.seek(SeekFrom::Start(bytes.saturating_sub(1)))?;
         let mut last = [0u8];
         Ok((sha, (file.read(&mut last)? == 1).then_some(last[0])))
@@ -75,7 +81,7 @@ pub(super) async fn finish(
     if let Some(taken) = &at_origin
         && item.prior_backup.is_none()
     {
-        download(ctx, source, &taken.name, &attempt.staged).await?;
+        download(ctx, source, &taken.name, &attempt.staged, taken.seen.mtime).await?;
         copy = file_facts(item, &attempt.staged).await?.sha256 == loaded.sha256
             || truncated_copy_matches(&attempt.staged, loaded.size, &loaded.sha256).await?;
     }
@@ -176,7 +182,7 @@ async fn earlier_copy(
     }
     for candidate in candidates.into_iter().filter(|c| c.is_file()) {
         let _ = std::fs::remove_file(&attempt.staged);
-        if let Err(e) = std::fs::copy(&candidate, &attempt.staged) {
+        if let Err(e) = copy_dated(&candidate, &attempt.staged) {
             warn!(copy = %candidate.display(), error = %e, "could not read an earlier copy");
             continue;
         }

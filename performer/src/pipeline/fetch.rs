@@ -5,13 +5,15 @@ use crate::context::Context;
 use crate::error::ItemError;
 use crate::metrics;
 use crate::step::retried;
+use chrono::{DateTime, Utc};
 use shared::feed::{LayoutError, VISITS};
+use shared::local::paths::set_mtime;
 use shared::local::staged;
 use shared::source::{RemoteName, Source, SourceError};
 use shared::types::{Claimed, Encoding, FileFacts};
 use std::path::Path;
 use std::time::Instant;
-use tracing::info;
+use tracing::{info, warn};
 
 /// Pass 1 over the staged file: SHA-256, size and encoding, without holding it in memory.
 pub(super) async fn file_facts(item: &Claimed, staged: &Path) -> Result<FileFacts, ItemError> {
@@ -68,6 +70,7 @@ pub(super) async fn download(
     source: &Source,
     name: &RemoteName,
     staged: &Path,
+    mtime: Option<DateTime<Utc>>,
 ) -> Result<u64, ItemError> {
     let started = Instant::now();
     let downloaded = retried(ctx, "download", SourceError::is_transient, || async {
@@ -83,6 +86,13 @@ pub(super) async fn download(
             return Err(e.into());
         }
     };
+    // The copy carries the file's mtime at the origin (its backup's zip entry is dated by
+    // it); an origin that shows none leaves the download time, about the load time.
+    if let Some(at) = mtime
+        && let Err(e) = set_mtime(staged, at.into())
+    {
+        warn!(error = %e, "could not date the staged copy by the file's mtime");
+    }
     metrics::stage("download", started.elapsed());
     let secs = started.elapsed().as_secs_f64();
     info!(

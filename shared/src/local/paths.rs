@@ -69,8 +69,8 @@ pub fn durable_move(from: &Path, to: &Path) -> io::Result<()> {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::CrossesDevices => {
             let tmp = parent.join(temporary_name(to));
-            let copied = std::fs::copy(from, &tmp)
-                .and_then(|_| File::open(&tmp)?.sync_all())
+            let copied = copy_dated(from, &tmp)
+                .and_then(|()| File::open(&tmp)?.sync_all())
                 .and_then(|()| std::fs::rename(&tmp, to));
             if let Err(e) = copied {
                 let _ = std::fs::remove_file(&tmp);
@@ -90,6 +90,17 @@ pub fn durable_move(from: &Path, to: &Path) -> io::Result<()> {
         sync_dir(source_dir)?;
     }
     Ok(())
+}
+
+/// Sets the mtime of the file at `path` to `at`.
+pub fn set_mtime(path: &Path, at: std::time::SystemTime) -> io::Result<()> {
+    File::options().write(true).open(path)?.set_modified(at)
+}
+
+/// Copies `from` to `to` with its mtime: a copy is dated as its file (zip entries are).
+pub fn copy_dated(from: &Path, to: &Path) -> io::Result<()> {
+    std::fs::copy(from, to)?;
+    set_mtime(to, std::fs::metadata(from)?.modified()?)
 }
 
 /// Whether a directory entry is a file still being written (a cross-filesystem move or

@@ -237,7 +237,8 @@ pub async fn open_days(
 /// The open file alerts whose file no longer waits for anyone, with what settled it: a
 /// `FALLO_LAYOUT` or `FALLO_SISTEMA` discarded, loaded by a later attempt (tier 4), or
 /// retried by an operator and the retry (or a retry of it) loaded; an
-/// `ARCHIVO_MODIFICADO` whose set-aside file an operator resolved.
+/// `ARCHIVO_MODIFICADO` whose set-aside file an operator resolved; a `RESPALDO_FALTANTE`
+/// an operator acknowledged (`quarantine discard`).
 pub async fn settled_file_alerts(tx: &mut PgConnection) -> sqlx::Result<Vec<(i64, String)>> {
     sqlx::query_as(concat!(
         "WITH RECURSIVE chain AS (
@@ -274,7 +275,14 @@ pub async fn settled_file_alerts(tx: &mut PgConnection) -> sqlx::Result<Vec<(i64
          JOIN set_aside_files s ON s.work_item_id = b.work_item_id
          WHERE a.resolved_at IS NULL AND a.kind = ",
         sql_alert_kind!(ArchivoModificado),
-        " AND s.resolved_at IS NOT NULL)"
+        " AND s.resolved_at IS NOT NULL)
+         UNION ALL
+         -- A loaded file whose backup is missing, acknowledged by an operator's discard.
+         (SELECT a.id, 'its missing backup acknowledged: ' || coalesce(b.motivo_descarte, '')
+         FROM alerts a JOIN bitacora_control b ON b.id = a.bitacora_id
+         WHERE a.resolved_at IS NULL AND a.kind = ",
+        sql_alert_kind!(RespaldoFaltante),
+        " AND b.descartado_en IS NOT NULL)"
     ))
     .fetch_all(tx)
     .await

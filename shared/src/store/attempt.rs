@@ -12,7 +12,8 @@ use std::time::Duration;
 
 /// Enqueues listed files in one transaction, creates their `PENDIENTE` audit rows and
 /// notifies performers; returns the new ids. A file is skipped while an item for the same
-/// path is open, or an item with the same listing identity (path, size, mtime) finished
+/// path is open, or an item with the same listing identity (origin and its host, path,
+/// size, mtime) finished
 /// after `listed_at` (the listing saw the file that item took) or failed as
 /// `FALLO_SISTEMA` and waits for tier 4 or an operator (the origin keeps such a file);
 /// anything else under a listed name is new content: a finished item took its file off
@@ -312,11 +313,12 @@ pub async fn rebind_origin(
     from: &str,
     to: &str,
     dir: &str,
+    host: Option<&str>,
     dry_run: bool,
 ) -> sqlx::Result<(queue::Rebound, u64)> {
     let mut tx = pool.begin().await?;
-    let rebound = queue::rebind_origin(&mut tx, from, to, dir).await?;
-    let records = super::set_aside::rebind_origin(&mut tx, from, to, dir).await?;
+    let rebound = queue::rebind_origin(&mut tx, from, to, dir, host).await?;
+    let records = super::set_aside::rebind_origin(&mut tx, from, to, dir, host).await?;
     if dry_run {
         tx.rollback().await?;
     } else {

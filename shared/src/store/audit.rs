@@ -337,6 +337,25 @@ pub async fn record_note(
     Ok(n == 1)
 }
 
+const APPEND_NOTE: &str = fenced!("mensaje_error = coalesce(b.mensaje_error || '; ', '') || $3");
+
+/// Adds a note for operators after what the attempt's audit row says already (a layout
+/// failure's reason stays).
+pub async fn append_note(
+    client: &impl GenericClient,
+    fence: Fence,
+    note: &str,
+) -> Result<bool, tokio_postgres::Error> {
+    let note: &str = &crate::types::storable::message(note);
+    let n = client
+        .execute(
+            &client.prepare_cached(APPEND_NOTE).await?,
+            &[&fence.item, &fence.token, &note],
+        )
+        .await?;
+    Ok(n == 1)
+}
+
 const RECORD_LOCAL_COPY: &str = concat!(
     "WITH owner AS (",
     super::queue::owner_lock!(),
@@ -534,6 +553,66 @@ macro_rules! backup_missing {
             " AND b.ruta_backup IS NULL AND b.descartado_en IS NULL"
         )
     };
+}
+
+/// A loaded item an operator's command finished without its backup (`origins cancel`).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Unbacked {
+    /// `work_items.id`.
+    pub work_item_id: i64,
+    /// `bitacora_control.id`.
+    pub bitacora_id: i64,
+    /// The file.
+    pub archivo: String,
+    /// What was loaded.
+    pub sha256: Option<String>,
+    /// Its item's business date.
+    pub business_date: Option<chrono::NaiveDate>,
+}
+
+/// Of items `ids`, the loaded ones finished without a backup.
+pub async fn without_backup(pool: &sqlx::PgPool, ids: &[i64]) -> sqlx::Result<Vec<Unbacked>> {
+    sqlx::query_as(concat!(
+        "SELECT w.id AS work_item_id, b.id AS bitacora_id, b.archivo, b.sha256, w.business_date
+         FROM work_items w JOIN bitacora_control b ON b.work_item_id = w.id
+         WHERE w.id = ANY($1) AND ",
+        backup_missing!(),
+        " ORDER BY w.id"
+    ))
+    .bind(ids)
+    .fetch_all(pool)
+    .await
+}
+
+/// Whether item `work_item_id` is loaded and finished without its backup (its staged
+/// copy, if any, may be all there is).
+pub async fn lacks_backup(pool: &sqlx::PgPool, work_item_id: i64) -> sqlx::Result<bool> {
+    sqlx::query_scalar(concat!(
+        "SELECT EXISTS (SELECT 1 FROM work_items w JOIN bitacora_control b ON b.work_item_id = w.id
+                        WHERE w.id = $1 AND ",
+        backup_missing!(),
+        ")"
+    ))
+    .bind(work_item_id)
+    .fetch_one(pool)
+    .await
+}
+
+/// Records the backup an operator's command made for a finished item that had none.
+pub async fn record_operator_backup(
+    pool: &sqlx::PgPool,
+    bitacora_id: i64,
+    path: &str,
+) -> sqlx::Result<bool> {
+    Ok(sqlx::query(
+        "UPDATE bitacora_control SET ruta_backup = $2 WHERE id = $1 AND ruta_backup IS NULL",
+    )
+    .bind(bitacora_id)
+    .bind(path)
+    .execute(pool)
+    .await?
+    .rows_affected()
+        == 1)
 }
 
 /// A line of the quarantine, as `quarantine list` shows it.

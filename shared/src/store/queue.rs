@@ -77,12 +77,20 @@ pub(crate) async fn insert_item(
                AND (o.state IN ", open_states!(), "
                     OR ($10::bigint IS NULL AND o.retry_of IS NULL AND o.size_bytes = $6
                         AND o.mtime IS NOT DISTINCT FROM $7
+                        -- Known at this origin: the same path on another server (a retired
+                        -- one, a renamed host) is another file.
+                        AND o.origin = $1 AND o.origin_host IS NOT DISTINCT FROM $2
                         AND (o.updated_at >= $11
                              -- The origin keeps a FALLO_SISTEMA file: tier 4's, or an operator's
                              -- (retried: that retry's; discarded: left alone).
                              OR (o.state = ", sql_state!(Failed), " AND b.estatus = ",
         crate::types::state::sql_status!(FalloSistema), "
-                                 AND NOT EXISTS (SELECT 1 FROM work_items r WHERE r.retry_of = b.id))))))
+                                 AND NOT EXISTS (SELECT 1 FROM work_items r WHERE r.retry_of = b.id))
+                             -- The origin refused to delete a failed item's file: that file
+                             -- was quarantined (retried from there, or discarded).
+                             OR (o.state = ", sql_state!(Failed), "
+                                 AND o.origin = $1
+                                 AND EXISTS (SELECT 1 FROM set_aside_files s WHERE s.work_item_id = o.id))))))
          ON CONFLICT (source_path) WHERE state IN ", open_states!(), "
          DO NOTHING
          RETURNING id"
@@ -595,12 +603,14 @@ pub struct Rebound {
 
 /// An operator's rebind, in `tx`: the pending items of origin `from` (and its failed
 /// `FALLO_SISTEMA` items that still wait, so a retry finds their file) are bound to
-/// origin `to`, whose directory is `dir`; their paths become `dir/<listed name>`.
+/// origin `to`, whose directory is `dir`; their paths become `dir/<listed name>`. Items
+/// bound to a host (a local origin) are bound to `host` when given (a renamed host).
 pub(crate) async fn rebind_origin(
     tx: &mut sqlx::PgConnection,
     from: &str,
     to: &str,
     dir: &str,
+    host: Option<&str>,
 ) -> sqlx::Result<Rebound> {
     #[derive(sqlx::FromRow)]
     struct Moved {
@@ -610,7 +620,8 @@ pub(crate) async fn rebind_origin(
     }
     let moved: Vec<Moved> = sqlx::query_as(concat!(
         "UPDATE work_items w
-         SET origin = $2, source_path = rtrim($3, '/') || '/' || w.source_name, updated_at = now()
+         SET origin = $2, source_path = rtrim($3, '/') || '/' || w.source_name, updated_at = now(),
+             origin_host = CASE WHEN w.origin_host IS NULL THEN NULL ELSE coalesce($4, w.origin_host) END
          FROM bitacora_control b
          WHERE b.work_item_id = w.id AND w.origin = $1
            AND (w.state = ",
@@ -635,6 +646,7 @@ pub(crate) async fn rebind_origin(
     .bind(from)
     .bind(to)
     .bind(dir)
+    .bind(host)
     .fetch_all(&mut *tx)
     .await?;
     let mut rebound = Rebound::default();

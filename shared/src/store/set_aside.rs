@@ -5,7 +5,7 @@
 //! gone. The night leaves an open record's name alone; `dispatcher quarantine list` and
 //! `dispatcher status` show them with why and what to do.
 
-use crate::types::state::{committed_statuses, sql_state};
+use crate::types::state::{committed_statuses, open_states, sql_state};
 use crate::types::{AuditStatus, Fence, ItemState, Resolution, SetAsideReason};
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
@@ -76,12 +76,28 @@ pub struct OpenName {
     pub id: i64,
     /// The file's name at the origin.
     pub name: String,
+    /// Its size when set aside.
+    pub size_bytes: i64,
+    /// Its mtime when set aside, when the origin showed one.
+    pub mtime: Option<DateTime<Utc>>,
+    /// The item that left it.
+    pub work_item_id: i64,
+    /// That item's audit row.
+    pub bitacora_id: i64,
+    /// The file's logical name.
+    pub archivo: String,
+    /// That item's business date.
+    pub business_date: Option<chrono::NaiveDate>,
 }
 
 /// The open records of origin `origin` (its normalised URL).
 pub async fn open_at(pool: &PgPool, origin: &str) -> sqlx::Result<Vec<OpenName>> {
     sqlx::query_as(
-        "SELECT id, name FROM set_aside_files WHERE origin = $1 AND resolved_at IS NULL ORDER BY id",
+        "SELECT s.id, s.name, s.size_bytes, s.mtime, s.work_item_id, b.id AS bitacora_id,
+                b.archivo, w.business_date
+         FROM set_aside_files s JOIN work_items w ON w.id = s.work_item_id
+         JOIN bitacora_control b ON b.work_item_id = w.id
+         WHERE s.origin = $1 AND s.resolved_at IS NULL ORDER BY s.id",
     )
     .bind(origin)
     .fetch_all(pool)
@@ -163,6 +179,14 @@ impl SetAside {
                 self.loaded_size.unwrap_or_default(),
                 id = self.bitacora_id
             ),
+            SetAsideReason::DeleteRefused if self.item_state == ItemState::Failed => format!(
+                "{} (nothing loaded; its copy in quarantine); the origin refuses to delete \
+                 it, and the night leaves it alone. Retry its quarantined copy (fixed): \
+                 `dispatcher quarantine retry {id}`; or `dispatcher quarantine discard {id} \
+                 --reason \"…\"`; then new content under its name is loaded",
+                self.estatus,
+                id = self.bitacora_id
+            ),
             SetAsideReason::DeleteRefused => format!(
                 "loaded and backed up; the origin refuses to delete it. Ask for delete \
                  rights for the service's SFTP user, then `dispatcher quarantine retry {id}` \
@@ -242,18 +266,45 @@ pub async fn for_operator(
 }
 
 /// Whether the item behind audit row `bitacora_id` has a record still being made (its
-/// item is open: an attempt is finishing it).
+/// item is open: an attempt is finishing it). A failed item's record is final: a layout
+/// failure's file the origin refused to delete, settled by the operator's retry or discard
+/// ([`resolve_failed`]).
 pub async fn still_finishing(tx: &mut sqlx::PgConnection, bitacora_id: i64) -> sqlx::Result<bool> {
     sqlx::query_scalar(concat!(
         "SELECT EXISTS (SELECT 1 FROM set_aside_files s JOIN work_items w ON w.id = s.work_item_id
                         JOIN bitacora_control b ON b.work_item_id = w.id
-                        WHERE b.id = $1 AND s.resolved_at IS NULL AND w.state <> ",
-        sql_state!(Done),
+                        WHERE b.id = $1 AND s.resolved_at IS NULL AND w.state IN ",
+        open_states!(),
         ")"
     ))
     .bind(bitacora_id)
     .fetch_one(tx)
     .await
+}
+
+/// Resolves, in the operator's transaction, the open record of the failed item behind
+/// audit row `bitacora_id` (a quarantined file the origin refused to delete): the
+/// operator's retry (from the quarantined copy) or discard settles it, and the name is
+/// listed again: the same file stays known ([`super::queue`]), a new one under the name
+/// is loaded. Returns how many records it resolved.
+pub async fn resolve_failed(
+    tx: &mut sqlx::PgConnection,
+    bitacora_id: i64,
+    how: Resolution,
+    resolved_as: &str,
+) -> sqlx::Result<u64> {
+    Ok(sqlx::query(concat!(
+        "UPDATE set_aside_files s SET resolved_at = now(), resolution = $2, resolved_as = $3
+         FROM work_items w JOIN bitacora_control b ON b.work_item_id = w.id
+         WHERE s.work_item_id = w.id AND b.id = $1 AND s.resolved_at IS NULL AND w.state = ",
+        sql_state!(Failed)
+    ))
+    .bind(bitacora_id)
+    .bind(how.as_str())
+    .bind(resolved_as)
+    .execute(tx)
+    .await?
+    .rows_affected())
 }
 
 /// Resolves record `id` in the operator's transaction.
@@ -276,20 +327,24 @@ pub async fn resolve(
 }
 
 /// An operator's rebind, in `tx`: the open records of origin `from` now name origin `to`,
-/// whose directory is `dir` (the files kept their names); returns how many.
+/// whose directory is `dir` (the files kept their names), bound to `host` when given and
+/// bound to one; returns how many.
 pub async fn rebind_origin(
     tx: &mut sqlx::PgConnection,
     from: &str,
     to: &str,
     dir: &str,
+    host: Option<&str>,
 ) -> sqlx::Result<u64> {
     Ok(sqlx::query(
-        "UPDATE set_aside_files SET origin = $2, path = rtrim($3, '/') || '/' || name
+        "UPDATE set_aside_files SET origin = $2, path = rtrim($3, '/') || '/' || name,
+                origin_host = CASE WHEN origin_host IS NULL THEN NULL ELSE coalesce($4, origin_host) END
          WHERE origin = $1 AND resolved_at IS NULL",
     )
     .bind(from)
     .bind(to)
     .bind(dir)
+    .bind(host)
     .execute(tx)
     .await?
     .rows_affected())
