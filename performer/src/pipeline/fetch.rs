@@ -3,7 +3,6 @@
 
 use crate::context::Context;
 use crate::error::ItemError;
-use crate::metrics;
 use crate::step::retried;
 use shared::feed::{LayoutError, VISITS};
 use shared::local::staged;
@@ -83,7 +82,6 @@ pub(super) async fn download(
             return Err(e.into());
         }
     };
-    metrics::stage("download", started.elapsed());
     let secs = started.elapsed().as_secs_f64();
     info!(
         bytes,

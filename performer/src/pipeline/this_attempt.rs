@@ -7,6 +7,63 @@ use shared::types::{Claimed, FileFacts};
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+/// The steps an item's time is broken into, in the order they run (`connect` is 0 when
+/// the worker's kept connection served).
+pub(crate) const STEPS: [&str; 9] = [
+    "claim", "connect", "take", "download", "hash", "load", "backup", "delete", "finish",
+];
+
+/// Where one attempt's time went: each step's total, and when the attempt began (its
+/// claim included), so the per-file log can say what the steps do not account for.
+pub(super) struct Clock {
+    began: Instant,
+    spent: Mutex<[Duration; STEPS.len()]>,
+}
+
+impl Clock {
+    /// A clock for an attempt whose claim took `claim` and ended just now.
+    fn new(claim: Duration) -> Self {
+        let clock = Self {
+            began: Instant::now() - claim,
+            spent: Mutex::new([Duration::ZERO; STEPS.len()]),
+        };
+        clock.add("claim", claim);
+        clock
+    }
+
+    /// Adds `took` to `step` (one of [`STEPS`]), and to its histogram.
+    pub(super) fn add(&self, step: &'static str, took: Duration) {
+        let i = STEPS
+            .iter()
+            .position(|s| *s == step)
+            .expect("one of the steps");
+        self.spent.lock().expect("not poisoned")[i] += took;
+        crate::metrics::stage(step, took);
+    }
+
+    /// Runs `work`, its time added to `step`.
+    pub(super) async fn time<T>(&self, step: &'static str, work: impl Future<Output = T>) -> T {
+        let started = Instant::now();
+        let done = work.await;
+        self.add(step, started.elapsed());
+        done
+    }
+
+    /// Each step's milliseconds, then the rest (what no step accounts for) and the total.
+    pub(super) fn breakdown(&self) -> ([u64; STEPS.len()], u64, u64) {
+        let spent = *self.spent.lock().expect("not poisoned");
+        let total = self.began.elapsed();
+        let rest = total.saturating_sub(spent.iter().sum());
+        crate::metrics::stage("rest", rest);
+        (
+            spent.map(|d| d.as_millis() as u64),
+            rest.as_millis() as u64,
+            total.as_millis() as u64,
+        )
+    }
+}
 
 /// One attempt's own things: its staging file, and what it has proven so far.
 pub(super) struct Attempt {
@@ -19,10 +76,12 @@ pub(super) struct Attempt {
     /// Where this attempt's tier 3 put the staged copy, once moved (a failure recorded
     /// again after an outage names the same copy).
     pub(super) quarantined: Mutex<Option<PathBuf>>,
+    /// Where its time went.
+    pub(super) clock: Clock,
 }
 
 impl Attempt {
-    pub(super) fn new(ctx: &Context, item: &Claimed) -> Self {
+    pub(super) fn new(ctx: &Context, item: &Claimed, claim: Duration) -> Self {
         Self {
             staged: ctx.dirs.staging().join(format!(
                 "{}-{}-{}",
@@ -33,6 +92,7 @@ impl Attempt {
             verified: Mutex::new(None),
             committed: AtomicBool::new(item.prior_status.is_final()),
             quarantined: Mutex::new(None),
+            clock: Clock::new(claim),
         }
     }
 }
