@@ -100,3 +100,55 @@ async fn a_night_of_200_files_with_2_workers_authenticates_at_most_4_times() {
         sshd.log()
     );
 }
+
+/// The connections the server saw closed by the client (SSH_MSG_DISCONNECT), not dropped.
+fn closed_politely(sshd: &PrivateSshd) -> usize {
+    sshd.log().matches("Received disconnect from").count()
+}
+
+#[tokio::test]
+async fn a_kept_connection_is_closed_once_idle_and_at_shutdown() {
+    let mut app = spawn(Origin::Sftp).await;
+    let mut sshd = PrivateSshd::new(&app.home);
+    sshd.start();
+    app.env.extend(sshd.env(&app.origin));
+    put_files(&app, 1, 1, 50);
+    app.enqueue();
+    // Idle for a second: closed while the performer keeps serving.
+    let idle = app.with_env(&[("VISITAS_SFTP__KEEP_IDLE_SECS", "1")]);
+    let performer = serving(&idle, "1");
+    app.wait_until_done(1, &performer).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while closed_politely(&sshd) < sshd.logins() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the idle connection was not closed: {}\n{}",
+            sshd.log(),
+            performer.text()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let (status, out) = performer.terminate();
+    assert!(status.success(), "{out}");
+    // Kept for a minute by default: closed when the performer stops.
+    put_files(&app, 2, 2, 50);
+    app.enqueue();
+    let performer = serving(&app, "1");
+    app.wait_until_done(2, &performer).await;
+    assert_eq!(
+        closed_politely(&sshd) + 1,
+        sshd.logins(),
+        "kept open: {}",
+        sshd.log()
+    );
+    let (status, out) = performer.terminate();
+    assert!(status.success(), "{out}");
+    for _ in 0..25 {
+        if closed_politely(&sshd) == sshd.logins() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(closed_politely(&sshd), sshd.logins(), "{}", sshd.log());
+    all_loaded_first_time(&app, 2, &out).await;
+}
