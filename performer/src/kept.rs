@@ -118,3 +118,51 @@ impl KeptSource {
 async fn close_briefly(source: Source) {
     let _ = tokio::time::timeout(Duration::from_secs(2), source.close()).await;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HERE: &str = "file:///var/tmp/origin";
+
+    #[tokio::test]
+    async fn kept_for_its_own_origin_until_idle_too_long() {
+        let mut kept = KeptSource::new();
+        assert_eq!(kept.reuse(HERE, Duration::from_secs(60)).await, Reuse::None);
+        kept.keep(HERE, Source::local("/var/tmp/origin"));
+        kept.release();
+        assert_eq!(
+            kept.reuse(HERE, Duration::from_secs(60)).await,
+            Reuse::Reused
+        );
+        kept.release();
+        assert_eq!(
+            kept.reuse("file:///elsewhere", Duration::from_secs(60))
+                .await,
+            Reuse::None
+        );
+        assert!(
+            kept.source().is_none(),
+            "another origin's connection is closed"
+        );
+        kept.keep(HERE, Source::local("/var/tmp/origin"));
+        kept.release();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(
+            kept.reuse(HERE, Duration::from_millis(10)).await,
+            Reuse::Expired
+        );
+        assert!(kept.source().is_none());
+    }
+
+    #[tokio::test]
+    async fn in_use_it_is_never_idle_and_closes_when_idle() {
+        let mut kept = KeptSource::new();
+        kept.keep(HERE, Source::local("/var/tmp/origin"));
+        kept.close_if_idle(Duration::ZERO).await;
+        assert!(kept.source().is_some(), "an item is using it");
+        kept.release();
+        kept.close_if_idle(Duration::ZERO).await;
+        assert!(kept.source().is_none());
+    }
+}

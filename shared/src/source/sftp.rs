@@ -413,6 +413,19 @@ fn classify_status(
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_connection_closed_before_the_greeting_is_load_anything_else_is_not() {
+        use std::io::{Error, ErrorKind};
+        assert!(turned_away(&russh::Error::Disconnect));
+        assert!(turned_away(&russh::Error::IO(Error::from(
+            ErrorKind::ConnectionReset
+        ))));
+        assert!(!turned_away(&russh::Error::IO(Error::from(
+            ErrorKind::ConnectionRefused
+        ))));
+        assert!(!turned_away(&russh::Error::UnknownKey));
+    }
+
     /// No stock server answers a rename or a remove with "operation unsupported" or a
     /// generic failure (OpenSSH's `-P` says "permission denied"), so the statuses are
     /// classified here, where the code is read.
