@@ -39,22 +39,25 @@ async fn an_sshd_killed_between_two_items_is_replaced_before_the_next_item() {
     app.env.extend(sshd.env(&app.origin));
     put_files(&app, 1, 1, 50);
     app.enqueue();
-    let mut performer = serving(&app, "1");
+    let performer = serving(&app, "1");
     app.wait_until_done(1, &performer).await;
     // The worker keeps its connection; the server and every session it holds die.
     sshd.stop();
     sshd.start();
     put_files(&app, 2, 2, 50);
     app.enqueue();
-    performer.wait_for("no longer answers; opening a new one", 30);
     app.wait_until_done(2, &performer).await;
     let (status, out) = performer.terminate();
     assert!(status.success(), "{out}");
+    all_loaded_first_time(&app, 2, &out).await;
     assert!(
         !out.contains("step failed"),
         "no step tried the dead connection: {out}"
     );
-    all_loaded_first_time(&app, 2, &out).await;
+    assert!(
+        out.contains("no longer answers; opening a new one"),
+        "{out}"
+    );
 }
 
 #[tokio::test]
