@@ -244,8 +244,9 @@ async fn give_up(
     ))
 }
 
-/// The per-file log's breakdown of the item's time by step (milliseconds; `connect` 0
-/// when the worker's kept connection served), and what the steps leave unaccounted.
+/// The per-file log's breakdown of the item's time by step (milliseconds; `connect` is
+/// the liveness check alone when the worker's kept connection served), and what the
+/// steps leave unaccounted.
 fn log_breakdown(attempt: &Attempt) {
     let (
         [
@@ -274,6 +275,7 @@ fn log_breakdown(attempt: &Attempt) {
         finish_ms = finish,
         rest_ms = rest,
         total_ms = total,
+        connection = attempt.clock.connection_was(),
         "item time by step"
     );
 }
@@ -295,6 +297,11 @@ async fn handle(
     // Checked before the item uses it: a connection that died while idle costs a
     // reconnect here, never a step's tries or the item's attempt.
     let reuse = kept.reuse(&item.origin.url, access.sftp.keep_idle()).await;
+    attempt.clock.connection(match reuse {
+        Reuse::Reused => "kept",
+        Reuse::Broken => "replaced",
+        Reuse::None | Reuse::Expired => "new",
+    });
     if reuse != Reuse::Reused {
         let source = retried(ctx, "connect", SourceError::is_transient, || {
             Source::for_origin(&access, &item.origin)

@@ -20,6 +20,9 @@ pub(crate) const STEPS: [&str; 9] = [
 pub(super) struct Clock {
     began: Instant,
     spent: Mutex<[Duration; STEPS.len()]>,
+    /// How the item got its connection: `kept` (its `connect` is the liveness check
+    /// alone), `new`, or `replaced` (the kept one no longer answered).
+    connection: Mutex<&'static str>,
 }
 
 impl Clock {
@@ -28,6 +31,7 @@ impl Clock {
         let clock = Self {
             began: Instant::now() - claim,
             spent: Mutex::new([Duration::ZERO; STEPS.len()]),
+            connection: Mutex::new("none"),
         };
         clock.add("claim", claim);
         clock
@@ -41,6 +45,16 @@ impl Clock {
             .expect("one of the steps");
         self.spent.lock().expect("not poisoned")[i] += took;
         crate::metrics::stage(step, took);
+    }
+
+    /// Says how the item got its connection (logged with the breakdown).
+    pub(super) fn connection(&self, how: &'static str) {
+        *self.connection.lock().expect("not poisoned") = how;
+    }
+
+    /// How the item got its connection.
+    pub(super) fn connection_was(&self) -> &'static str {
+        *self.connection.lock().expect("not poisoned")
     }
 
     /// Runs `work`, its time added to `step`.
