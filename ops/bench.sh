@@ -13,7 +13,7 @@
 #   queue              10,000 empty items claimed and completed by 4 workers
 #   night              1,000 files of 50 rows through `dispatcher run` with a performer
 #                      serving (2 workers, stability_window_secs = 1), and where each
-#                      file's time went (the per-file log's "item time by step")
+#                      file's time went (the per-file log's ms_by_step)
 #   5M rows            peak RSS stays bounded (streaming batches), full mode only
 #   history            N earlier nights (--history-nights N; default 11 = 10.45 M valid rows,
 #                      quick 2), each placed on its own past day, then the 1M-row file
@@ -287,7 +287,7 @@ DONE=$("${PSQL[@]}" -d $DB -At -c "SELECT count(*) FROM bitacora_control WHERE e
 check_invariants "night of $NIGHT_FILES files"
 row "night: $NIGHT_FILES small files" "$NIGHT_SECS" "-" "-" "$DONE loaded (target < 20 s); breakdown below"
 # Where a small file's time goes: each step's mean over the night's files (the per-file
-# log's "item time by step"), and the rest of the night's worker time (2 workers for
+# log's ms_by_step, on each file's last line), and the rest of the night's worker time (2 workers for
 # the whole wall time) that no item's own time accounts for.
 NIGHT_BREAKDOWN=$(python3 - "$WORK/performer_night.log" "$NIGHT_SECS" 2 <<'PY'
 import json, sys
@@ -300,11 +300,13 @@ for line in open(path):
     except ValueError:
         continue
     fields = j.get("fields", j)
-    if fields.get("message") == "item time by step":
-        items.append(fields)
+    if "ms_by_step" in fields:
+        pairs = dict(p.split("=", 1) for p in fields["ms_by_step"].split())
+        items.append({**{k + "_ms": int(v) for k, v in pairs.items() if k != "connection"},
+                      "connection": pairs.get("connection", "?")})
 n = len(items)
 if n == 0:
-    print("  no 'item time by step' lines in the performer's log")
+    print("  no ms_by_step in the performer's log")
     sys.exit()
 mean = {s: sum(i[s + "_ms"] for i in items) / n for s in steps}
 total = sum(i["total_ms"] for i in items) / n

@@ -66,9 +66,6 @@ pub async fn process(
                 (Ok(()), false) => kept.release(),
                 _ => kept.discard().await,
             }
-            if result.is_ok() {
-                log_breakdown(&attempt);
-            }
             match result {
                 Ok(()) => Ok(()),
                 Err(e) => Err(on_failure(ctx, &item, &attempt, e).await),
@@ -242,42 +239,6 @@ async fn give_up(
             .about(&item.file_name, item.bitacora_id, item.id)
             .on(item.business_date),
     ))
-}
-
-/// The per-file log's breakdown of the item's time by step (milliseconds; `connect` is
-/// the liveness check alone when the worker's kept connection served), and what the
-/// steps leave unaccounted.
-fn log_breakdown(attempt: &Attempt) {
-    let (
-        [
-            claim,
-            connect,
-            take,
-            download,
-            hash,
-            load,
-            backup,
-            delete,
-            finish,
-        ],
-        rest,
-        total,
-    ) = attempt.clock.breakdown();
-    info!(
-        claim_ms = claim,
-        connect_ms = connect,
-        take_ms = take,
-        download_ms = download,
-        hash_ms = hash,
-        load_ms = load,
-        backup_ms = backup,
-        delete_ms = delete,
-        finish_ms = finish,
-        rest_ms = rest,
-        total_ms = total,
-        connection = attempt.clock.connection_was(),
-        "item time by step"
-    );
 }
 
 async fn handle(

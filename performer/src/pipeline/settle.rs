@@ -109,7 +109,7 @@ pub(super) async fn finish_at_origin(
         Settled::SetAside(_) => "left at the origin for an operator; item finished",
         Settled::LeftAsNew => "replaced at the origin since it was read, left there; item finished",
     };
-    info!(local_copy = %local.display(), "{what}");
+    info!(local_copy = %local.display(), ms_by_step = %clock.summary(), "{what}");
     Ok(())
 }
 
