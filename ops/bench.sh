@@ -11,7 +11,9 @@
 #   product 1 file     queued -> SFTP download -> validated -> committed -> backed up -> deleted
 #   product 20 files   the same, 2 workers
 #   queue              10,000 empty items claimed and completed by 4 workers
-#   night              1,000 small files through `dispatcher run` with a performer serving
+#   night              1,000 files of 50 rows through `dispatcher run` with a performer
+#                      serving (2 workers, stability_window_secs = 1), and where each
+#                      file's time went (the per-file log's ms_by_step)
 #   5M rows            peak RSS stays bounded (streaming batches), full mode only
 #   history            N earlier nights (--history-nights N; default 11 = 10.45 M valid rows,
 #                      quick 2), each placed on its own past day, then the 1M-row file
@@ -21,14 +23,16 @@
 #
 # The 1M-row product, its \copy floor and the queue are run 3 times (1 with --quick) and
 # their medians reported: this machine's speed drifts by a fifth within minutes.
+# `--night` runs the night of small files alone (with its time by step).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-QUICK=0 HISTORY_NIGHTS=""
+QUICK=0 HISTORY_NIGHTS="" ONLY_NIGHT=0
 while [ $# -gt 0 ]; do
     case $1 in
         --quick) QUICK=1 ;;
         --history-nights) HISTORY_NIGHTS=$2; shift ;;
-        *) echo "usage: ops/bench.sh [--quick] [--history-nights N]" >&2; exit 2 ;;
+        --night) ONLY_NIGHT=1 ;;
+        *) echo "usage: ops/bench.sh [--quick] [--history-nights N] [--night]" >&2; exit 2 ;;
     esac
     shift
 done
@@ -87,7 +91,7 @@ settle() {
 # The day between two nights: what autovacuum does in a day's idle time (visibility map,
 # hint bits, statistics) is done before each night, untimed.
 between_nights() { "${PSQL[@]}" -d $DB -c "VACUUM (ANALYZE)"; }
-# Runs a command under /usr/bin/time; sets WALL (s) and RSS (MB).
+# Runs a command under /usr/bin/time; sets WALL (s) and RSS (MiB: GNU time's KiB / 1024).
 measure() {
     settle
     local out=$WORK/time.txt
@@ -125,10 +129,13 @@ ROWS_OUT=()
 row() { ROWS_OUT+=("$(printf '%-34s %9s %12s %9s %s' "$@")"); }
 INVARIANTS=()
 
+if [ "$ONLY_NIGHT" = 0 ]; then
 echo "== generating: 1 x $ROWS rows ($EMAILS e-mails, 5% invalid), $SET_FILES x $SET_ROWS rows, $NIGHT_FILES small files"
 "$BIN/dispatcher" generate --dir "$WORK/gen" --files 1 --rows "$ROWS" --emails "$EMAILS" --invalid-pct 5 --seed 7 >/dev/null
 BIG=$WORK/gen/report_1.txt
 SIZE_MB=$(python3 -c "import os; print(f'{os.path.getsize(\"$BIG\") / 1e6:.1f}')")
+# Memory is compared in one unit: peak RSS in MiB against the file in MiB.
+SIZE_MIB=$(python3 -c "import os; print(f'{os.path.getsize(\"$BIG\") / 2**20:.1f}')")
 
 echo "== floor: OpenSSH sftp download of the ${SIZE_MB} MB file"
 cp "$BIG" "$ORIGIN/report_1.txt"
@@ -164,7 +171,7 @@ row "product: SFTP download" "-" "-" "-" "${OUR_MBS} MB/s = $(ratio "$OUR_MBS" "
 row "floor: psql \\copy $SINGLE_VALID rows" "$COPY_SECS" "$(rate "$SINGLE_VALID" "$COPY_SECS")" "-" "with the reference guard; median of: ${FLOOR_RUNS[*]}"
 row "floor: the same, no guard" "$BARE_SECS" "$(rate "$SINGLE_VALID" "$BARE_SECS")" "-" "LIKE … INCLUDING ALL alone; median of: ${BARE_RUNS[*]}"
 row "product: 1 file, $ROWS rows" "$E2E_SECS" "$(rate "$ROWS" "$E2E_SECS")" "$E2E_RSS" \
-    "$(ratio "$E2E_SECS" "$COPY_SECS") x \\copy (target <= 1.3), $(ratio "$E2E_SECS" "$BARE_SECS") x \\copy without the guard; RSS $(ratio "$E2E_RSS" "$SIZE_MB") x file (target <= 1.5); median of: ${E2E_RUNS[*]}"
+    "$(ratio "$E2E_SECS" "$COPY_SECS") x \\copy (target <= 1.3), $(ratio "$E2E_SECS" "$BARE_SECS") x \\copy without the guard; RSS $(ratio "$E2E_RSS" "$SIZE_MIB") x file of ${SIZE_MIB} MiB (target <= 1.5); median of: ${E2E_RUNS[*]}"
 
 # History: the nightly cost must not grow with what earlier nights loaded. The measured
 # file is the 1M-row file above; each measured night loads it with one more trailing
@@ -254,37 +261,87 @@ for run in $(seq "$REPEATS"); do
 done
 row "queue: $QUEUE_ITEMS claims, 4 workers" "-" "-" "-" "$(median "${CLAIM_RUNS[@]}") claims/s (target >= 2000); median of: ${CLAIM_RUNS[*]}"
 
-echo "== a night of $NIGHT_FILES small files"
+fi
+
+echo "== a night of $NIGHT_FILES small files of 50 rows, 2 workers"
 fresh_db
 rm -rf "$ORIGIN"/*
-"$BIN/dispatcher" generate --dir "$ORIGIN" --files "$NIGHT_FILES" --rows 20 --emails 5000 --seed 13 >/dev/null
+"$BIN/dispatcher" generate --dir "$ORIGIN" --files "$NIGHT_FILES" --rows 50 --emails 5000 --seed 13 >/dev/null
 touch -d '-1 hour' "$ORIGIN"/*.txt
+# The night as the service runs it: listings a second apart (stability_window_secs = 1),
+# the dispatcher waiting for the queue to drain (wait_poll_secs = 1), then the close.
+# A file counts as complete once seen unchanged for a second (min_file_age_secs = 1):
+# the default minute is a wait the sender's habits call for, not a cost of the files.
+ops/testbed-config.sh "$ORIGIN" "$DB" "$WORK/etl" 1 | sed 's/^stability_window_secs = 1$/&\nmin_file_age_secs = 1/' > "$WORK/visitas_night.toml"
+grep -q '^min_file_age_secs = 1$' "$WORK/visitas_night.toml"
+export VISITAS_CONFIG=$WORK/visitas_night.toml
 "$BIN/performer" run --workers 2 > "$WORK/performer_night.log" 2>&1 &
 PERFORMER=$!
 trap 'kill -TERM $PERFORMER 2>/dev/null || true' EXIT
 measure "$BIN/dispatcher" run > "$WORK/dispatcher_night.log"
 kill -TERM $PERFORMER && wait $PERFORMER
 trap - EXIT
+export VISITAS_CONFIG=$WORK/visitas.toml
 NIGHT_SECS=$WALL
 DONE=$("${PSQL[@]}" -d $DB -At -c "SELECT count(*) FROM bitacora_control WHERE estatus LIKE 'COMPLETADO%'")
 check_invariants "night of $NIGHT_FILES files"
-row "night: $NIGHT_FILES small files" "$NIGHT_SECS" "-" "-" "$DONE loaded (target < 60 s)"
+row "night: $NIGHT_FILES small files" "$NIGHT_SECS" "-" "-" "$DONE loaded (target < 20 s); breakdown below"
+# Where a small file's time goes: each step's mean over the night's files (the per-file
+# log's ms_by_step, on each file's last line), and the rest of the night's worker time (2 workers for
+# the whole wall time) that no item's own time accounts for.
+NIGHT_BREAKDOWN=$(python3 - "$WORK/performer_night.log" "$NIGHT_SECS" 2 <<'PY'
+import json, sys
+path, wall, workers = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
+steps = ["claim", "connect", "take", "download", "hash", "load", "backup", "delete", "finish", "rest"]
+items = []
+for line in open(path):
+    try:
+        j = json.loads(line)
+    except ValueError:
+        continue
+    fields = j.get("fields", j)
+    if "ms_by_step" in fields:
+        pairs = dict(p.split("=", 1) for p in fields["ms_by_step"].split())
+        items.append({**{k + "_ms": int(v) for k, v in pairs.items() if k != "connection"},
+                      "connection": pairs.get("connection", "?")})
+n = len(items)
+if n == 0:
+    print("  no ms_by_step in the performer's log")
+    sys.exit()
+mean = {s: sum(i[s + "_ms"] for i in items) / n for s in steps}
+total = sum(i["total_ms"] for i in items) / n
+kinds = {}
+for i in items:
+    kinds[i.get("connection", "?")] = kinds.get(i.get("connection", "?"), 0) + 1
+print(f"  per file, mean of {n} (ms): " + ", ".join(f"{s} {mean[s]:.1f}" for s in steps) + f"; total {total:.1f}")
+print("  connections: " + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items()))
+      + " (kept: the worker's connection, its connect the liveness check alone)")
+outside = wall * 1000 * workers / n - total
+print(f"  the night: {wall:.2f} s x {workers} workers = {wall * 1000 * workers / n:.1f} ms of worker time per file; "
+      f"{total:.1f} ms inside the items, {outside:.1f} ms outside them (the listings and their "
+      f"stability window before the first claim, idle workers waiting for the queue, the dispatcher's "
+      f"wait poll after the last item, the close)")
+PY
+)
 
-if [ "$BIG_ROWS" -gt 0 ]; then
+if [ "$BIG_ROWS" -gt 0 ] && [ "$ONLY_NIGHT" = 0 ]; then
     echo "== product: 1 file of $BIG_ROWS rows (bounded memory)"
     fresh_db
     rm -rf "$ORIGIN"/*
     "$BIN/dispatcher" generate --dir "$ORIGIN" --files 1 --rows "$BIG_ROWS" --emails "$EMAILS" --first 500 --seed 17 >/dev/null
-    BIG_MB=$(python3 -c "import os; print(f'{os.path.getsize(\"$ORIGIN/report_500.txt\") / 1e6:.0f}')")
+    BIG_MIB=$(python3 -c "import os; print(f'{os.path.getsize(\"$ORIGIN/report_500.txt\") / 2**20:.0f}')")
     touch -d '-1 hour' "$ORIGIN"/*.txt
     "$BIN/dispatcher" run --no-wait >/dev/null
     measure "$BIN/performer" run --once --workers 1 > "$WORK/performer_5m.log"
     check_invariants "$BIG_ROWS rows"
-    row "product: 1 file, $BIG_ROWS rows" "$WALL" "$(rate "$BIG_ROWS" "$WALL")" "$RSS" "file ${BIG_MB} MB: RSS $(ratio "$RSS" "$BIG_MB") x file"
+    row "product: 1 file, $BIG_ROWS rows" "$WALL" "$(rate "$BIG_ROWS" "$WALL")" "$RSS" "file ${BIG_MIB} MiB: RSS $(ratio "$RSS" "$BIG_MIB") x file"
 fi
 
 echo
-printf '%-34s %9s %12s %9s %s\n' "scenario" "wall s" "rows/s" "RSS MB" "ratio / note"
+printf '%-34s %9s %12s %9s %s\n' "scenario" "wall s" "rows/s" "RSS MiB" "ratio / note"
 printf '%s\n' "${ROWS_OUT[@]}"
+echo
+echo "night of $NIGHT_FILES small files, time by step:"
+echo "$NIGHT_BREAKDOWN"
 echo
 printf '%s\n' "${INVARIANTS[@]}"

@@ -3,6 +3,7 @@
 mod bench;
 mod context;
 mod error;
+mod kept;
 mod lease;
 mod metrics;
 mod origin;

@@ -19,6 +19,7 @@ use fetch::{check_layout, download, file_facts, write_back_early};
 use settle::back_up_and_finish;
 use this_attempt::{Attempt, local_name};
 
+use crate::kept::{KeptSource, Reuse};
 use crate::origin::{self};
 use crate::retry::{self, Decision};
 use crate::step::{retried, retried_db};
@@ -38,19 +39,33 @@ use tracing::{Instrument, error, info, info_span, warn};
 /// Processes one claimed item under its lease; never returns an error: every failure
 /// ends in a retry or a `FALLO_SISTEMA`, recorded in the database, unless the attempt
 /// lost its item, in which case it stops and changes nothing.
-pub async fn process(ctx: &Context, worker: &str, item: Claimed) {
+///
+/// `kept` is the worker's connection to its origin, used again when it still answers;
+/// `claim` is how long the claim took (the first step of the item's time).
+pub async fn process(
+    ctx: &Context,
+    worker: &str,
+    item: Claimed,
+    kept: &mut KeptSource,
+    claim: Duration,
+) {
     let span = info_span!("item", work_item_id = item.id, file = %item.file_name,
                           attempt = item.attempts, token = item.token, %worker);
     async {
-        let attempt = Attempt::new(ctx, &item);
+        let attempt = Attempt::new(ctx, &item, claim);
         let ended = {
             let lost = CancellationToken::new();
             // Aborted on drop too: an abandoned item must stop extending its lease.
             let _heartbeat = AbortOnDropHandle::new(spawn_heartbeat(ctx, &item, lost.clone()));
             let result = tokio::select! {
-                result = handle(ctx, &item, &attempt) => result,
+                result = handle(ctx, &item, &attempt, kept) => result,
                 () = lost.cancelled() => Err(ItemError::LeaseLost),
             };
+            // A failed item may have failed on its connection: the next one opens its own.
+            match (&result, ctx.config.access().sftp.keep_idle().is_zero()) {
+                (Ok(()), false) => kept.release(),
+                _ => kept.discard().await,
+            }
             match result {
                 Ok(()) => Ok(()),
                 Err(e) => Err(on_failure(ctx, &item, &attempt, e).await),
@@ -232,7 +247,12 @@ async fn give_up(
     ))
 }
 
-async fn handle(ctx: &Context, item: &Claimed, attempt: &Attempt) -> Result<(), ItemError> {
+async fn handle(
+    ctx: &Context,
+    item: &Claimed,
+    attempt: &Attempt,
+    kept: &mut KeptSource,
+) -> Result<(), ItemError> {
     if item.attempts > item.max_attempts && !item.prior_status.is_final() {
         // Taken back after its performers vanished once too often.
         return Err(ItemError::Exhausted {
@@ -240,17 +260,29 @@ async fn handle(ctx: &Context, item: &Claimed, attempt: &Attempt) -> Result<(), 
         });
     }
     let access = ctx.config.access();
-    let source = retried(ctx, "connect", SourceError::is_transient, || {
-        Source::for_origin(&access, &item.origin)
-    })
-    .await?;
-    let result = if item.prior_status.is_final() {
-        committed::finish(ctx, item, attempt, &source).await
+    let connecting = Instant::now();
+    // Checked before the item uses it: a connection that died while idle costs a
+    // reconnect here, never a step's tries or the item's attempt.
+    let reuse = kept.reuse(&item.origin.url, access.sftp.keep_idle()).await;
+    attempt.clock.connection(match reuse {
+        Reuse::Reused => "kept",
+        Reuse::Broken => "replaced",
+        Reuse::None | Reuse::Expired => "new",
+    });
+    if reuse != Reuse::Reused {
+        let source = retried(ctx, "connect", SourceError::is_transient, || {
+            Source::for_origin(&access, &item.origin)
+        })
+        .await?;
+        kept.keep(&item.origin.url, source);
+    }
+    attempt.clock.add("connect", connecting.elapsed());
+    let source = kept.source().expect("kept just above");
+    if item.prior_status.is_final() {
+        committed::finish(ctx, item, attempt, source).await
     } else {
-        handle_connected(ctx, item, attempt, &source).await
-    };
-    source.close().await;
-    result
+        handle_connected(ctx, item, attempt, source).await
+    }
 }
 
 async fn handle_connected(
@@ -259,10 +291,18 @@ async fn handle_connected(
     attempt: &Attempt,
     source: &Source,
 ) -> Result<(), ItemError> {
-    let taken = origin::take(ctx, source, item).await?;
-    let bytes = download(ctx, source, &taken.name, &attempt.staged, taken.seen.mtime).await?;
-    origin::check_unchanged(ctx, source, item, &taken, bytes).await?;
+    let clock = &attempt.clock;
+    let taken = clock.time("take", origin::take(ctx, source, item)).await?;
+    let bytes = clock
+        .time("download", async {
+            let bytes =
+                download(ctx, source, &taken.name, &attempt.staged, taken.seen.mtime).await?;
+            origin::check_unchanged(ctx, source, item, &taken, bytes).await?;
+            Ok::<_, ItemError>(bytes)
+        })
+        .await?;
     shared::local::fault::pause("downloaded").await;
+    let hashing = Instant::now();
     let facts = file_facts(item, &attempt.staged).await?;
     if facts.size as u64 != bytes {
         return Err(ItemError::Unsettled(format!(
@@ -275,7 +315,9 @@ async fn handle_connected(
         committed::begins_with(&attempt.staged, item, prefix).await?;
     }
     write_back_early(&attempt.staged);
-    match check_layout(&attempt.staged, facts.encoding).await? {
+    let layout = check_layout(&attempt.staged, facts.encoding).await?;
+    clock.add("hash", hashing.elapsed());
+    match layout {
         Err(layout) => {
             let message = storable::message(&format!("{}: {layout}", item.file_name)).into_owned();
             let recorded =
@@ -322,7 +364,7 @@ async fn handle_connected(
             })
             .await?;
             attempt.committed.store(true, Ordering::SeqCst);
-            metrics::stage("load", loading.elapsed());
+            clock.add("load", loading.elapsed());
             shared::local::fault::pause("after_commit").await;
             match &outcome {
                 LoadOutcome::Loaded(counts) => {

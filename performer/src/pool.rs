@@ -2,13 +2,14 @@
 //! and process them; shutdown is checked between items, never inside one.
 
 use crate::context::Context;
+use crate::kept::KeptSource;
 use crate::pipeline::process;
 use shared::store::attempt;
 use shared::store::performers;
 use shared::store::queue::{self, Rescuer};
 use shared::types::Claimed;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -113,7 +114,13 @@ async fn work(
     // A claim that failed may have committed all the same (its acknowledgement lost with
     // the connection): such an item is this worker's, and is handed back before the next.
     let mut claim_unknown = false;
+    // This worker's connection to its origin, kept between items (at most one per
+    // worker), closed once idle for `sftp.keep_idle_secs` and when the worker stops.
+    let mut kept = KeptSource::new();
+    let keep_idle = ctx.config.access().sftp.keep_idle();
     while !shutdown.is_cancelled() {
+        kept.close_if_idle(keep_idle).await;
+        let claiming = Instant::now();
         let next = async {
             let mut client = ctx.pool.get().await?;
             if claim_unknown {
@@ -147,12 +154,21 @@ async fn work(
             Ok::<_, crate::error::ItemError>((claimed, open))
         };
         match next.await {
-            Ok((Some(item), _)) => process_or_abandon(&ctx, &worker, item, &shutdown).await,
+            Ok((Some(item), _)) => {
+                let claim = claiming.elapsed();
+                process_or_abandon(&ctx, &worker, item, &mut kept, claim, &shutdown).await
+            }
             Ok((None, 0)) if once => break,
             Ok((None, _)) => {
+                // Woken in time to close a connection that reaches its idle limit.
+                let nap = if keep_idle.is_zero() {
+                    poll
+                } else {
+                    poll.min(keep_idle)
+                };
                 tokio::select! {
                     _ = wake.notified() => {}
-                    _ = tokio::time::sleep(poll) => {}
+                    _ = tokio::time::sleep(nap) => {}
                     _ = shutdown.cancelled() => {}
                 }
             }
@@ -166,6 +182,7 @@ async fn work(
             }
         }
     }
+    kept.close().await;
     info!(%worker, "worker stopped");
     Ok(())
 }
@@ -177,6 +194,8 @@ async fn process_or_abandon(
     ctx: &Context,
     worker: &str,
     item: Claimed,
+    kept: &mut KeptSource,
+    claim: Duration,
     shutdown: &CancellationToken,
 ) {
     let grace = Duration::from_secs(ctx.config.performer.shutdown_grace_secs);
@@ -185,7 +204,7 @@ async fn process_or_abandon(
         tokio::time::sleep(grace).await;
     };
     tokio::select! {
-        () = process(ctx, worker, item.clone()) => return,
+        () = process(ctx, worker, item.clone(), kept, claim) => return,
         () = grace_over => {}
     }
     warn!(work_item_id = item.id, file = %item.file_name, "shutdown grace period over: item abandoned, handed back");

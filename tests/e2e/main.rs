@@ -2,6 +2,7 @@
 //! sshd (started by `ops/testbed.sh`). Each test gets its own database and directories.
 
 mod alerts;
+mod connections;
 mod console;
 mod console_browser;
 mod copies;

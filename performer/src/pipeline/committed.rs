@@ -105,6 +105,7 @@ pub(super) async fn finish(
                 state,
                 Check::ByContent,
                 &local,
+                &attempt.clock,
             )
             .await
         }

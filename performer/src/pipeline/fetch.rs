@@ -3,7 +3,6 @@
 
 use crate::context::Context;
 use crate::error::ItemError;
-use crate::metrics;
 use crate::step::retried;
 use chrono::{DateTime, Utc};
 use shared::feed::{LayoutError, VISITS};
@@ -93,7 +92,6 @@ pub(super) async fn download(
     {
         warn!(error = %e, "could not date the staged copy by the file's mtime");
     }
-    metrics::stage("download", started.elapsed());
     let secs = started.elapsed().as_secs_f64();
     info!(
         bytes,

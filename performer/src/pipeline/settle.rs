@@ -1,11 +1,10 @@
 //! After the load (or a layout failure): the copy goes to backup (or quarantine)
 //! durably, the file at the origin is settled, and the item is made final.
 
-use super::this_attempt::{Attempt, local_name};
+use super::this_attempt::{Attempt, Clock, local_name};
 use crate::context::Context;
 use crate::error::ItemError;
 use crate::lease::still_ours;
-use crate::metrics;
 use crate::origin::{self, Check, Loaded, Settled, Taken};
 use crate::step::retried_db;
 use shared::local::paths::durable_move;
@@ -41,12 +40,12 @@ pub(super) async fn back_up(
         "moving the file to {}",
         to.display()
     )))?;
-    metrics::stage("backup", backing_up.elapsed());
     let at = to.display().to_string();
     let recorded = retried_db(ctx, "record the local copy", || async {
         Ok(audit::record_local_copy(&ctx.pool.get().await?, item.into(), &at).await?)
     })
     .await?;
+    attempt.clock.add("backup", backing_up.elapsed());
     if !recorded {
         return Err(ItemError::LeaseLost);
     }
@@ -78,6 +77,7 @@ pub(super) async fn back_up_and_finish(
         state,
         Check::ByMode,
         &local,
+        &attempt.clock,
     )
     .await
 }
@@ -94,16 +94,22 @@ pub(super) async fn finish_at_origin(
     state: Final,
     check: Check,
     local: &Path,
+    clock: &Clock,
 ) -> Result<(), ItemError> {
     shared::local::fault::pause("before_delete").await;
-    let settled = origin::settle(ctx, source, item, taken, loaded, state, check).await?;
-    finish(ctx, item, state).await?;
+    let settled = clock
+        .time(
+            "delete",
+            origin::settle(ctx, source, item, taken, loaded, state, check),
+        )
+        .await?;
+    clock.time("finish", finish(ctx, item, state)).await?;
     let what = match settled {
         Settled::Deleted => "deleted at the origin; item finished",
         Settled::SetAside(_) => "left at the origin for an operator; item finished",
         Settled::LeftAsNew => "replaced at the origin since it was read, left there; item finished",
     };
-    info!(local_copy = %local.display(), "{what}");
+    info!(local_copy = %local.display(), ms_by_step = %clock.summary(), "{what}");
     Ok(())
 }
 

@@ -170,6 +170,15 @@ impl Source {
         }
     }
 
+    /// Whether the origin still answers a cheap request (SFTP: one round trip on the
+    /// session; a local directory always does).
+    pub async fn alive(&self) -> bool {
+        match self {
+            Source::Local(_) => true,
+            Source::Sftp(s) => s.alive().await,
+        }
+    }
+
     /// Closes the connection cleanly.
     pub async fn close(self) {
         if let Source::Sftp(s) = self {

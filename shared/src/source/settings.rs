@@ -20,6 +20,9 @@ pub struct SftpConfig {
     pub(crate) password: Option<Secret>,
     /// Per-request timeout.
     pub(crate) timeout_secs: u64,
+    /// How long a performer's worker keeps its connection open with no item to use it
+    /// (0: closed after every item).
+    pub(crate) keep_idle_secs: u64,
 }
 
 impl Default for SftpConfig {
@@ -30,6 +33,7 @@ impl Default for SftpConfig {
             password_file: None,
             password: None,
             timeout_secs: 30,
+            keep_idle_secs: 60,
         }
     }
 }
@@ -55,6 +59,11 @@ impl SftpConfig {
             }
         }
         Ok(())
+    }
+
+    /// How long a worker keeps an idle connection to its origin (`sftp.keep_idle_secs`).
+    pub fn keep_idle(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.keep_idle_secs)
     }
 
     /// The SFTP password fallback, if one is configured.

@@ -6,6 +6,7 @@ use super::remote_file::{RemoteFile, mtime_of};
 use super::remote_name::RemoteName;
 use super::settings::SftpConfig;
 use super::staging::staging_error;
+use backon::{BackoffBuilder, ExponentialBuilder};
 use russh::client::{self, AuthResult, Handle};
 use russh::keys::{
     PrivateKeyWithHashAlg, PublicKeyOrCertificate, check_known_hosts_path, load_secret_key,
@@ -19,6 +20,9 @@ use tokio::io::AsyncWriteExt;
 
 /// Reads in flight per download: with one, throughput drops to a fifth on loopback.
 const CONCURRENT_READS: usize = 16;
+
+/// How long a kept connection has to answer the check before use.
+const ALIVE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Verifies the server key against known_hosts; records why it refused.
 struct HostKeyCheck {
@@ -83,35 +87,56 @@ impl SftpSource {
             });
         }
         let refusal = Arc::new(Mutex::new(None));
-        let check = HostKeyCheck {
-            host: host.to_string(),
-            port,
-            known_hosts,
-            refusal: refusal.clone(),
-        };
         let ssh_config = Arc::new(client::Config {
             inactivity_timeout: Some(timeout * 4),
             nodelay: true,
             ..Default::default()
         });
-        let connecting = client::connect(ssh_config, (host, port), check);
-        let mut handle = match tokio::time::timeout(timeout, connecting).await {
-            Err(_) => {
-                return Err(SourceError::io(
-                    format!("connecting to {host}:{port}"),
-                    "timed out",
-                ));
-            }
-            Ok(Ok(handle)) => handle,
-            Ok(Err(e)) => {
-                if let Some(reason) = refusal.lock().expect("not poisoned").take() {
-                    return Err(SourceError::HostKey {
-                        host: host.into(),
-                        port,
-                        reason,
-                    });
+        // A server at its limit of connections still being authenticated (OpenSSH
+        // `MaxStartups`) closes new ones before it says who it is: that is load, not a
+        // fault, so it is waited out here (jittered, so workers turned away together do
+        // not come back together) for up to the timeout, without using a step's tries.
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut waits = BackoffBuilder::build(
+            ExponentialBuilder::default()
+                .with_min_delay(Duration::from_millis(50))
+                .with_max_delay(Duration::from_secs(1))
+                .without_max_times()
+                .with_jitter(),
+        );
+        let mut handle = loop {
+            let check = HostKeyCheck {
+                host: host.to_string(),
+                port,
+                known_hosts: known_hosts.clone(),
+                refusal: refusal.clone(),
+            };
+            let connecting = client::connect(ssh_config.clone(), (host, port), check);
+            match tokio::time::timeout_at(deadline, connecting).await {
+                Err(_) => {
+                    return Err(SourceError::io(
+                        format!("connecting to {host}:{port}"),
+                        "timed out",
+                    ));
                 }
-                return Err(SourceError::io(format!("connecting to {host}:{port}"), e));
+                Ok(Ok(handle)) => break handle,
+                Ok(Err(e)) => {
+                    if let Some(reason) = refusal.lock().expect("not poisoned").take() {
+                        return Err(SourceError::HostKey {
+                            host: host.into(),
+                            port,
+                            reason,
+                        });
+                    }
+                    let wait = waits.next().unwrap_or(Duration::from_secs(1));
+                    if !turned_away(&e) || tokio::time::Instant::now() + wait >= deadline {
+                        return Err(SourceError::io(format!("connecting to {host}:{port}"), e));
+                    }
+                    tracing::warn!(%host, port, retry_in_ms = wait.as_millis() as u64,
+                        "the SSH server closed the connection before its greeting (at its \
+                         MaxStartups limit?); trying again");
+                    tokio::time::sleep(wait).await;
+                }
             }
         };
         authenticate(&mut handle, config, user).await?;
@@ -132,6 +157,20 @@ impl SftpSource {
             .await
             .map_err(|e| SourceError::io("starting the SFTP session", e))?;
         Ok(Self { handle, sftp, dir })
+    }
+
+    /// Whether the connection and its SFTP session still answer: one round trip
+    /// (SSH_FXP_REALPATH of "."), bounded by a few seconds, so a kept connection that
+    /// died while idle is replaced before an item spends a step on it.
+    pub(super) async fn alive(&self) -> bool {
+        if self.handle.is_closed() {
+            return false;
+        }
+        let answered = self.sftp.canonicalize(".");
+        matches!(
+            tokio::time::timeout(ALIVE_TIMEOUT, answered).await,
+            Ok(Ok(_))
+        )
     }
 
     pub(super) fn dir(&self) -> &str {
@@ -259,6 +298,21 @@ impl SftpSource {
     }
 }
 
+/// Whether a failed connect is the server turning the connection away before its
+/// greeting (closed or reset before the SSH identification line), as OpenSSH does past
+/// `MaxStartups`.
+fn turned_away(e: &russh::Error) -> bool {
+    use std::io::ErrorKind;
+    match e {
+        russh::Error::Disconnect => true,
+        russh::Error::IO(io) => matches!(
+            io.kind(),
+            ErrorKind::ConnectionReset | ErrorKind::UnexpectedEof | ErrorKind::BrokenPipe
+        ),
+        _ => false,
+    }
+}
+
 async fn authenticate(
     handle: &mut Handle<HostKeyCheck>,
     config: &SftpConfig,
@@ -358,6 +412,19 @@ fn classify_status(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_connection_closed_before_the_greeting_is_load_anything_else_is_not() {
+        use std::io::{Error, ErrorKind};
+        assert!(turned_away(&russh::Error::Disconnect));
+        assert!(turned_away(&russh::Error::IO(Error::from(
+            ErrorKind::ConnectionReset
+        ))));
+        assert!(!turned_away(&russh::Error::IO(Error::from(
+            ErrorKind::ConnectionRefused
+        ))));
+        assert!(!turned_away(&russh::Error::UnknownKey));
+    }
 
     /// No stock server answers a rename or a remove with "operation unsupported" or a
     /// generic failure (OpenSSH's `-P` says "permission denied"), so the statuses are

@@ -39,6 +39,8 @@ pub struct PrivateSshd {
     /// Its port.
     pub port: u16,
     config: PathBuf,
+    /// Its log (every start appends to it).
+    log: PathBuf,
     known_hosts: PathBuf,
     child: Option<std::process::Child>,
 }
@@ -88,10 +90,37 @@ impl PrivateSshd {
         .unwrap();
         Self {
             port,
+            log: home.join(format!("sshd_{port}.log")),
             config,
             known_hosts,
             child: None,
         }
+    }
+
+    /// The same with `setting` (`MaxStartups 1`…) in place of the test bed's line for
+    /// its keyword, or added.
+    pub fn with(self, setting: &str) -> Self {
+        let key = setting.split_whitespace().next().expect("a keyword");
+        let text = std::fs::read_to_string(&self.config).unwrap();
+        let mut lines: Vec<String> = text
+            .lines()
+            .filter(|l| l.split_whitespace().next() != Some(key))
+            .map(str::to_string)
+            .collect();
+        // Before any Match block: a global keyword.
+        lines.insert(0, setting.to_string());
+        std::fs::write(&self.config, lines.join("\n") + "\n").unwrap();
+        self
+    }
+
+    /// Everything it logged so far, over all its starts.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// How many logins it accepted (its `Accepted publickey` lines).
+    pub fn logins(&self) -> usize {
+        self.log().matches("Accepted publickey").count()
     }
 
     /// Environment pointing a test app at this sshd for `origin`.
@@ -115,7 +144,9 @@ impl PrivateSshd {
     /// Starts it and waits until it accepts connections.
     pub fn start(&mut self) {
         let child = Command::new("/usr/sbin/sshd")
-            .args(["-D", "-e", "-f"])
+            .args(["-D", "-E"])
+            .arg(&self.log)
+            .arg("-f")
             .arg(&self.config)
             .stderr(std::process::Stdio::null())
             .spawn()
