@@ -58,8 +58,8 @@ impl KeptSource {
         }
         if !kept.source.alive().await {
             info!(origin = %kept.url, "the kept connection to the origin no longer answers; opening a new one");
-            // Not closed politely: a dead connection would only make the close wait.
-            drop(kept);
+            // Closed (briefly) before another is opened: never two at once for a worker.
+            close_briefly(kept.source).await;
             return Reuse::Broken;
         }
         self.kept = Some(Kept {

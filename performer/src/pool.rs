@@ -160,8 +160,8 @@ async fn work(
             }
             Ok((None, 0)) if once => break,
             Ok((None, _)) => {
-                // Woken in time to close a connection that reaches its idle limit.
-                let nap = if keep_idle.is_zero() {
+                // Woken in time to close a kept connection that reaches its idle limit.
+                let nap = if keep_idle.is_zero() || kept.source().is_none() {
                     poll
                 } else {
                     poll.min(keep_idle)

@@ -73,6 +73,12 @@ async fn an_sshd_with_max_startups_1_serves_a_night_with_4_workers() {
         &["run", "--once", "--workers", "4", "--as-of", "2026-11-24"],
     );
     all_loaded_first_time(&app, 40, &out).await;
+    // Waited out where the connection is opened, not by a step's tries.
+    assert!(
+        out.contains("closed the connection before its greeting"),
+        "{out}"
+    );
+    assert!(!out.contains("step failed"), "{out}");
     let log = sshd.log();
     assert!(
         log.contains("past MaxStartups"),

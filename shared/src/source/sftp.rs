@@ -21,9 +21,6 @@ use tokio::io::AsyncWriteExt;
 /// Reads in flight per download: with one, throughput drops to a fifth on loopback.
 const CONCURRENT_READS: usize = 16;
 
-/// How long a kept connection has to answer the check before use.
-const ALIVE_TIMEOUT: Duration = Duration::from_secs(5);
-
 /// Verifies the server key against known_hosts; records why it refused.
 struct HostKeyCheck {
     host: String,
@@ -63,6 +60,8 @@ pub struct SftpSource {
     handle: Handle<HostKeyCheck>,
     sftp: SftpSession,
     dir: String,
+    /// `sftp.timeout_secs`: how long the liveness check waits for its answer.
+    timeout: Duration,
 }
 
 impl SftpSource {
@@ -88,7 +87,9 @@ impl SftpSource {
         }
         let refusal = Arc::new(Mutex::new(None));
         let ssh_config = Arc::new(client::Config {
-            inactivity_timeout: Some(timeout * 4),
+            // Long enough for a worker's idle keep (`keep_idle_secs`): its liveness check,
+            // not the client, decides when an idle connection is gone.
+            inactivity_timeout: Some((timeout * 4).max(config.keep_idle() + timeout)),
             nodelay: true,
             ..Default::default()
         });
@@ -156,11 +157,16 @@ impl SftpSource {
         let sftp = SftpSession::new_with_config(channel.into_stream(), sftp_config)
             .await
             .map_err(|e| SourceError::io("starting the SFTP session", e))?;
-        Ok(Self { handle, sftp, dir })
+        Ok(Self {
+            handle,
+            sftp,
+            dir,
+            timeout,
+        })
     }
 
     /// Whether the connection and its SFTP session still answer: one round trip
-    /// (SSH_FXP_REALPATH of "."), bounded by a few seconds, so a kept connection that
+    /// (SSH_FXP_REALPATH of "."), bounded by `sftp.timeout_secs`, so a kept connection that
     /// died while idle is replaced before an item spends a step on it.
     pub(super) async fn alive(&self) -> bool {
         if self.handle.is_closed() {
@@ -168,7 +174,7 @@ impl SftpSource {
         }
         let answered = self.sftp.canonicalize(".");
         matches!(
-            tokio::time::timeout(ALIVE_TIMEOUT, answered).await,
+            tokio::time::timeout(self.timeout, answered).await,
             Ok(Ok(_))
         )
     }

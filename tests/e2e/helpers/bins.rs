@@ -68,12 +68,27 @@ impl TestApp {
 
     /// Starts a binary in the background, output captured.
     pub fn spawn_bin(&self, binary: &str, args: &[&str]) -> std::process::Child {
-        self.command(binary)
+        let child = self
+            .command(binary)
             .args(args)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()
-            .unwrap()
+            .unwrap();
+        // Many tests read a background process's output only once it has ended: a pipe's
+        // default 64 KiB would fill on a chatty night and freeze the process mid-write.
+        use std::os::fd::AsRawFd;
+        for fd in [
+            child.stdout.as_ref().map(|p| p.as_raw_fd()),
+            child.stderr.as_ref().map(|p| p.as_raw_fd()),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            // SAFETY: F_SETPIPE_SZ only resizes the kernel buffer of a pipe we own.
+            unsafe { libc::fcntl(fd, libc::F_SETPIPE_SZ, 1 << 20) };
+        }
+        child
     }
 
     /// Starts `performer run` (serving until SIGTERM) in the background.
