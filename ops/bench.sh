@@ -24,15 +24,18 @@
 # The 1M-row product, its \copy floor and the queue are run 3 times (1 with --quick) and
 # their medians reported: this machine's speed drifts by a fifth within minutes.
 # `--night` runs the night of small files alone (with its time by step).
+# `--compare DIR` runs the 1M-row product alone, in turns with the release `dispatcher` and
+# `performer` in DIR (another build, e.g. the one before a change): medians of each.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-QUICK=0 HISTORY_NIGHTS="" ONLY_NIGHT=0
+QUICK=0 HISTORY_NIGHTS="" ONLY_NIGHT=0 COMPARE=""
 while [ $# -gt 0 ]; do
     case $1 in
         --quick) QUICK=1 ;;
         --history-nights) HISTORY_NIGHTS=$2; shift ;;
         --night) ONLY_NIGHT=1 ;;
-        *) echo "usage: ops/bench.sh [--quick] [--history-nights N] [--night]" >&2; exit 2 ;;
+        --compare) COMPARE=$(cd "$2" && pwd); shift ;;
+        *) echo "usage: ops/bench.sh [--quick] [--history-nights N] [--night] [--compare DIR]" >&2; exit 2 ;;
     esac
     shift
 done
@@ -128,6 +131,40 @@ rate() { python3 -c "print(f'{$1 / $2:,.0f}')"; }
 ROWS_OUT=()
 row() { ROWS_OUT+=("$(printf '%-34s %9s %12s %9s %s' "$@")"); }
 INVARIANTS=()
+
+if [ -n "$COMPARE" ]; then
+    "$BIN/dispatcher" generate --dir "$WORK/gen" --files 1 --rows "$ROWS" --emails "$EMAILS" --invalid-pct 5 --seed 7 >/dev/null
+    BIG=$WORK/gen/report_1.txt
+    SIZE_MIB=$(python3 -c "import os; print(f'{os.path.getsize(\"$BIG\") / 2**20:.1f}')")
+    THIS=$BIN
+    declare -A RUNS=() PEAK=()
+    for run in $(seq "$REPEATS"); do
+        for build in this other; do
+            if [ $build = this ]; then BIN=$THIS; else BIN=$COMPARE; fi
+            echo "== compare: 1 file of $ROWS rows, $build build ($BIN), run $run of $REPEATS"
+            fresh_db
+            cp "$BIG" "$ORIGIN/report_1.txt"
+            touch -d '-1 hour' "$ORIGIN/report_1.txt"
+            "$BIN/dispatcher" run --no-wait >/dev/null
+            between_nights
+            measure "$BIN/performer" run --once --workers 1 > "$WORK/performer_$build.log"
+            check_invariants "compare, $build build, run $run"
+            RUNS[$build]="${RUNS[$build]:-} $WALL"
+            [ "$RSS" -gt "${PEAK[$build]:-0}" ] && PEAK[$build]=$RSS
+        done
+    done
+    BIN=$THIS
+    for build in this other; do
+        # shellcheck disable=SC2086 # the runs are words
+        m=$(median ${RUNS[$build]})
+        row "1 file, $ROWS rows: $build build" "$m" "$(rate "$ROWS" "$m")" "${PEAK[$build]}" \
+            "RSS $(ratio "${PEAK[$build]}" "$SIZE_MIB") x file of ${SIZE_MIB} MiB; median of:${RUNS[$build]}"
+    done
+    printf '%-34s %9s %12s %9s %s\n' "scenario" "wall (s)" "rows/s" "RSS MiB" "notes"
+    printf '%s\n' "${ROWS_OUT[@]}" "${INVARIANTS[@]}"
+    echo "this build / other build: $(ratio "$(median ${RUNS[this]})" "$(median ${RUNS[other]})") x the time"
+    exit 0
+fi
 
 if [ "$ONLY_NIGHT" = 0 ]; then
 echo "== generating: 1 x $ROWS rows ($EMAILS e-mails, 5% invalid), $SET_FILES x $SET_ROWS rows, $NIGHT_FILES small files"

@@ -39,7 +39,7 @@ pg_isready -h 127.0.0.1 -p 5432 >/dev/null || { echo "testbed: PostgreSQL is not
 # Test databases left by earlier runs.
 psql -h 127.0.0.1 -U postgres -d postgres -Atqc \
     "SELECT datname FROM pg_database WHERE datname LIKE 'visitas_test_%'" 2>/dev/null |
-    while read -r db; do psql -h 127.0.0.1 -U postgres -d postgres -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null 2>&1 || true; done
+    xargs -r -P 4 -I{} psql -h 127.0.0.1 -U postgres -d postgres -qc 'DROP DATABASE IF EXISTS "{}" WITH (FORCE)' >/dev/null 2>&1 || true
 # The second cluster, TLS only, with its test CAs (and the main one made plain).
 "$(dirname "$0")/testbed-pgtls.sh"
 # The SMTP server (its certificate from the same test CA). Its kept mail is never cleared

@@ -24,6 +24,19 @@ async fn all_loaded_first_time(app: &TestApp, files: usize, out: &str) {
     app.check_invariants().await;
 }
 
+/// A test world whose origin is served by an sshd of its own (its log read by the test),
+/// with `extra` in its configuration.
+async fn behind_private_sshd(extra: Option<&str>) -> (TestApp, PrivateSshd) {
+    let mut app = spawn(Origin::Sftp).await;
+    let mut sshd = PrivateSshd::new(&app.home);
+    if let Some(extra) = extra {
+        sshd = sshd.with(extra);
+    }
+    sshd.start();
+    app.env.extend(sshd.env(&app.origin));
+    (app, sshd)
+}
+
 fn serving(app: &TestApp, workers: &str) -> Running {
     Running::new(app.spawn_bin(
         "performer",
@@ -33,10 +46,7 @@ fn serving(app: &TestApp, workers: &str) -> Running {
 
 #[tokio::test]
 async fn an_sshd_killed_between_two_items_is_replaced_before_the_next_item() {
-    let mut app = spawn(Origin::Sftp).await;
-    let mut sshd = PrivateSshd::new(&app.home);
-    sshd.start();
-    app.env.extend(sshd.env(&app.origin));
+    let (app, mut sshd) = behind_private_sshd(None).await;
     put_files(&app, 1, 1, 50);
     app.enqueue();
     let performer = serving(&app, "1");
@@ -62,10 +72,7 @@ async fn an_sshd_killed_between_two_items_is_replaced_before_the_next_item() {
 
 #[tokio::test]
 async fn an_sshd_with_max_startups_1_serves_a_night_with_4_workers() {
-    let mut app = spawn(Origin::Sftp).await;
-    let mut sshd = PrivateSshd::new(&app.home).with("MaxStartups 1");
-    sshd.start();
-    app.env.extend(sshd.env(&app.origin));
+    let (app, sshd) = behind_private_sshd(Some("MaxStartups 1")).await;
     put_files(&app, 1, 40, 50);
     app.enqueue();
     let out = app.run_ok(
@@ -92,10 +99,7 @@ async fn an_sshd_with_max_startups_1_serves_a_night_with_4_workers() {
 
 #[tokio::test]
 async fn a_night_of_200_files_with_2_workers_authenticates_at_most_4_times() {
-    let mut app = spawn(Origin::Sftp).await;
-    let mut sshd = PrivateSshd::new(&app.home);
-    sshd.start();
-    app.env.extend(sshd.env(&app.origin));
+    let (app, sshd) = behind_private_sshd(None).await;
     put_files(&app, 1, 200, 20);
     let performer = serving(&app, "2");
     let night = app.run_ok("dispatcher", &["run", "--as-of", "2026-11-24"]);
@@ -117,10 +121,7 @@ fn closed_politely(sshd: &PrivateSshd) -> usize {
 
 #[tokio::test]
 async fn a_kept_connection_is_closed_once_idle_and_at_shutdown() {
-    let mut app = spawn(Origin::Sftp).await;
-    let mut sshd = PrivateSshd::new(&app.home);
-    sshd.start();
-    app.env.extend(sshd.env(&app.origin));
+    let (app, sshd) = behind_private_sshd(None).await;
     put_files(&app, 1, 1, 50);
     app.enqueue();
     // Idle for a second: closed while the performer keeps serving.

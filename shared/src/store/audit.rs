@@ -327,14 +327,7 @@ pub async fn record_note(
     fence: Fence,
     note: &str,
 ) -> Result<bool, tokio_postgres::Error> {
-    let note: &str = &crate::types::storable::message(note);
-    let n = client
-        .execute(
-            &client.prepare_cached(RECORD_NOTE).await?,
-            &[&fence.item, &fence.token, &note],
-        )
-        .await?;
-    Ok(n == 1)
+    write_note(client, RECORD_NOTE, fence, note).await
 }
 
 const APPEND_NOTE: &str = fenced!("mensaje_error = coalesce(b.mensaje_error || '; ', '') || $3");
@@ -346,10 +339,20 @@ pub async fn append_note(
     fence: Fence,
     note: &str,
 ) -> Result<bool, tokio_postgres::Error> {
+    write_note(client, APPEND_NOTE, fence, note).await
+}
+
+/// Runs one of the note statements under the attempt's fence; false when it lost the item.
+async fn write_note(
+    client: &impl GenericClient,
+    sql: &str,
+    fence: Fence,
+    note: &str,
+) -> Result<bool, tokio_postgres::Error> {
     let note: &str = &crate::types::storable::message(note);
     let n = client
         .execute(
-            &client.prepare_cached(APPEND_NOTE).await?,
+            &client.prepare_cached(sql).await?,
             &[&fence.item, &fence.token, &note],
         )
         .await?;
