@@ -131,6 +131,16 @@ rate() { python3 -c "print(f'{$1 / $2:,.0f}')"; }
 ROWS_OUT=()
 row() { ROWS_OUT+=("$(printf '%-34s %9s %12s %9s %s' "$@")"); }
 INVARIANTS=()
+# The 1M-row file ($BIG) loaded once by $BIN's performer into a fresh database, timed
+# (WALL, RSS); the performer's log to $1.
+load_big() {
+    fresh_db
+    cp "$BIG" "$ORIGIN/report_1.txt"
+    touch -d '-1 hour' "$ORIGIN/report_1.txt"
+    "$BIN/dispatcher" run --no-wait >/dev/null
+    between_nights
+    measure "$BIN/performer" run --once --workers 1 > "$1"
+}
 
 if [ -n "$COMPARE" ]; then
     "$BIN/dispatcher" generate --dir "$WORK/gen" --files 1 --rows "$ROWS" --emails "$EMAILS" --invalid-pct 5 --seed 7 >/dev/null
@@ -142,12 +152,7 @@ if [ -n "$COMPARE" ]; then
         for build in this other; do
             if [ $build = this ]; then BIN=$THIS; else BIN=$COMPARE; fi
             echo "== compare: 1 file of $ROWS rows, $build build ($BIN), run $run of $REPEATS"
-            fresh_db
-            cp "$BIG" "$ORIGIN/report_1.txt"
-            touch -d '-1 hour' "$ORIGIN/report_1.txt"
-            "$BIN/dispatcher" run --no-wait >/dev/null
-            between_nights
-            measure "$BIN/performer" run --once --workers 1 > "$WORK/performer_$build.log"
+            load_big "$WORK/performer_$build.log"
             check_invariants "compare, $build build, run $run"
             RUNS[$build]="${RUNS[$build]:-} $WALL"
             [ "$RSS" -gt "${PEAK[$build]:-0}" ] && PEAK[$build]=$RSS
@@ -187,12 +192,7 @@ SFTP_MBS=$(python3 -c "print(f'{$SIZE_MB / $SFTP_SECS:.0f}')")
 E2E_RUNS=() FLOOR_RUNS=() BARE_RUNS=() E2E_RSS=0
 for run in $(seq "$REPEATS"); do
     echo "== product: 1 file end to end (1 worker), run $run of $REPEATS"
-    fresh_db
-    cp "$BIG" "$ORIGIN/report_1.txt"
-    touch -d '-1 hour' "$ORIGIN/report_1.txt"
-    "$BIN/dispatcher" run --no-wait >/dev/null
-    between_nights
-    measure "$BIN/performer" run --once --workers 1 > "$WORK/performer_single.log"
+    load_big "$WORK/performer_single.log"
     E2E_RUNS+=("$WALL")
     [ "$RSS" -gt "$E2E_RSS" ] && E2E_RSS=$RSS
     [ "$run" = 1 ] && OUR_MBS=$(grep -h '"message":"downloaded"' "$WORK/performer_single.log" | python3 -c 'import json,sys; print(round(json.loads(sys.stdin.readline())["mb_per_s"]))')

@@ -116,3 +116,32 @@ async fn generated_files_sharing_visitors_agree_with_the_aggregate() {
     assert_eq!(loaded, files.iter().map(|(_, g)| g.valid).sum::<usize>());
     app.check_invariants().await;
 }
+
+#[tokio::test]
+async fn many_returning_visitors_moving_to_a_new_year_agree_with_the_aggregate() {
+    // Past 500 returning visitors a load updates them through a temporary table (below
+    // that, from array parameters): here a night of 2026, then one of 2027 whose visitors
+    // all come back and move to the new year, then a small one back on the array path.
+    use shared::fixtures::{FileSpec, generate};
+    let app = spawn(Origin::Local).await;
+    let spec = |seed, year, rows| FileSpec {
+        rows,
+        distinct_emails: 800,
+        seed,
+        year,
+        ..Default::default()
+    };
+    let nights = [
+        (generate(&spec(1, 2026, 4000)), "2026-11-24"),
+        (generate(&spec(2, 2027, 4000)), "2027-01-10"),
+        (generate(&spec(3, 2027, 60)), "2027-01-11"),
+    ];
+    for (n, (file, as_of)) in nights.iter().enumerate() {
+        app.load(&[(&format!("report_{}.txt", n + 1), &file.bytes)], as_of);
+        app.check_invariants().await;
+    }
+    let moved = app
+        .count("SELECT count(*) FROM visitas_por_anio WHERE anio = 2026")
+        .await;
+    assert!(moved > 500, "{moved} visitors archived their 2026");
+}

@@ -60,8 +60,9 @@ pub struct SftpSource {
     handle: Handle<HostKeyCheck>,
     sftp: SftpSession,
     dir: String,
-    /// `sftp.timeout_secs`: how long the liveness check waits for its answer.
-    timeout: Duration,
+    /// How long the liveness check waits for its answer: `sftp.timeout_secs`, at most 5 s
+    /// (a connection a firewall dropped silently never answers; the item should not wait).
+    alive_within: Duration,
 }
 
 impl SftpSource {
@@ -161,12 +162,12 @@ impl SftpSource {
             handle,
             sftp,
             dir,
-            timeout,
+            alive_within: timeout.min(Duration::from_secs(5)),
         })
     }
 
     /// Whether the connection and its SFTP session still answer: one round trip
-    /// (SSH_FXP_REALPATH of "."), bounded by `sftp.timeout_secs`, so a kept connection that
+    /// (SSH_FXP_REALPATH of "."), bounded by `alive_within`, so a kept connection that
     /// died while idle is replaced before an item spends a step on it.
     pub(super) async fn alive(&self) -> bool {
         if self.handle.is_closed() {
@@ -174,7 +175,7 @@ impl SftpSource {
         }
         let answered = self.sftp.canonicalize(".");
         matches!(
-            tokio::time::timeout(self.timeout, answered).await,
+            tokio::time::timeout(self.alive_within, answered).await,
             Ok(Ok(_))
         )
     }
