@@ -156,12 +156,7 @@ async fn record_failure(
                 Ok(attempt::give_back(&mut ctx.pool.get().await?, item, &why).await?)
             })
             .await?;
-            if !ours {
-                warn!(
-                    "lease lost: the item is no longer this attempt's (taken back, or this very write went \
-                      through before its answer was lost); nothing more recorded"
-                );
-            }
+            warn_if_lost(ours);
         }
         Decision::RetryLater => {
             let delay = Duration::from_secs(ctx.config.performer.retry_delay_secs);
@@ -182,18 +177,23 @@ async fn record_failure(
                 Ok(attempt::retry_later(&mut ctx.pool.get().await?, item, &message, delay).await?)
             })
             .await?;
-            if !ours {
-                warn!(
-                    "lease lost: the item is no longer this attempt's (taken back, or this very write went \
-                      through before its answer was lost); nothing more recorded"
-                );
-            }
+            warn_if_lost(ours);
         }
         Decision::GiveUp => {
             return give_up(ctx, item, attempt, message, retry::is_transient(e)).await;
         }
     }
     Ok(None)
+}
+
+/// Says so when a state change found the item no longer this attempt's.
+fn warn_if_lost(ours: bool) {
+    if !ours {
+        warn!(
+            "lease lost: the item is no longer this attempt's (taken back, or this very write went \
+              through before its answer was lost); nothing more recorded"
+        );
+    }
 }
 
 /// Tier 3: `FALLO_SISTEMA` and the item failed (returning its alert); a verified whole

@@ -5,6 +5,7 @@
 //! the service's. Each ends with the invariants of docs/data-contract.md §5.
 
 use crate::helpers::{Origin, Running, TestApp, put_files, spawn, text, zip_hashes, zip_hashes_of};
+use crate::senders::set_mtime;
 use shared::fixtures::{FileSpec, generate, report_name};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -52,15 +53,6 @@ async fn all_in_zip(app: &TestApp, zip: &Path, loaded: &BTreeMap<String, String>
             "{name}: its entry {entry} holds what was loaded ({entries:?})"
         );
     }
-}
-
-fn set_mtime(path: &Path, at: SystemTime) {
-    std::fs::File::options()
-        .write(true)
-        .open(path)
-        .unwrap()
-        .set_modified(at)
-        .unwrap();
 }
 
 #[tokio::test]

@@ -63,13 +63,9 @@ pub(crate) fn short_leases(app: &mut TestApp) {
         .push(("VISITAS_PERFORMER__LEASE_SECS".into(), "3".into()));
 }
 
-fn set_mtime(path: &Path, at: SystemTime) {
-    std::fs::File::options()
-        .write(true)
-        .open(path)
-        .unwrap()
-        .set_modified(at)
-        .unwrap();
+/// Dates the file at `path` (an origin's file, as a sender's clock would).
+pub(crate) fn set_mtime(path: &Path, at: SystemTime) {
+    shared::local::paths::set_mtime(path, at).unwrap();
 }
 
 pub(crate) fn append(path: &Path, bytes: &[u8]) {

@@ -4,6 +4,7 @@
 use crate::console::Console;
 use crate::console::auth::Identity;
 use crate::console::layout::{Frame, page, pager};
+use crate::console::pages::files::PAGE_ROWS;
 use crate::console::pages::{bad_request, db_error};
 use crate::console::params::Params;
 use axum::Extension;
@@ -12,9 +13,6 @@ use axum::response::{IntoResponse, Response};
 use maud::html;
 use shared::store::console_actions;
 use std::sync::Arc;
-
-/// Rows per page.
-const PAGE_ROWS: i64 = 50;
 
 /// `GET /actions`.
 pub async fn list(

@@ -16,6 +16,7 @@ use super::error::LoadError;
 use crate::feed::{Months, Visits};
 use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime};
 use std::collections::HashMap;
+use std::sync::LazyLock;
 use std::time::Instant;
 use tokio_postgres::Transaction;
 use tokio_postgres::types::{ToSql, Type};
@@ -88,6 +89,12 @@ fn update_sql(from: &str) -> String {
          WHERE v.email = f.email"
     )
 }
+
+/// The returning visitors' UPDATE, from array parameters and from the temporary table:
+/// written once per process, not once per file.
+static UPDATE_FROM_ARRAYS: LazyLock<String> = LazyLock::new(|| update_sql(&returning_arrays()));
+static UPDATE_FROM_TABLE: LazyLock<String> =
+    LazyLock::new(|| update_sql("visitantes_del_archivo AS f"));
 
 /// Up to this many returning visitors are updated from array parameters: a temporary
 /// table's CREATE and drop write the catalog, a third of a small file's load. More are
@@ -294,11 +301,9 @@ async fn update_returning(
         let (mut same, mut first, mut last) = (Vec::new(), Vec::new(), Vec::new());
         let (mut total, mut year, mut in_month) = (Vec::new(), Vec::new(), Vec::new());
         let mut months: [Vec<i32>; 12] = Default::default();
-        for ((email, visits), counted) in visitors.iter().zip(counted_for) {
-            let Some(counted) = counted else { continue };
-            let same_year = *counted == as_of.year();
-            let base = (!same_year).then(|| taken_back.get(email.as_str()).unwrap_or(&[0; 12]));
-            let c = Counters::of(visits, as_of, base);
+        for (email, visits, same_year, c) in
+            returning_counters(visitors, counted_for, taken_back, as_of)
+        {
             emails.push(email);
             same.push(same_year);
             first.push(c.first);
@@ -314,9 +319,7 @@ async fn update_returning(
             &as_of, &month, &emails, &same, &first, &last, &total, &year, &in_month,
         ];
         params.extend(months.iter().map(|m| m as &(dyn ToSql + Sync)));
-        return Ok(tx
-            .execute(&update_sql(&returning_arrays()), &params)
-            .await?);
+        return Ok(tx.execute(UPDATE_FROM_ARRAYS.as_str(), &params).await?);
     }
     tx.batch_execute(RETURNING_TABLE).await?;
     use Type as T;
@@ -331,13 +334,11 @@ async fn update_returning(
     ];
     types.extend([T::INT4; 12]);
     let mut writer = CopyWriter::new(tx.copy_in(COPY_RETURNING).await?, &types);
-    for ((email, visits), counted) in visitors.iter().zip(counted_for) {
-        let Some(counted) = counted else { continue };
-        let same_year = *counted == as_of.year();
-        let base = (!same_year).then(|| taken_back.get(email.as_str()).unwrap_or(&[0; 12]));
-        let c = Counters::of(visits, as_of, base);
+    for (email, visits, same_year, c) in
+        returning_counters(visitors, counted_for, taken_back, as_of)
+    {
         let mut row: Vec<&(dyn ToSql + Sync)> = vec![
-            email,
+            &email,
             &same_year,
             &c.first,
             &c.last,
@@ -352,11 +353,32 @@ async fn update_returning(
     // The join hashes every returning visitor: in memory, not in batches on disk.
     tx.batch_execute("SET LOCAL work_mem = '64MB'").await?;
     Ok(tx
-        .execute(
-            &update_sql("visitantes_del_archivo AS f"),
-            &[&as_of, &month],
-        )
+        .execute(UPDATE_FROM_TABLE.as_str(), &[&as_of, &month])
         .await?)
+}
+
+/// Each returning visitor (`counted_for` Some) with whether it was counted for the as-of
+/// year and its counters as written: one moving to the as-of year starts from what was
+/// `taken_back` for it.
+fn returning_counters<'a>(
+    visitors: &'a [(String, Visits)],
+    counted_for: &'a [Option<i32>],
+    taken_back: &'a HashMap<String, Months>,
+    as_of: NaiveDate,
+) -> impl Iterator<Item = (&'a str, &'a Visits, bool, Counters)> {
+    visitors
+        .iter()
+        .zip(counted_for)
+        .filter_map(move |((email, visits), counted)| {
+            let same_year = (*counted)? == as_of.year();
+            let base = (!same_year).then(|| taken_back.get(email.as_str()).unwrap_or(&[0; 12]));
+            Some((
+                email.as_str(),
+                visits,
+                same_year,
+                Counters::of(visits, as_of, base),
+            ))
+        })
 }
 
 /// Visitors per round of statements.
